@@ -1,1 +1,101 @@
-fn main(){}
+use clap::Parser;
+use fortnox_fulfilment::auth::{generate_secret, Claims, JwtKeys};
+use fortnox_fulfilment::config::{Cli, Command, Config};
+use fortnox_fulfilment::server::{shutdown_signal, App};
+use fortnox_fulfilment::store::orders::{NewOrder, NewOrderLine};
+use fortnox_fulfilment::store::Store;
+use fortnox_fulfilment::{graphql, jobs};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,apalis=warn")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(error) = run(cli).await {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let store = Store::connect(&config.database_url).await?;
+            store.migrate().await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::PrintSchema { output } => {
+            let sdl = graphql::sdl();
+            match output {
+                Some(path) => std::fs::write(&path, sdl).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display())),
+                None => {
+                    print!("{sdl}");
+                    Ok(())
+                }
+            }
+        }
+        Command::Token { role, merchants, ttl, sub } => {
+            let secret = config
+                .jwt_secret
+                .ok_or_else(|| anyhow::anyhow!("JWT_SECRET is not set: set it to the server's secret so that the server accepts the token"))?;
+            let ttl = chrono::Duration::from_std(*ttl)?;
+            let claims = Claims { sub, exp: (chrono::Utc::now() + ttl).timestamp(), role, merchants };
+            println!("{}", JwtKeys::new(&secret).issue(&claims)?);
+            Ok(())
+        }
+        Command::Seed => seed(config).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            let secret = generate_secret();
+            tracing::warn!(
+                "JWT_SECRET is not set: using a generated development secret for this run only. \
+                 Set JWT_SECRET in production. Development secret: {secret}"
+            );
+            let admin = Claims { sub: "dev-admin".into(), exp: (chrono::Utc::now() + chrono::Duration::hours(12)).timestamp(), role: fortnox_fulfilment::auth::Role::Admin, merchants: vec![] };
+            let token = JwtKeys::new(&secret).issue(&admin)?;
+            tracing::warn!("development admin token (12 h): {token}");
+            secret
+        }
+    };
+    let app = App::build(&config, &secret).await?;
+    let listener = tokio::net::TcpListener::bind(config.bind_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e} (set BIND_ADDR to a free address)", config.bind_addr))?;
+    app.serve(listener, shutdown_signal()).await
+}
+
+/// A development merchant with three orders: two that pass the checks and one that stops
+/// in RESERVED (a zero quantity).
+async fn seed(config: Config) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    let merchant = store.create_merchant("Demo Merchant AB").await?;
+    let quantities = [("1", "2"), ("2", "1"), ("3", "0")];
+    for (document, quantity) in quantities {
+        let order = NewOrder {
+            merchant_id: merchant.id,
+            fortnox_document_number: document.to_owned(),
+            way_of_delivery: Some("DHL".into()),
+            delivery_address: Some(serde_json::json!({"name": "Anna Andersson", "street": "Storgatan 1", "zip_code": "111 22", "city": "Stockholm", "country": "Sverige", "country_code": "SE"})),
+            fortnox_snapshot: serde_json::json!({"DocumentNumber": document}),
+            lines: vec![NewOrderLine { fortnox_row_id: Some(1), article_number: Some("ART-1".into()), description: "T-shirt".into(), ordered_quantity: quantity.into() }],
+        };
+        if let Some(order) = store.insert_order(order).await? {
+            jobs::enqueue_state_job(&store, order.id, fortnox_fulfilment::domain::OrderState::Imported).await?;
+            println!("order {} (Fortnox {document})", order.id);
+        }
+    }
+    println!("merchant {}", merchant.id);
+    Ok(())
+}

@@ -1,0 +1,36 @@
+use sea_orm::entity::prelude::*;
+
+/// An order imported from Fortnox. `state` is written only by the transition function
+/// (`store::transitions`), never by ordinary updates.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "orders")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub merchant_id: i64,
+    pub fortnox_document_number: String,
+    pub state: String,
+    /// JSON array of human-readable reasons why the order is RESERVED.
+    pub reasons: Json,
+    /// JSON object: name, street, street2, zip, city, country, country_code.
+    pub delivery_address: Option<Json>,
+    pub way_of_delivery: Option<String>,
+    pub shipping_method_id: Option<i64>,
+    pub warehouse_reference: Option<String>,
+    /// JSON array of tracking numbers.
+    pub tracking_numbers: Json,
+    pub invoice_number: Option<String>,
+    /// The Fortnox order as it was read, kept for audits and re-checks.
+    pub fortnox_snapshot: Json,
+    /// Set when a job for the current state gave up after its last attempt; cleared by a
+    /// retry or the next transition. The reconciler leaves stalled orders alone.
+    pub stalled_at: Option<DateTimeUtc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,25 @@
+use sea_orm::entity::prelude::*;
+
+/// Append-only history of an order: transitions and job errors.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "order_events")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub order_id: i64,
+    pub merchant_id: i64,
+    /// TRANSITION or ERROR
+    pub kind: String,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
+    pub cause: String,
+    pub actor: String,
+    pub message: Option<String>,
+    pub forced: bool,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

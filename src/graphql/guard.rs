@@ -1,0 +1,35 @@
+use async_graphql::{Context, ErrorExtensions, Guard, Result};
+
+use crate::auth::Role;
+
+/// Lets a field through only for the listed roles.
+pub struct RoleGuard {
+    roles: &'static [Role],
+}
+
+impl RoleGuard {
+    pub fn admin() -> Self {
+        RoleGuard { roles: &[Role::Admin] }
+    }
+    /// Merchants acting on their own data, and admins.
+    pub fn merchant_or_admin() -> Self {
+        RoleGuard { roles: &[Role::Admin, Role::Merchant] }
+    }
+}
+
+impl Guard for RoleGuard {
+    async fn check(&self, ctx: &Context<'_>) -> Result<()> {
+        let principal = super::principal(ctx)?;
+        if self.roles.contains(&principal.role) {
+            Ok(())
+        } else {
+            let allowed: Vec<&str> = self.roles.iter().map(|r| r.as_str()).collect();
+            Err(async_graphql::Error::new(format!(
+                "forbidden: this operation needs the role {}; your token has `{}`",
+                allowed.join(" or "),
+                principal.role.as_str()
+            ))
+            .extend_with(|_, e| e.set("code", "FORBIDDEN")))
+        }
+    }
+}

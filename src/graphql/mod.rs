@@ -1,0 +1,71 @@
+//! The GraphQL API. Resolvers are thin: they read the caller from the context, apply its
+//! tenant scope through the store, and call the domain. Authentication happens once, in
+//! the HTTP/WebSocket layer (`server`); authorization here, by guards and the scope.
+mod guard;
+mod mutation;
+mod query;
+mod subscription;
+mod types;
+
+use async_graphql::{Context, EmptySubscription, Error, ErrorExtensions, Schema, SchemaBuilder, ID};
+
+pub use guard::RoleGuard;
+use mutation::MutationRoot;
+use query::QueryRoot;
+use subscription::SubscriptionRoot;
+
+use crate::auth::Principal;
+use crate::events::EventBus;
+use crate::store::Store;
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// Nesting and cost limits keep a single query from walking the whole database.
+const MAX_DEPTH: usize = 12;
+const MAX_COMPLEXITY: usize = 2000;
+
+pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY)
+}
+
+pub fn build_schema(store: Store, bus: EventBus) -> AppSchema {
+    schema_builder().data(store).data(bus).finish()
+}
+
+/// The SDL committed as `schema.graphql`.
+pub fn sdl() -> String {
+    schema_builder().finish().sdl()
+}
+
+#[allow(dead_code)]
+type _Unused = EmptySubscription;
+
+pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Principal> {
+    ctx.data_opt::<Principal>().ok_or_else(|| unauthenticated())
+}
+
+pub(crate) fn store<'a>(ctx: &'a Context<'_>) -> &'a Store {
+    ctx.data_unchecked::<Store>()
+}
+
+pub(crate) fn bus<'a>(ctx: &'a Context<'_>) -> &'a EventBus {
+    ctx.data_unchecked::<EventBus>()
+}
+
+pub(crate) fn unauthenticated() -> Error {
+    Error::new("authentication required: send `Authorization: Bearer <JWT>`").extend_with(|_, e| e.set("code", "UNAUTHENTICATED"))
+}
+
+pub(crate) fn not_found(what: &str) -> Error {
+    Error::new(format!("{what} not found")).extend_with(|_, e| e.set("code", "NOT_FOUND"))
+}
+
+pub(crate) fn internal(error: impl std::fmt::Display) -> Error {
+    // The details go to the log; the caller gets a reference-free, generic message.
+    tracing::error!(%error, "internal error while answering a GraphQL request");
+    Error::new("internal error; the details were logged").extend_with(|_, e| e.set("code", "INTERNAL"))
+}
+
+pub(crate) fn parse_id(id: &ID, what: &str) -> async_graphql::Result<i64> {
+    id.parse::<i64>().map_err(|_| not_found(what))
+}

@@ -1,0 +1,83 @@
+use async_graphql::connection::{query, Connection, Edge, EmptyFields};
+use async_graphql::{Context, Object, Result, ID};
+
+use super::types::{Merchant, Order, ShippingMethod};
+use super::{internal, parse_id, principal, store};
+use crate::domain::OrderState;
+use crate::store::orders::OrderFilter;
+
+pub struct QueryRoot;
+
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 200;
+
+#[Object]
+impl QueryRoot {
+    /// The merchants the caller may see.
+    async fn merchants(&self, ctx: &Context<'_>) -> Result<Vec<Merchant>> {
+        let scope = &principal(ctx)?.scope;
+        let merchants = store(ctx).merchants(scope).await.map_err(internal)?;
+        Ok(merchants.into_iter().map(Merchant::from).collect())
+    }
+
+    async fn merchant(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Merchant>> {
+        let scope = &principal(ctx)?.scope;
+        let Ok(id) = id.parse::<i64>() else { return Ok(None) };
+        Ok(store(ctx).merchant(scope, id).await.map_err(internal)?.map(Merchant::from))
+    }
+
+    /// Orders, newest first, as a Relay connection (`first` at most 200).
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        merchant_id: Option<ID>,
+        states: Option<Vec<OrderState>>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, Order, EmptyFields, EmptyFields>> {
+        let scope = principal(ctx)?.scope.clone();
+        let filter = OrderFilter {
+            merchant_id: match merchant_id {
+                // An id outside the caller's scope simply matches nothing.
+                Some(id) => Some(id.parse::<i64>().unwrap_or(-1)),
+                None => None,
+            },
+            states: states.unwrap_or_default(),
+        };
+        let store = store(ctx).clone();
+        query(after, None, first, None, |after: Option<String>, _before: Option<String>, first, _last| async move {
+            let after_id = match after {
+                Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| async_graphql::Error::new("invalid cursor"))?),
+                None => None,
+            };
+            let limit = first.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+            let mut rows = store.orders_page(&scope, &filter, after_id, limit as u64 + 1).await.map_err(internal)?;
+            let has_next = rows.len() > limit;
+            rows.truncate(limit);
+            let mut connection = Connection::new(after_id.is_some(), has_next);
+            for row in rows {
+                let cursor = row.id.to_string();
+                connection.edges.push(Edge::new(cursor, Order::from_model(row)?));
+            }
+            Ok::<_, async_graphql::Error>(connection)
+        })
+        .await
+    }
+
+    /// One order with its lines and events; another tenant's order is `null`, like a missing one.
+    async fn order(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Order>> {
+        let scope = &principal(ctx)?.scope;
+        let Ok(id) = parse_id(&id, "order") else { return Ok(None) };
+        match store(ctx).order(scope, id).await.map_err(internal)? {
+            Some(model) => Ok(Some(Order::from_model(model)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The warehouse's carrier services that shipping rules can map to.
+    async fn shipping_methods(&self, ctx: &Context<'_>) -> Result<Vec<ShippingMethod>> {
+        principal(ctx)?;
+        let methods = store(ctx).shipping_methods().await.map_err(internal)?;
+        Ok(methods.into_iter().map(ShippingMethod::from).collect())
+    }
+}

@@ -1,0 +1,223 @@
+//! GraphQL object types, mapped from the stored models.
+use async_graphql::{ComplexObject, Context, Enum, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use entity::{merchant, order, order_event, order_line, shipping_method};
+
+use crate::domain::OrderState;
+use crate::events::OrderStateChanged;
+
+#[derive(SimpleObject)]
+pub struct Merchant {
+    pub id: ID,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<merchant::Model> for Merchant {
+    fn from(m: merchant::Model) -> Self {
+        Merchant { id: m.id.into(), name: m.name, created_at: m.created_at }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ShippingMethod {
+    pub id: ID,
+    /// Stable code that shipping rules refer to.
+    pub code: String,
+    pub carrier: String,
+    pub name: String,
+}
+
+impl From<shipping_method::Model> for ShippingMethod {
+    fn from(m: shipping_method::Model) -> Self {
+        ShippingMethod { id: m.id.into(), code: m.code, carrier: m.carrier, name: m.name }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct DeliveryAddress {
+    pub name: Option<String>,
+    pub street: Option<String>,
+    pub street2: Option<String>,
+    pub zip_code: Option<String>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    /// ISO 3166-1 alpha-2, when the country name could be mapped.
+    pub country_code: Option<String>,
+}
+
+impl DeliveryAddress {
+    fn from_json(value: &serde_json::Value) -> DeliveryAddress {
+        let field = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        DeliveryAddress {
+            name: field("name"),
+            street: field("street"),
+            street2: field("street2"),
+            zip_code: field("zip_code"),
+            city: field("city"),
+            country: field("country"),
+            country_code: field("country_code"),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Order {
+    pub id: ID,
+    pub merchant_id: ID,
+    pub fortnox_document_number: String,
+    pub state: OrderState,
+    /// Why the order is RESERVED: each reason says what to fix.
+    pub reasons: Vec<String>,
+    pub way_of_delivery: Option<String>,
+    pub delivery_address: Option<DeliveryAddress>,
+    pub warehouse_reference: Option<String>,
+    pub tracking_numbers: Vec<String>,
+    pub invoice_number: Option<String>,
+    /// The last job error, if the order's job failed.
+    pub last_error: Option<String>,
+    /// True when the job for the current state gave up; `retryOrder` starts it again.
+    pub stalled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub db_id: i64,
+}
+
+fn strings(value: &serde_json::Value) -> Vec<String> {
+    value.as_array().map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+}
+
+impl Order {
+    pub fn from_model(o: order::Model) -> async_graphql::Result<Order> {
+        let state = o.state.parse::<OrderState>().map_err(super::internal)?;
+        Ok(Order {
+            id: o.id.into(),
+            merchant_id: o.merchant_id.into(),
+            fortnox_document_number: o.fortnox_document_number,
+            state,
+            reasons: strings(&o.reasons),
+            way_of_delivery: o.way_of_delivery,
+            delivery_address: o.delivery_address.as_ref().map(DeliveryAddress::from_json),
+            warehouse_reference: o.warehouse_reference,
+            tracking_numbers: strings(&o.tracking_numbers),
+            invoice_number: o.invoice_number,
+            last_error: o.last_error,
+            stalled: o.stalled_at.is_some(),
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            db_id: o.id,
+        })
+    }
+}
+
+#[ComplexObject]
+impl Order {
+    async fn lines(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderLine>> {
+        let lines = super::store(ctx).order_lines(self.db_id).await.map_err(super::internal)?;
+        Ok(lines.into_iter().map(OrderLine::from).collect())
+    }
+
+    /// The order's history, oldest first.
+    async fn events(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderEvent>> {
+        let events = super::store(ctx).order_events(self.db_id).await.map_err(super::internal)?;
+        Ok(events.into_iter().map(OrderEvent::from).collect())
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct OrderLine {
+    pub id: ID,
+    pub position: i32,
+    pub fortnox_row_id: Option<i64>,
+    pub article_number: Option<String>,
+    pub description: String,
+    /// Decimal, as text to keep it exact.
+    pub ordered_quantity: String,
+    pub shipped_quantity: Option<String>,
+}
+
+impl From<order_line::Model> for OrderLine {
+    fn from(l: order_line::Model) -> Self {
+        OrderLine {
+            id: l.id.into(),
+            position: l.position,
+            fortnox_row_id: l.fortnox_row_id,
+            article_number: l.article_number,
+            description: l.description,
+            ordered_quantity: l.ordered_quantity,
+            shipped_quantity: l.shipped_quantity,
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum OrderEventKind {
+    /// The order changed state.
+    Transition,
+    /// A job for the order failed; the message says why and what to do.
+    Error,
+}
+
+#[derive(SimpleObject)]
+pub struct OrderEvent {
+    pub id: ID,
+    pub kind: OrderEventKind,
+    pub from_state: Option<OrderState>,
+    pub to_state: Option<OrderState>,
+    pub cause: String,
+    pub actor: String,
+    pub message: Option<String>,
+    /// True when an admin forced the change.
+    pub forced: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<order_event::Model> for OrderEvent {
+    fn from(e: order_event::Model) -> Self {
+        OrderEvent {
+            id: e.id.into(),
+            kind: if e.kind == "ERROR" { OrderEventKind::Error } else { OrderEventKind::Transition },
+            from_state: e.from_state.and_then(|s| s.parse().ok()),
+            to_state: e.to_state.and_then(|s| s.parse().ok()),
+            cause: e.cause,
+            actor: e.actor,
+            message: e.message,
+            forced: e.forced,
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// One change of an order's state, as pushed to subscribers.
+#[derive(SimpleObject, Clone)]
+pub struct OrderStateChange {
+    pub event_id: ID,
+    pub order_id: ID,
+    pub merchant_id: ID,
+    pub from_state: OrderState,
+    pub to_state: OrderState,
+    pub cause: String,
+    pub actor: String,
+    pub message: Option<String>,
+    pub forced: bool,
+    pub at: DateTime<Utc>,
+}
+
+impl From<OrderStateChanged> for OrderStateChange {
+    fn from(e: OrderStateChanged) -> Self {
+        OrderStateChange {
+            event_id: e.event_id.into(),
+            order_id: e.order_id.into(),
+            merchant_id: e.merchant_id.into(),
+            from_state: e.from,
+            to_state: e.to,
+            cause: e.cause,
+            actor: e.actor,
+            message: e.message,
+            forced: e.forced,
+            at: e.at,
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Durable jobs on apalis, one queue and handler per transition, sharing the app's pool.
+//!
+//! Retries: a failed attempt is re-scheduled as a new task with an exponential, jittered
+//! delay (`run_after`), instead of apalis' in-memory retry layer, so that the wait survives
+//! a restart. After the last attempt the order gets an ERROR event and is marked stalled;
+//! `retryOrder` starts it again.
+mod handlers;
+mod reconciler;
+mod workers;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use reconciler::reconcile_once;
+pub use workers::run_workers;
+
+use crate::domain::{JobKind, OrderState};
+use crate::events::EventBus;
+use crate::store::jobs_table::{self, OrderJob};
+use crate::store::{Store, StoreError};
+
+#[derive(Clone, Debug)]
+pub struct JobSettings {
+    /// Attempts per job before the order is stalled with an error event.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubled for each further attempt, capped at `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// How often workers look for due tasks.
+    pub poll_interval: Duration,
+    /// Worker heartbeat; a worker silent for 3 heartbeats is dead and its tasks re-run.
+    pub heartbeat: Duration,
+    pub reconcile_interval: Duration,
+    /// How long an order may sit in an actionable state before the reconciler checks it.
+    pub reconcile_idle: Duration,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        JobSettings {
+            max_attempts: 8,
+            retry_base: Duration::from_secs(5),
+            retry_max: Duration::from_secs(15 * 60),
+            poll_interval: Duration::from_millis(250),
+            heartbeat: Duration::from_secs(10),
+            reconcile_interval: Duration::from_secs(60),
+            reconcile_idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Test-only fault points: make a job kind fail on every attempt. Settable only from code
+/// (tests), never from configuration.
+#[derive(Clone, Default)]
+pub struct FaultPoints {
+    failing: Arc<Mutex<HashSet<JobKind>>>,
+}
+
+impl FaultPoints {
+    pub fn fail_always(&self, kind: JobKind) {
+        if let Ok(mut set) = self.failing.lock() {
+            set.insert(kind);
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut set) = self.failing.lock() {
+            set.clear();
+        }
+    }
+
+    fn should_fail(&self, kind: JobKind) -> bool {
+        self.failing.lock().map(|set| set.contains(&kind)).unwrap_or(false)
+    }
+}
+
+#[derive(Clone)]
+pub struct JobContext {
+    pub store: Store,
+    pub bus: EventBus,
+    pub settings: JobSettings,
+    pub faults: FaultPoints,
+}
+
+/// How a job attempt ended, when it did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth trying again later (network, Fortnox busy, database hiccup).
+    #[error("{0}")]
+    Retryable(String),
+    /// Will fail the same way until a person changes something; the message says what.
+    #[error("{0}")]
+    NeedsAttention(String),
+}
+
+impl From<StoreError> for JobError {
+    fn from(e: StoreError) -> Self {
+        JobError::Retryable(e.to_string())
+    }
+}
+
+/// Exponential backoff with full jitter on the upper half: attempt 0 waits about `base`.
+pub fn backoff_delay(settings: &JobSettings, attempt: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.min(20));
+    let ceiling = settings.retry_base.saturating_mul(factor).min(settings.retry_max);
+    let half = ceiling / 2;
+    let jitter = rand::random::<f64>();
+    half + half.mul_f64(jitter)
+}
+
+/// Queues the job that the order's current state needs, e.g. after `retryOrder` or from
+/// the reconciler. Returns false when the state needs no job.
+pub async fn enqueue_state_job(store: &Store, order_id: i64, state: OrderState) -> Result<bool, StoreError> {
+    let Some(kind) = state.job() else { return Ok(false) };
+    let task = jobs_table::order_task(kind, &OrderJob { order_id, attempt: 0 }, None)?;
+    jobs_table::push(&store.pool, vec![task]).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let settings = JobSettings { retry_base: Duration::from_secs(2), retry_max: Duration::from_secs(60), ..Default::default() };
+        for attempt in 0..10 {
+            let delay = backoff_delay(&settings, attempt);
+            let ceiling = (Duration::from_secs(2) * 2u32.pow(attempt)).min(Duration::from_secs(60));
+            assert!(delay >= ceiling / 2 && delay <= ceiling, "attempt {attempt}: {delay:?}");
+        }
+    }
+}

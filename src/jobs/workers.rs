@@ -1,0 +1,136 @@
+//! Wires the handlers to apalis workers on the shared pool and runs them until shutdown.
+use std::future::Future;
+
+use apalis::prelude::*;
+
+use super::{backoff_delay, handlers, reconciler, JobContext, JobError};
+use crate::domain::JobKind;
+use crate::store::jobs_table::{self, OrderJob};
+use crate::store::Pool;
+
+/// Runs one attempt and turns its failure into a re-scheduled task or, after the last
+/// attempt, an error event. Only a failure to record that outcome reaches apalis.
+async fn run_order_job(kind: JobKind, job: OrderJob, ctx: &JobContext) -> Result<(), BoxDynError> {
+    let actor = format!("system:{}", jobs_table::queue_name(kind));
+    let (message, retry) = match handlers::handle(kind, job.order_id, ctx).await {
+        Ok(()) => return Ok(()),
+        Err(JobError::Retryable(message)) => (message, true),
+        Err(JobError::NeedsAttention(message)) => (message, false),
+    };
+    let next_attempt = job.attempt + 1;
+    if retry && next_attempt < ctx.settings.max_attempts {
+        let delay = backoff_delay(&ctx.settings, job.attempt);
+        tracing::warn!(order_id = job.order_id, ?kind, attempt = next_attempt, ?delay, %message, "job failed; retrying later");
+        let next = OrderJob { order_id: job.order_id, attempt: next_attempt };
+        jobs_table::push(&ctx.store.pool, vec![jobs_table::order_task(kind, &next, Some(delay))?]).await?;
+        return Ok(());
+    }
+    let message = if retry {
+        format!("{message} (gave up after {next_attempt} attempts; retry the order once the cause is fixed)")
+    } else {
+        message
+    };
+    tracing::error!(order_id = job.order_id, ?kind, %message, "job stopped; the order needs attention");
+    ctx.store.record_order_error(job.order_id, "job_failed", &actor, &message, true).await?;
+    Ok(())
+}
+
+async fn validate_order(job: OrderJob, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+    run_order_job(JobKind::ValidateOrder, job, &ctx).await
+}
+
+async fn send_to_warehouse(job: OrderJob, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+    run_order_job(JobKind::SendToWarehouse, job, &ctx).await
+}
+
+async fn invoice_order(job: OrderJob, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+    run_order_job(JobKind::InvoiceOrder, job, &ctx).await
+}
+
+async fn import_orders(job: jobs_table::ImportOrders, _ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+    // The Fortnox import lands with the order pipeline; the queue exists so that
+    // `syncOrders` and the schedule have somewhere durable to put their work.
+    tracing::info!(merchant_id = job.merchant_id, "order import requested");
+    Ok(())
+}
+
+/// Worker names must be unique per process: apalis refuses to register a name whose last
+/// heartbeat is recent, which a restart right after a crash would otherwise hit.
+fn worker_name(queue: &str) -> String {
+    format!("{queue}-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple())
+}
+
+macro_rules! register_workers {
+    ($monitor:expr, $ctx:expr, $storage:ident, $config:ident, $pool:expr) => {{
+        let ctx: JobContext = $ctx;
+        let poll_interval = ctx.settings.poll_interval;
+        let strategy = move || Strategy::new().interval(poll_interval);
+        let config = |queue: &str| {
+            $config::default()
+                .queue(queue)
+                .heartbeat_interval(ctx.settings.heartbeat)
+                .missed_heartbeats(3)
+                .batch_size(10)
+        };
+        let pool = $pool.clone();
+        let (c, p, cfg, st) = (ctx.clone(), pool.clone(), config(jobs_table::queue_name(JobKind::ValidateOrder)), strategy.clone());
+        let monitor = $monitor.register(move |_| {
+            WorkerBuilder::new(worker_name(jobs_table::queue_name(JobKind::ValidateOrder)))
+                .backend($storage::<OrderJob>::new(&p).with_config(cfg.clone()).poll_with_strategy(st()))
+                .data(c.clone())
+                .build(validate_order)
+        });
+        let (c, p, cfg, st) = (ctx.clone(), pool.clone(), config(jobs_table::queue_name(JobKind::SendToWarehouse)), strategy.clone());
+        let monitor = monitor.register(move |_| {
+            WorkerBuilder::new(worker_name(jobs_table::queue_name(JobKind::SendToWarehouse)))
+                .backend($storage::<OrderJob>::new(&p).with_config(cfg.clone()).poll_with_strategy(st()))
+                .data(c.clone())
+                .build(send_to_warehouse)
+        });
+        let (c, p, cfg, st) = (ctx.clone(), pool.clone(), config(jobs_table::queue_name(JobKind::InvoiceOrder)), strategy.clone());
+        let monitor = monitor.register(move |_| {
+            WorkerBuilder::new(worker_name(jobs_table::queue_name(JobKind::InvoiceOrder)))
+                .backend($storage::<OrderJob>::new(&p).with_config(cfg.clone()).poll_with_strategy(st()))
+                .data(c.clone())
+                .build(invoice_order)
+        });
+        let (c, p, cfg, st) = (ctx.clone(), pool.clone(), config(jobs_table::IMPORT_QUEUE), strategy.clone());
+        monitor.register(move |_| {
+            WorkerBuilder::new(worker_name(jobs_table::IMPORT_QUEUE))
+                .backend($storage::<jobs_table::ImportOrders>::new(&p).with_config(cfg.clone()).poll_with_strategy(st()))
+                .data(c.clone())
+                .build(import_orders)
+        })
+    }};
+}
+
+/// Runs every worker and the reconciler until `shutdown` resolves, then lets running jobs
+/// finish (up to 30 s) before returning.
+pub async fn run_workers(ctx: JobContext, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let reconciler = tokio::spawn(reconciler::run(ctx.clone(), stop_rx));
+    let monitor = Monitor::new()
+        .shutdown_timeout(std::time::Duration::from_secs(30))
+        // A worker whose poll failed (e.g. the database was briefly unreachable) is
+        // restarted rather than left dead.
+        .should_restart(|_, _| true);
+    let signal = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        Ok(())
+    };
+    let result = match &ctx.store.pool {
+        Pool::Sqlite(pool) => {
+            use apalis_sqlite::{Config, SqliteStorage};
+            let monitor = register_workers!(monitor, ctx.clone(), SqliteStorage, Config, pool);
+            monitor.run_with_signal(signal).await
+        }
+        Pool::Postgres(pool) => {
+            use apalis_postgres::{Config, PostgresStorage};
+            let monitor = register_workers!(monitor, ctx.clone(), PostgresStorage, Config, pool);
+            monitor.run_with_signal(signal).await
+        }
+    };
+    let _ = reconciler.await;
+    result.map_err(|e| anyhow::anyhow!("job workers stopped with an error: {e}"))
+}

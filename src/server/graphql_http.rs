@@ -1,0 +1,70 @@
+//! Authentication happens here, once per request or WebSocket connection: a request
+//! without a valid token never reaches a resolver.
+use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::Data;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::{FromRequestParts, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+
+use super::App;
+use crate::auth::AuthError;
+
+fn unauthorized(error: AuthError) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": error.to_string(), "extensions": { "code": "UNAUTHENTICATED" } }]
+    });
+    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+}
+
+pub async fn graphql_post(State(app): State<App>, headers: HeaderMap, request: GraphQLRequest) -> Response {
+    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let principal = match app.jwt.verify_header(header) {
+        Ok(principal) => principal,
+        Err(error) => return unauthorized(error),
+    };
+    let response: GraphQLResponse = app.schema.execute(request.into_inner().data(principal)).await.into();
+    response.into_response()
+}
+
+/// GET serves GraphiQL, or upgrades to a `graphql-transport-ws` WebSocket whose
+/// `connection_init` payload carries the token.
+pub async fn graphql_get(State(app): State<App>, request: axum::extract::Request) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let wants_upgrade = parts
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !wants_upgrade {
+        return Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql").finish()).into_response();
+    }
+    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
+        Ok(protocol) => protocol,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let jwt = app.jwt.clone();
+            GraphQLWebSocket::new(socket, app.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let header = payload
+                        .get("Authorization")
+                        .or_else(|| payload.get("authorization"))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned);
+                    let principal = jwt.verify_header(header.as_deref()).map_err(|e| async_graphql::Error::new(e.to_string()))?;
+                    let mut data = Data::default();
+                    data.insert(principal);
+                    Ok(data)
+                })
+                .serve()
+        })
+        .into_response()
+}

@@ -1,0 +1,120 @@
+//! The HTTP server: GraphQL (POST, GraphiQL on GET, WebSocket subscriptions on the same
+//! path), health probes, and the job workers running beside it until shutdown.
+mod graphql_http;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::auth::JwtKeys;
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::graphql::{build_schema, AppSchema};
+use crate::jobs::{self, FaultPoints, JobContext, JobSettings};
+use crate::store::Store;
+
+/// Everything a running service holds; cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+    pub bus: EventBus,
+    pub jwt: JwtKeys,
+    pub schema: AppSchema,
+    pub job_settings: JobSettings,
+    pub faults: FaultPoints,
+}
+
+impl App {
+    /// Connects, migrates, and assembles the service. `jwt_secret` must already be resolved.
+    pub async fn build(config: &Config, jwt_secret: &str) -> anyhow::Result<App> {
+        let store = Store::connect(&config.database_url).await?;
+        store.migrate().await?;
+        let bus = EventBus::new();
+        let schema = build_schema(store.clone(), bus.clone());
+        Ok(App {
+            store,
+            bus,
+            jwt: JwtKeys::new(jwt_secret),
+            schema,
+            job_settings: config.job_settings(),
+            faults: FaultPoints::default(),
+        })
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/graphql", get(graphql_http::graphql_get).post(graphql_http::graphql_post))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .with_state(self.clone())
+    }
+
+    pub fn job_context(&self) -> JobContext {
+        JobContext {
+            store: self.store.clone(),
+            bus: self.bus.clone(),
+            settings: self.job_settings.clone(),
+            faults: self.faults.clone(),
+        }
+    }
+
+    /// Serves HTTP and runs the workers until `shutdown` resolves; in-flight requests and
+    /// jobs are given time to finish.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let addr: SocketAddr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        };
+        let workers = tokio::spawn(jobs::run_workers(self.job_context(), wait(stop_rx.clone())));
+        tracing::info!(%addr, "listening; GraphiQL at http://{addr}/graphql");
+        axum::serve(listener, self.router()).with_graceful_shutdown(wait(stop_rx)).await?;
+        tracing::info!("HTTP server stopped; waiting for running jobs");
+        workers.await??;
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+async fn readyz(axum::extract::State(app): axum::extract::State<App>) -> (axum::http::StatusCode, &'static str) {
+    match app.store.ping().await {
+        Ok(()) => (axum::http::StatusCode::OK, "ready"),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

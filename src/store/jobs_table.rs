@@ -1,0 +1,117 @@
+//! Our jobs as rows in apalis' table: building them (so they can be inserted inside our
+//! own transactions) and asking whether an order still has a live one (for the reconciler).
+use std::time::Duration;
+
+use apalis::prelude::TaskBuilder;
+use serde::{Deserialize, Serialize};
+
+use super::{Pool, StoreError};
+use crate::domain::JobKind;
+
+/// Payload of every order job. `attempt` counts our own retries (see `jobs::run_order_job`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OrderJob {
+    pub order_id: i64,
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+/// Payload of the per-merchant import job.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImportOrders {
+    pub merchant_id: i64,
+}
+
+pub const IMPORT_QUEUE: &str = "import_orders";
+
+pub fn queue_name(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::ValidateOrder => "validate_order",
+        JobKind::SendToWarehouse => "send_to_warehouse",
+        JobKind::InvoiceOrder => "invoice_order",
+    }
+}
+
+/// The key lets the reconciler find an order's jobs without decoding payloads; the random
+/// tail keeps keys unique because apalis enforces (queue, key) uniqueness.
+fn idempotency_key(order_id: i64) -> String {
+    format!("order:{order_id}:{}", uuid::Uuid::new_v4().simple())
+}
+
+fn key_prefix(order_id: i64) -> String {
+    format!("order:{order_id}:%")
+}
+
+/// Apalis' own attempt limit only matters for crashes (orphaned tasks are re-run); ordinary
+/// failures are retried by re-scheduling (see jobs), so the task itself never fails.
+const TASK_MAX_ATTEMPTS: usize = 25;
+
+pub struct QueuedTask {
+    pub queue: &'static str,
+    pub task: apalis::prelude::Task<Vec<u8>>,
+}
+
+pub fn order_task(kind: JobKind, job: &OrderJob, delay: Option<Duration>) -> Result<QueuedTask, StoreError> {
+    let payload = serde_json::to_vec(job).map_err(|e| StoreError::Queue(e.to_string()))?;
+    let mut builder = TaskBuilder::new(payload)
+        .max_attempts(TASK_MAX_ATTEMPTS)
+        .idempotency_key(idempotency_key(job.order_id));
+    if let Some(delay) = delay {
+        builder = builder.run_after(delay);
+    }
+    Ok(QueuedTask { queue: queue_name(kind), task: builder.build() })
+}
+
+pub fn import_task(merchant_id: i64) -> Result<QueuedTask, StoreError> {
+    let payload = serde_json::to_vec(&ImportOrders { merchant_id }).map_err(|e| StoreError::Queue(e.to_string()))?;
+    Ok(QueuedTask { queue: IMPORT_QUEUE, task: TaskBuilder::new(payload).max_attempts(TASK_MAX_ATTEMPTS).build() })
+}
+
+/// Inserts tasks on any SQLite executor (a transaction included).
+pub async fn push_sqlite(conn: &mut sqlx::SqliteConnection, tasks: Vec<QueuedTask>) -> Result<(), StoreError> {
+    for QueuedTask { queue, task } in tasks {
+        apalis_sqlite::queries::push_tasks(conn, queue, &[task])
+            .await
+            .map_err(|e| StoreError::Queue(e.to_string()))?;
+    }
+    Ok(())
+}
+
+pub async fn push_postgres(conn: &mut sqlx::PgConnection, tasks: Vec<QueuedTask>) -> Result<(), StoreError> {
+    for QueuedTask { queue, task } in tasks {
+        apalis_postgres::queries::push_tasks(conn, queue, vec![task])
+            .await
+            .map_err(|e| StoreError::Queue(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Pushes tasks outside any transaction of ours.
+pub async fn push(pool: &Pool, tasks: Vec<QueuedTask>) -> Result<(), StoreError> {
+    match pool {
+        Pool::Sqlite(pool) => push_sqlite(&mut *pool.acquire().await?, tasks).await,
+        Pool::Postgres(pool) => push_postgres(&mut *pool.acquire().await?, tasks).await,
+    }
+}
+
+/// Does the order have a job that will still run (waiting, running, or failed with
+/// apalis attempts left)?
+pub async fn has_live_job(pool: &Pool, order_id: i64) -> Result<bool, StoreError> {
+    const LIVE: &str = "(status IN ('Pending', 'Queued', 'Running') OR (status = 'Failed' AND attempts < max_attempts))";
+    let prefix = key_prefix(order_id);
+    let count: i64 = match pool {
+        Pool::Sqlite(pool) => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM Jobs WHERE idempotency_key LIKE ? AND {LIVE}")))
+                .bind(prefix)
+                .fetch_one(pool)
+                .await?
+        }
+        Pool::Postgres(pool) => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM apalis.jobs WHERE idempotency_key LIKE $1 AND {LIVE}")))
+                .bind(prefix)
+                .fetch_one(pool)
+                .await?
+        }
+    };
+    Ok(count > 0)
+}

@@ -1,0 +1,190 @@
+//! Test harness: a fresh database per test (SQLite file, or a new PostgreSQL database when
+//! `TEST_DATABASE_URL` points at a server), the real app on a random loopback port, and
+//! small HTTP/WebSocket clients.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use fortnox_fulfilment::auth::{Claims, JwtKeys, Role};
+use fortnox_fulfilment::config::Config;
+use fortnox_fulfilment::domain::OrderState;
+use fortnox_fulfilment::server::App;
+use fortnox_fulfilment::store::orders::{NewOrder, NewOrderLine, TenantScope};
+use fortnox_fulfilment::store::Store;
+use serde_json::{json, Value};
+
+pub const JWT_SECRET: &str = "test-secret-for-integration-tests";
+
+/// A database of its own for one test; PostgreSQL databases are dropped by `cleanup`.
+pub struct TestDb {
+    pub url: String,
+    admin_url: Option<String>,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let name = format!("ff_test_{}", uuid::Uuid::new_v4().simple());
+        match std::env::var("TEST_DATABASE_URL").ok().filter(|u| u.starts_with("postgres")) {
+            Some(admin_url) => {
+                let admin = sqlx::PgPool::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create test database");
+                admin.close().await;
+                let base = admin_url.split('?').next().unwrap_or(&admin_url);
+                let (server, _) = base.rsplit_once('/').expect("TEST_DATABASE_URL has a database name");
+                TestDb { url: format!("{server}/{name}"), admin_url: Some(admin_url), name, _dir: None }
+            }
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                TestDb { url, admin_url: None, name, _dir: Some(dir) }
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.admin_url.is_some()
+    }
+
+    pub async fn cleanup(self) {
+        if let Some(admin_url) = &self.admin_url {
+            if let Ok(admin) = sqlx::PgPool::connect(admin_url).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))).execute(&admin).await;
+                admin.close().await;
+            }
+        }
+    }
+}
+
+pub fn test_config(database_url: &str) -> Config {
+    let mut config = Config::defaults();
+    config.database_url = database_url.to_owned();
+    config.jwt_secret = Some(JWT_SECRET.to_owned());
+    config.job_max_attempts = 3;
+    config.job_retry_base_ms = 200;
+    config.job_heartbeat_secs = 1;
+    config.reconcile_interval_secs = 1;
+    config.reconcile_idle_secs = 2;
+    config
+}
+
+pub fn token(role: Role, merchants: Vec<i64>) -> String {
+    token_with_exp(role, merchants, chrono::Utc::now().timestamp() + 3600)
+}
+
+pub fn token_with_exp(role: Role, merchants: Vec<i64>, exp: i64) -> String {
+    let claims = Claims { sub: format!("test-{}", role.as_str()), exp, role, merchants };
+    JwtKeys::new(JWT_SECRET).issue(&claims).expect("sign token")
+}
+
+pub fn admin_token() -> String {
+    token(Role::Admin, vec![])
+}
+
+/// The app serving on a random loopback port, with its workers.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub app: App,
+    pub db: TestDb,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let db = TestDb::new().await;
+        let config = test_config(&db.url);
+        let app = App::build(&config, JWT_SECRET).await.expect("build app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.clone().serve(listener, async move {
+            let _ = rx.await;
+        }));
+        TestApp { addr, app, db, http: reqwest::Client::new(), shutdown: Some(tx), task: Some(task) }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.app.store
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs a GraphQL request; returns the HTTP status and the JSON body.
+    pub async fn graphql_status(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        let mut request = self.http.post(self.url("/graphql")).json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("send graphql request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("graphql response is JSON"))
+    }
+
+    pub async fn graphql(&self, token: &str, query: &str, variables: Value) -> Value {
+        self.graphql_status(Some(token), query, variables).await.1
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(40), task).await;
+        }
+        self.db.cleanup().await;
+    }
+}
+
+pub async fn create_merchant(store: &Store, name: &str) -> i64 {
+    store.create_merchant(name).await.expect("create merchant").id
+}
+
+/// A Fortnox order as the importer would store it (a test fixture).
+pub fn fixture_order(merchant_id: i64, document: &str, quantity: &str) -> NewOrder {
+    NewOrder {
+        merchant_id,
+        fortnox_document_number: document.to_owned(),
+        way_of_delivery: Some("DHL".into()),
+        delivery_address: Some(json!({"name": "Anna Andersson", "street": "Storgatan 1", "zip_code": "111 22", "city": "Stockholm", "country": "Sverige", "country_code": "SE"})),
+        fortnox_snapshot: json!({ "DocumentNumber": document }),
+        lines: vec![NewOrderLine {
+            fortnox_row_id: Some(1),
+            article_number: Some("ART-1".into()),
+            description: "T-shirt".into(),
+            ordered_quantity: quantity.into(),
+        }],
+    }
+}
+
+pub async fn insert_order(store: &Store, merchant_id: i64, document: &str) -> i64 {
+    store.insert_order(fixture_order(merchant_id, document, "1")).await.expect("insert order").expect("new order").id
+}
+
+pub async fn order_state(store: &Store, order_id: i64) -> OrderState {
+    let order = store.order(&TenantScope::All, order_id).await.expect("read order").expect("order exists");
+    order.state.parse().expect("valid state")
+}
+
+/// Polls until `check` holds or `timeout` passes; returns whether it held.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

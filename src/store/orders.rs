@@ -2,7 +2,7 @@
 use chrono::Utc;
 use entity::{merchant, order, order_event, order_line, shipping_method};
 use sea_orm::prelude::*;
-use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{ActiveValue::Set, Condition, DatabaseTransaction, QueryOrder, QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait};
 use serde_json::json;
 
 use super::{Store, StoreError};
@@ -57,6 +57,13 @@ pub struct OrderFilter {
 }
 
 impl Store {
+    /// A transaction that will write. On SQLite it takes the write lock at BEGIN, because a
+    /// read lock cannot be upgraded while the job workers write (SQLITE_BUSY at once).
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction, StoreError> {
+        let options = TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() };
+        Ok(self.db.begin_with_options(options).await?)
+    }
+
     pub async fn create_merchant(&self, name: &str) -> Result<merchant::Model, StoreError> {
         let model = merchant::ActiveModel { name: Set(name.to_owned()), created_at: Set(Utc::now()), ..Default::default() };
         Ok(model.insert(&self.db).await?)
@@ -82,7 +89,7 @@ impl Store {
     /// by the caller through `transitions` or `enqueue_state_job`.
     pub async fn insert_order(&self, new: NewOrder) -> Result<Option<order::Model>, StoreError> {
         let now = Utc::now();
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let exists = order::Entity::find()
             .filter(order::Column::MerchantId.eq(new.merchant_id))
             .filter(order::Column::FortnoxDocumentNumber.eq(new.fortnox_document_number.clone()))
@@ -198,7 +205,7 @@ impl Store {
         message: &str,
         stall: bool,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let Some(order) = order::Entity::find_by_id(order_id).one(&txn).await? else {
             return Ok(());
         };

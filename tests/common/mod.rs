@@ -95,8 +95,13 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         let db = TestDb::new().await;
-        let config = test_config(&db.url);
+        let mut config = test_config(&db.url);
+        adjust(&mut config);
         let app = App::build(&config, JWT_SECRET).await.expect("build app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -187,4 +192,25 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The order's tasks in apalis' table for one queue: (payload, run_at in unix seconds).
+pub async fn order_tasks(store: &Store, queue: &str, order_id: i64) -> Vec<(Value, i64)> {
+    use fortnox_fulfilment::store::Pool;
+    let key = format!("order:{order_id}:%");
+    let rows: Vec<(Vec<u8>, i64)> = match &store.pool {
+        Pool::Sqlite(pool) => sqlx::query_as("SELECT job, run_at FROM Jobs WHERE job_type = ? AND idempotency_key LIKE ? ORDER BY run_at, ROWID")
+            .bind(queue)
+            .bind(key)
+            .fetch_all(pool)
+            .await
+            .expect("read jobs"),
+        Pool::Postgres(pool) => sqlx::query_as("SELECT job, EXTRACT(EPOCH FROM run_at)::bigint FROM apalis.jobs WHERE job_type = $1 AND idempotency_key LIKE $2 ORDER BY run_at")
+            .bind(queue)
+            .bind(key)
+            .fetch_all(pool)
+            .await
+            .expect("read jobs"),
+    };
+    rows.into_iter().map(|(job, run_at)| (serde_json::from_slice(&job).expect("job payload is JSON"), run_at)).collect()
 }

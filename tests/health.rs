@@ -1,0 +1,16 @@
+mod common;
+
+use common::TestApp;
+
+#[tokio::test]
+async fn health_and_readiness_answer_and_graphiql_is_served() {
+    let app = TestApp::spawn().await;
+    let healthz = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(healthz.status(), 200);
+    let readyz = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(readyz.status(), 200);
+    let graphiql = app.http.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(graphiql.status(), 200);
+    assert!(graphiql.text().await.unwrap().to_lowercase().contains("graphiql"));
+    app.stop().await;
+}

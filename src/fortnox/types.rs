@@ -1,0 +1,665 @@
+//! The one set of Fortnox wire types, shared by the client and the sandbox.
+//!
+//! Tolerant where Fortnox is loose (quantities as strings or numbers, nulls,
+//! missing optional fields, unknown fields ignored) and strict where a mistake
+//! costs money: document numbers, row ids and quantities that do not parse are
+//! errors. Decode through [`decode`] so the error names the field's path.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Decodes JSON into `T`; on failure the message carries the JSON path of the
+/// offending field (e.g. `Order.OrderRows[0].DeliveredQuantity`).
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| DecodeError {
+        path: e.path().to_string(),
+        message: e.inner().to_string(),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot decode Fortnox field `{path}`: {message}")]
+pub struct DecodeError {
+    pub path: String,
+    pub message: String,
+}
+
+// ---------------------------------------------------------------- numbers
+
+/// A decimal that Fortnox sends as `"1.12"` or `1.12`. We always send numbers.
+/// Used for quantities and amounts alike: an unparseable value is an error,
+/// never silently zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Quantity(pub Decimal);
+
+impl Quantity {
+    pub const ZERO: Quantity = Quantity(Decimal::ZERO);
+    pub fn from_i64(v: i64) -> Self {
+        Quantity(Decimal::from(v))
+    }
+    pub fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.normalize().fmt(f)
+    }
+}
+
+impl FromStr for Quantity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        // Fortnox UIs are Swedish: accept a decimal comma too.
+        let t = t.replace(',', ".");
+        Decimal::from_str(&t)
+            .or_else(|_| Decimal::from_scientific(&t))
+            .map(Quantity)
+            .map_err(|_| format!("not a number: {s:?}"))
+    }
+}
+
+impl Serialize for Quantity {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.0.normalize();
+        if d.scale() == 0 {
+            if let Some(i) = d.to_i64() {
+                return s.serialize_i64(i);
+            }
+        }
+        match d.to_f64() {
+            Some(f) => s.serialize_f64(f),
+            None => Err(serde::ser::Error::custom("quantity out of range")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Quantity;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number or a numeric string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Quantity, E> {
+                Ok(Quantity(Decimal::from(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Quantity, E> {
+                Ok(Quantity(Decimal::from(v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Quantity, E> {
+                // Go through the shortest string form so 1.12 stays 1.12.
+                Quantity::from_str(&v.to_string()).map_err(E::custom)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Quantity, E> {
+                Quantity::from_str(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Amounts (prices, totals, VAT, dimensions) are as loose as quantities.
+pub type Amount = Quantity;
+
+/// Integer fields such as `MetaInformation` counts and error codes: numbers or
+/// numeric strings.
+fn int_loose<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let q = Quantity::deserialize(d)?;
+    q.0.to_i64()
+        .filter(|_| q.0.fract().is_zero())
+        .ok_or_else(|| de::Error::custom(format!("not an integer: {q}")))
+}
+
+fn opt_int_loose<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct W(#[serde(deserialize_with = "int_loose")] i64);
+    Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
+}
+
+// ---------------------------------------------------------------- identifiers
+
+/// A Fortnox document number (order, invoice). Strict: a non-empty string of
+/// digits, or a non-negative integer. Anything else is an error, because a
+/// wrong number means writing to the wrong order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct DocumentNumber(String);
+
+impl DocumentNumber {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("invalid document number {s:?}"));
+        }
+        Ok(DocumentNumber(t.to_string()))
+    }
+    pub fn from_u64(n: u64) -> Self {
+        DocumentNumber(n.to_string())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// Numeric value, for ordering the way Fortnox does.
+    pub fn number(&self) -> u64 {
+        self.0.parse().unwrap_or(u64::MAX)
+    }
+}
+
+impl fmt::Display for DocumentNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for DocumentNumber {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = DocumentNumber;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a document number")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<DocumentNumber, E> {
+                Ok(DocumentNumber::from_u64(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<DocumentNumber, E> {
+                u64::try_from(v)
+                    .map(DocumentNumber::from_u64)
+                    .map_err(|_| E::custom(format!("invalid document number {v}")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DocumentNumber, E> {
+                DocumentNumber::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `InvoiceReference` is `"0"` (or empty) until an invoice exists.
+pub fn invoice_reference(raw: &Option<String>) -> Option<DocumentNumber> {
+    match raw.as_deref().map(str::trim) {
+        None | Some("") | Some("0") => None,
+        Some(s) => DocumentNumber::parse(s).ok(),
+    }
+}
+
+// ---------------------------------------------------------------- lists
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetaInformation {
+    #[serde(rename = "@TotalResources", deserialize_with = "int_loose")]
+    pub total_resources: i64,
+    #[serde(rename = "@TotalPages", deserialize_with = "int_loose")]
+    pub total_pages: i64,
+    #[serde(rename = "@CurrentPage", deserialize_with = "int_loose")]
+    pub current_page: i64,
+}
+
+// ---------------------------------------------------------------- orders
+
+/// An order as `GET /3/orders/{n}` returns it. Optional fields tolerate null
+/// and absence; `DocumentNumber` does not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Order {
+    #[serde(rename = "@url", default)]
+    pub url: Option<String>,
+    pub document_number: DocumentNumber,
+    #[serde(default)]
+    pub order_date: Option<String>,
+    #[serde(default)]
+    pub delivery_date: Option<String>,
+    #[serde(default)]
+    pub customer_number: Option<String>,
+    #[serde(default)]
+    pub customer_name: Option<String>,
+    #[serde(default)]
+    pub address1: Option<String>,
+    #[serde(default)]
+    pub address2: Option<String>,
+    #[serde(default)]
+    pub zip_code: Option<String>,
+    #[serde(default)]
+    pub city: Option<String>,
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub delivery_name: Option<String>,
+    #[serde(default)]
+    pub delivery_address1: Option<String>,
+    #[serde(default)]
+    pub delivery_address2: Option<String>,
+    #[serde(default)]
+    pub delivery_zip_code: Option<String>,
+    #[serde(default)]
+    pub delivery_city: Option<String>,
+    #[serde(default)]
+    pub delivery_country: Option<String>,
+    #[serde(default)]
+    pub phone1: Option<String>,
+    #[serde(default)]
+    pub email_information: Option<EmailInformation>,
+    #[serde(default)]
+    pub way_of_delivery: Option<String>,
+    #[serde(default)]
+    pub terms_of_delivery: Option<String>,
+    #[serde(default)]
+    pub your_order_number: Option<String>,
+    #[serde(default)]
+    pub remarks: Option<String>,
+    #[serde(default)]
+    pub cancelled: bool,
+    #[serde(default)]
+    pub not_completed: bool,
+    #[serde(default)]
+    pub warehouse_ready: bool,
+    #[serde(default)]
+    pub outbound_date: Option<String>,
+    /// `registration|reservation|delivery`, or `0` on older accounts.
+    #[serde(default, deserialize_with = "opt_string_loose")]
+    pub delivery_state: Option<String>,
+    #[serde(default)]
+    pub invoice_reference: Option<String>,
+    #[serde(default)]
+    pub order_type: Option<String>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub total: Option<Amount>,
+    #[serde(default)]
+    pub stock_point_code: Option<String>,
+    #[serde(default)]
+    pub order_rows: Vec<OrderRow>,
+}
+
+impl Order {
+    /// The invoice created from this order, if any.
+    pub fn invoice(&self) -> Option<DocumentNumber> {
+        invoice_reference(&self.invoice_reference)
+    }
+    /// `DeliveryState` is `delivery` (older accounts say `0`).
+    pub fn in_delivery_state(&self) -> bool {
+        matches!(self.delivery_state.as_deref(), Some("delivery") | Some("0"))
+    }
+}
+
+/// `DeliveryState` has been seen as a string and as the number 0.
+fn opt_string_loose<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        Some(other) => return Err(de::Error::custom(format!("expected a string, got {other}"))),
+    })
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EmailInformation {
+    #[serde(default)]
+    pub email_address_to: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OrderRow {
+    /// Strict: an integer. Absent only on rows we are about to create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_id: Option<u64>,
+    #[serde(default)]
+    pub article_number: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub ordered_quantity: Option<Quantity>,
+    #[serde(default)]
+    pub delivered_quantity: Option<Quantity>,
+    #[serde(default)]
+    pub reserved_quantity: Option<Quantity>,
+    #[serde(default)]
+    pub price: Option<Amount>,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default, rename = "VAT")]
+    pub vat: Option<Amount>,
+    #[serde(default)]
+    pub discount: Option<Amount>,
+    #[serde(default)]
+    pub discount_type: Option<String>,
+    #[serde(default)]
+    pub account_number: Option<i64>,
+    #[serde(default)]
+    pub stock_point_code: Option<String>,
+}
+
+/// `GET /3/orders` list items: a subset of the order (no rows, no address,
+/// no `NotCompleted`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OrderListItem {
+    #[serde(rename = "@url", default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub cancelled: bool,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub customer_name: Option<String>,
+    #[serde(default)]
+    pub customer_number: Option<String>,
+    #[serde(default)]
+    pub delivery_date: Option<String>,
+    pub document_number: DocumentNumber,
+    #[serde(default)]
+    pub external_invoice_reference1: Option<String>,
+    #[serde(default)]
+    pub external_invoice_reference2: Option<String>,
+    #[serde(default)]
+    pub order_date: Option<String>,
+    #[serde(default)]
+    pub order_type: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub sent: bool,
+    #[serde(default)]
+    pub total: Option<Amount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderEnvelope {
+    #[serde(rename = "Order")]
+    pub order: Order,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderList {
+    #[serde(rename = "MetaInformation")]
+    pub meta: MetaInformation,
+    #[serde(rename = "Orders", default)]
+    pub orders: Vec<OrderListItem>,
+}
+
+/// Body of `PUT /3/orders/{n}` when writing rows: every row is sent (rows left
+/// out are deleted by Fortnox), each keeping its `RowId`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRowsUpdate {
+    #[serde(rename = "Order")]
+    pub order: OrderRowsUpdateBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRowsUpdateBody {
+    #[serde(rename = "OrderRows")]
+    pub order_rows: Vec<RowUpdate>,
+}
+
+/// One row in an update. `{"RowId":123}` alone keeps the row as it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RowUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub article_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordered_quantity: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_quantity: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Amount>,
+}
+
+// ---------------------------------------------------------------- articles
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Article {
+    #[serde(rename = "@url", default)]
+    pub url: Option<String>,
+    pub article_number: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default, rename = "EAN")]
+    pub ean: Option<String>,
+    /// `STOCK|SERVICE`
+    #[serde(default, rename = "Type")]
+    pub article_type: Option<String>,
+    #[serde(default)]
+    pub stock_goods: Option<bool>,
+    #[serde(default)]
+    pub active: Option<bool>,
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// grams
+    #[serde(default)]
+    pub weight: Option<Amount>,
+    /// mm
+    #[serde(default)]
+    pub width: Option<Amount>,
+    #[serde(default)]
+    pub height: Option<Amount>,
+    #[serde(default)]
+    pub depth: Option<Amount>,
+    #[serde(default)]
+    pub sales_price: Option<Amount>,
+    #[serde(default)]
+    pub purchase_price: Option<Amount>,
+    #[serde(default)]
+    pub quantity_in_stock: Option<Quantity>,
+    #[serde(default)]
+    pub reserved_quantity: Option<Quantity>,
+    #[serde(default)]
+    pub disposable_quantity: Option<Quantity>,
+    #[serde(default)]
+    pub stock_place: Option<String>,
+    /// Only on the single article (list items omit the stock-point fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_stock_point: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_stock_location: Option<String>,
+}
+
+impl Article {
+    pub fn is_stock(&self) -> bool {
+        self.stock_goods == Some(true)
+            || self.article_type.as_deref().map(|t| t.eq_ignore_ascii_case("STOCK")) == Some(true)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArticleEnvelope {
+    #[serde(rename = "Article")]
+    pub article: Article,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArticleList {
+    #[serde(rename = "MetaInformation")]
+    pub meta: MetaInformation,
+    #[serde(rename = "Articles", default)]
+    pub articles: Vec<Article>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArticleStockUpdate {
+    #[serde(rename = "Article")]
+    pub article: ArticleStockUpdateBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArticleStockUpdateBody {
+    #[serde(rename = "QuantityInStock")]
+    pub quantity_in_stock: Quantity,
+}
+
+// ---------------------------------------------------------------- ways of delivery
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WayOfDelivery {
+    #[serde(rename = "@url", default)]
+    pub url: Option<String>,
+    pub code: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub description_english: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WayOfDeliveryList {
+    #[serde(rename = "MetaInformation", default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<MetaInformation>,
+    #[serde(rename = "WayOfDeliveries", default)]
+    pub way_of_deliveries: Vec<WayOfDelivery>,
+}
+
+// ---------------------------------------------------------------- invoices
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Invoice {
+    #[serde(rename = "@url", default)]
+    pub url: Option<String>,
+    pub document_number: DocumentNumber,
+    #[serde(default)]
+    pub order_reference: Option<String>,
+    #[serde(default)]
+    pub customer_number: Option<String>,
+    #[serde(default)]
+    pub invoice_date: Option<String>,
+    #[serde(default)]
+    pub total: Option<Amount>,
+    #[serde(default)]
+    pub cancelled: bool,
+    #[serde(default)]
+    pub invoice_rows: Vec<InvoiceRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InvoiceRow {
+    #[serde(default)]
+    pub article_number: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub delivered_quantity: Option<Quantity>,
+    #[serde(default)]
+    pub price: Option<Amount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvoiceEnvelope {
+    #[serde(rename = "Invoice")]
+    pub invoice: Invoice,
+}
+
+// ---------------------------------------------------------------- errors
+
+/// `{"ErrorInformation":{...}}`; Fortnox uses both `error/message/code` and
+/// `Error/Message/Code`, so both are accepted.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ErrorEnvelope {
+    #[serde(rename = "ErrorInformation")]
+    pub error_information: ErrorInformation,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ErrorInformation {
+    #[serde(default, alias = "Error", deserialize_with = "opt_int_loose")]
+    pub error: Option<i64>,
+    #[serde(default, alias = "Message")]
+    pub message: String,
+    #[serde(default, alias = "Code", deserialize_with = "opt_int_loose")]
+    pub code: Option<i64>,
+}
+
+/// Which key casing an error body uses; the sandbox uses both, as Fortnox does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCasing {
+    Lower,
+    Pascal,
+}
+
+impl ErrorInformation {
+    pub fn new(message: impl Into<String>, code: i64) -> Self {
+        ErrorInformation { error: Some(1), message: message.into(), code: Some(code) }
+    }
+    pub fn to_json(&self, casing: KeyCasing) -> serde_json::Value {
+        let (e, m, c) = match casing {
+            KeyCasing::Lower => ("error", "message", "code"),
+            KeyCasing::Pascal => ("Error", "Message", "Code"),
+        };
+        let mut inner = serde_json::Map::new();
+        inner.insert(e.into(), self.error.unwrap_or(1).into());
+        inner.insert(m.into(), self.message.clone().into());
+        inner.insert(c.into(), self.code.into());
+        serde_json::json!({ "ErrorInformation": inner })
+    }
+}
+
+/// `{"message":"unauthorized"}` (401) and `{"message":"Too Many Requests"}` (429).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageBody {
+    pub message: String,
+}
+
+// ---------------------------------------------------------------- oauth
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(deserialize_with = "int_loose")]
+    pub expires_in: i64,
+    #[serde(default)]
+    pub token_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OAuthErrorBody {
+    pub error: String,
+    #[serde(default)]
+    pub error_description: Option<String>,
+}
+
+/// Order-row keys whose values Fortnox sends as strings. The sandbox uses this
+/// list to reproduce that; the client sends numbers.
+pub const STRING_QUANTITY_KEYS: &[&str] =
+    &["OrderedQuantity", "DeliveredQuantity", "ReservedQuantity"];
+
+/// Rewrites the quantity numbers in `v` as strings, the way Fortnox sends them.
+pub fn stringify_quantities(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            for (k, val) in map.iter_mut() {
+                if STRING_QUANTITY_KEYS.contains(&k.as_str()) {
+                    if let Value::Number(n) = val {
+                        *val = Value::String(n.to_string());
+                    }
+                } else {
+                    stringify_quantities(val);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(stringify_quantities),
+        _ => {}
+    }
+}

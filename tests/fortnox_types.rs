@@ -33,11 +33,18 @@ fn recorded_order_parses() {
 #[test]
 fn quantities_as_string_or_number() {
     let row = |v: &str| format!(r#"{{"RowId":1,"OrderedQuantity":{v}}}"#);
-    for (raw, want) in [("\"1\"", "1"), ("\"1.12\"", "1.12"), ("1.12", "1.12"), ("3", "3"), ("\"2,5\"", "2.5")] {
+    for (raw, want) in [
+        ("\"1\"", "1"),
+        ("\"1.12\"", "1.12"),
+        ("1.12", "1.12"),
+        ("3", "3"),
+        ("\"2,5\"", "2.5"),
+    ] {
         let r: OrderRow = decode(row(raw).as_bytes()).expect(raw);
         assert_eq!(r.ordered_quantity, Some(q(want)), "{raw}");
     }
-    let r: OrderRow = decode(br#"{"RowId":1,"OrderedQuantity":null,"Unknown":{"x":1}}"#).expect("null");
+    let r: OrderRow =
+        decode(br#"{"RowId":1,"OrderedQuantity":null,"Unknown":{"x":1}}"#).expect("null");
     assert_eq!(r.ordered_quantity, None);
 }
 
@@ -46,15 +53,30 @@ fn quantities_serialize_as_numbers() {
     let body = OrderRowsUpdate {
         order: OrderRowsUpdateBody {
             order_rows: vec![
-                RowUpdate { row_id: Some(5), article_number: None, description: None, ordered_quantity: None,
-                    delivered_quantity: Some(q("1.12")), price: None },
-                RowUpdate { row_id: Some(6), article_number: None, description: None, ordered_quantity: None,
-                    delivered_quantity: None, price: None },
+                RowUpdate {
+                    row_id: Some(5),
+                    article_number: None,
+                    description: None,
+                    ordered_quantity: None,
+                    delivered_quantity: Some(q("1.12")),
+                    price: None,
+                },
+                RowUpdate {
+                    row_id: Some(6),
+                    article_number: None,
+                    description: None,
+                    ordered_quantity: None,
+                    delivered_quantity: None,
+                    price: None,
+                },
             ],
         },
     };
     let s = serde_json::to_string(&body).expect("json");
-    assert_eq!(s, r#"{"Order":{"OrderRows":[{"RowId":5,"DeliveredQuantity":1.12},{"RowId":6}]}}"#);
+    assert_eq!(
+        s,
+        r#"{"Order":{"OrderRows":[{"RowId":5,"DeliveredQuantity":1.12},{"RowId":6}]}}"#
+    );
     assert_eq!(serde_json::to_string(&q("2.000")).expect("json"), "2");
 }
 
@@ -69,12 +91,18 @@ fn unparseable_quantity_names_the_field() {
 #[test]
 fn document_numbers_and_row_ids_are_strict() {
     for bad in [r#""""#, r#""7a""#, "null", "-1", "1.5"] {
-        let raw = RECORDED_ORDER.replace(r#""DocumentNumber":"7""#, &format!(r#""DocumentNumber":{bad}"#));
+        let raw = RECORDED_ORDER.replace(
+            r#""DocumentNumber":"7""#,
+            &format!(r#""DocumentNumber":{bad}"#),
+        );
         let err = decode::<OrderEnvelope>(raw.as_bytes()).expect_err(bad);
         assert_eq!(err.path, "Order.DocumentNumber", "{bad}");
     }
     let raw = RECORDED_ORDER.replace(r#""DocumentNumber":"7""#, r#""DocumentNumber":7"#);
-    assert!(decode::<OrderEnvelope>(raw.as_bytes()).is_ok(), "a numeric document number is still a number");
+    assert!(
+        decode::<OrderEnvelope>(raw.as_bytes()).is_ok(),
+        "a numeric document number is still a number"
+    );
     let raw = RECORDED_ORDER.replace(r#""RowId":5"#, r#""RowId":"five""#);
     let err = decode::<OrderEnvelope>(raw.as_bytes()).expect_err("row id");
     assert_eq!(err.path, "Order.OrderRows[0].RowId");
@@ -87,14 +115,20 @@ fn error_information_in_both_casings() {
     )
     .expect("lower");
     assert_eq!(lower.error_information.code, Some(2000587));
-    assert_eq!(lower.error_information.message, "Ett ogiltigt filter har använts.");
-    let upper: ErrorEnvelope =
-        decode(r#"{"ErrorInformation":{"Error":1,"Message":"Kan inte hitta ordern.","Code":2000439}}"#.as_bytes())
-            .expect("upper");
+    assert_eq!(
+        lower.error_information.message,
+        "Ett ogiltigt filter har använts."
+    );
+    let upper: ErrorEnvelope = decode(
+        r#"{"ErrorInformation":{"Error":1,"Message":"Kan inte hitta ordern.","Code":2000439}}"#
+            .as_bytes(),
+    )
+    .expect("upper");
     assert_eq!(upper.error_information.code, Some(2000439));
     assert_eq!(upper.error_information.message, "Kan inte hitta ordern.");
     let stringly: ErrorEnvelope =
-        decode(br#"{"ErrorInformation":{"Error":"1","Message":"x","Code":"2000439"}}"#).expect("string code");
+        decode(br#"{"ErrorInformation":{"Error":"1","Message":"x","Code":"2000439"}}"#)
+            .expect("string code");
     assert_eq!(stringly.error_information.code, Some(2000439));
 }
 
@@ -117,7 +151,8 @@ fn list_and_oauth_shapes() {
     .expect("token");
     assert_eq!(t.expires_in, 3600);
     let e: OAuthErrorBody =
-        decode(br#"{"error":"invalid_grant","error_description":"Invalid refresh token"}"#).expect("oauth error");
+        decode(br#"{"error":"invalid_grant","error_description":"Invalid refresh token"}"#)
+            .expect("oauth error");
     assert_eq!(e.error, "invalid_grant");
 
     let w: WayOfDeliveryList = decode(
@@ -132,7 +167,10 @@ fn invoice_reference_zero_or_empty_means_none() {
     assert_eq!(invoice_reference(&Some("0".into())), None);
     assert_eq!(invoice_reference(&Some("".into())), None);
     assert_eq!(invoice_reference(&None), None);
-    assert_eq!(invoice_reference(&Some("1001".into())).map(|d| d.to_string()), Some("1001".into()));
+    assert_eq!(
+        invoice_reference(&Some("1001".into())).map(|d| d.to_string()),
+        Some("1001".into())
+    );
 }
 
 #[test]

@@ -4,115 +4,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, NaiveDateTime};
-use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 
+use super::config::{FortnoxConfig, OrderQuery};
 use super::error::{FortnoxError, Result};
-use super::limiter::{LimiterRegistry, RateLimit};
+use super::limiter::LimiterRegistry;
 use super::metrics::{resource_of, CallCounters};
-use super::oauth::{OAuthClient, OAuthConfig, TokenManager, TokenSet, TokenStore, DEFAULT_SCOPES};
+use super::oauth::{OAuthClient, OAuthConfig, TokenManager, TokenSet, TokenStore};
 use super::types::*;
-
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts per call, the first included.
-    pub max_attempts: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy { max_attempts: 6, base_delay: Duration::from_millis(250), max_delay: Duration::from_secs(10) }
-    }
-}
-
-impl RetryPolicy {
-    /// Exponential backoff with jitter (half fixed, half random), at least
-    /// any `Retry-After` the server sent.
-    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self.base_delay.saturating_mul(1u32 << attempt.min(16));
-        let capped = exp.min(self.max_delay);
-        let half = capped / 2;
-        let jitter = rand::thread_rng().gen_range(0..=half.as_millis() as u64);
-        let d = half + Duration::from_millis(jitter);
-        match retry_after {
-            Some(ra) => d.max(ra.min(Duration::from_secs(60))),
-            None => d,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct FortnoxConfig {
-    /// e.g. `https://api.fortnox.se` (paths `/3/...` are appended).
-    pub api_base: String,
-    /// e.g. `https://apps.fortnox.se/oauth-v1`.
-    pub auth_base: String,
-    pub client_id: String,
-    pub client_secret: String,
-    pub redirect_uri: String,
-    pub scopes: Vec<String>,
-    pub request_timeout: Duration,
-    /// `None` disables the client-side limiter.
-    pub rate_limit: Option<RateLimit>,
-    pub retry: RetryPolicy,
-    /// Page size for list calls (Fortnox allows up to 500).
-    pub page_size: u32,
-}
-
-impl FortnoxConfig {
-    pub fn new(
-        api_base: impl Into<String>,
-        auth_base: impl Into<String>,
-        client_id: impl Into<String>,
-        client_secret: impl Into<String>,
-        redirect_uri: impl Into<String>,
-    ) -> Self {
-        FortnoxConfig {
-            api_base: api_base.into(),
-            auth_base: auth_base.into(),
-            client_id: client_id.into(),
-            client_secret: client_secret.into(),
-            redirect_uri: redirect_uri.into(),
-            scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
-            request_timeout: Duration::from_secs(30),
-            rate_limit: Some(RateLimit::FORTNOX),
-            retry: RetryPolicy::default(),
-            page_size: 500,
-        }
-    }
-}
-
-/// Filters of `GET /3/orders`. Fortnox takes one `filter` at a time.
-#[derive(Debug, Clone, Default)]
-pub struct OrderQuery {
-    pub last_modified: Option<NaiveDateTime>,
-    pub from_date: Option<NaiveDate>,
-    pub filter: Option<OrderFilter>,
-    pub not_completed: Option<bool>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderFilter {
-    Cancelled,
-    Expired,
-    InvoiceCreated,
-    InvoiceNotCreated,
-}
-
-impl OrderFilter {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderFilter::Cancelled => "cancelled",
-            OrderFilter::Expired => "expired",
-            OrderFilter::InvoiceCreated => "invoicecreated",
-            OrderFilter::InvoiceNotCreated => "invoicenotcreated",
-        }
-    }
-}
 
 /// How far a call may be retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +101,10 @@ impl FortnoxClient {
 
     /// The API of one merchant's Fortnox.
     pub fn tenant(&self, merchant: impl Into<String>) -> TenantClient {
-        TenantClient { client: self.clone(), merchant: merchant.into() }
+        TenantClient {
+            client: self.clone(),
+            merchant: merchant.into(),
+        }
     }
 }
 
@@ -221,7 +124,10 @@ impl TenantClient {
     pub async fn list_orders(&self, q: &OrderQuery) -> Result<Vec<OrderListItem>> {
         let mut params: Vec<(String, String)> = Vec::new();
         if let Some(t) = q.last_modified {
-            params.push(("lastmodified".into(), t.format("%Y-%m-%d %H:%M").to_string()));
+            params.push((
+                "lastmodified".into(),
+                t.format("%Y-%m-%d %H:%M").to_string(),
+            ));
         }
         if let Some(d) = q.from_date {
             params.push(("fromdate".into(), d.format("%Y-%m-%d").to_string()));
@@ -246,17 +152,27 @@ impl TenantClient {
 
     pub async fn get_order(&self, doc: &DocumentNumber) -> Result<Order> {
         let path = format!("/3/orders/{}", doc);
-        let env: OrderEnvelope = self.call(Method::GET, &path, &[], None::<&()>, Retry::Always).await?;
+        let env: OrderEnvelope = self
+            .call(Method::GET, &path, &[], None::<&()>, Retry::Always)
+            .await?;
         Ok(env.order)
     }
 
     /// Writes rows; `rows` must hold **every** row of the order (rows left out
     /// are deleted). The response has new `RowId`s: use them next time.
-    pub async fn update_order_rows(&self, doc: &DocumentNumber, rows: Vec<RowUpdate>) -> Result<Order> {
+    pub async fn update_order_rows(
+        &self,
+        doc: &DocumentNumber,
+        rows: Vec<RowUpdate>,
+    ) -> Result<Order> {
         let path = format!("/3/orders/{}", doc);
-        let body = OrderRowsUpdate { order: OrderRowsUpdateBody { order_rows: rows } };
+        let body = OrderRowsUpdate {
+            order: OrderRowsUpdateBody { order_rows: rows },
+        };
         // Setting absolute quantities is idempotent, so it may be retried.
-        let env: OrderEnvelope = self.call(Method::PUT, &path, &[], Some(&body), Retry::Always).await?;
+        let env: OrderEnvelope = self
+            .call(Method::PUT, &path, &[], Some(&body), Retry::Always)
+            .await?;
         Ok(env.order)
     }
 
@@ -291,8 +207,9 @@ impl TenantClient {
     /// [`Self::create_invoice_once`].
     pub async fn create_invoice_raw(&self, doc: &DocumentNumber) -> Result<Invoice> {
         let path = format!("/3/orders/{}/createinvoice", doc);
-        let env: InvoiceEnvelope =
-            self.call(Method::PUT, &path, &[], None::<&()>, Retry::OnlyUnprocessed).await?;
+        let env: InvoiceEnvelope = self
+            .call(Method::PUT, &path, &[], None::<&()>, Retry::OnlyUnprocessed)
+            .await?;
         Ok(env.invoice)
     }
 
@@ -306,10 +223,18 @@ impl TenantClient {
             let order = self.get_order(doc).await?;
             if let Some(inv) = order.invoice() {
                 let invoice = self.get_invoice(&inv).await?;
-                return Ok(InvoiceOutcome { invoice, adopted: true });
+                return Ok(InvoiceOutcome {
+                    invoice,
+                    adopted: true,
+                });
             }
             match self.create_invoice_raw(doc).await {
-                Ok(invoice) => return Ok(InvoiceOutcome { invoice, adopted: false }),
+                Ok(invoice) => {
+                    return Ok(InvoiceOutcome {
+                        invoice,
+                        adopted: false,
+                    })
+                }
                 Err(e @ FortnoxError::Retryable { .. }) => {
                     attempt += 1;
                     if attempt >= policy.max_attempts {
@@ -326,14 +251,17 @@ impl TenantClient {
 
     pub async fn get_invoice(&self, doc: &DocumentNumber) -> Result<Invoice> {
         let path = format!("/3/invoices/{}", doc);
-        let env: InvoiceEnvelope = self.call(Method::GET, &path, &[], None::<&()>, Retry::Always).await?;
+        let env: InvoiceEnvelope = self
+            .call(Method::GET, &path, &[], None::<&()>, Retry::Always)
+            .await?;
         Ok(env.invoice)
     }
 
     /// Every article (all pages), optionally `active` / `inactive` only.
     pub async fn list_articles(&self, filter: Option<&str>) -> Result<Vec<Article>> {
-        let params: Vec<(String, String)> =
-            filter.map(|f| vec![("filter".to_string(), f.to_string())]).unwrap_or_default();
+        let params: Vec<(String, String)> = filter
+            .map(|f| vec![("filter".to_string(), f.to_string())])
+            .unwrap_or_default();
         let mut out = Vec::new();
         let mut page = 1i64;
         loop {
@@ -348,21 +276,37 @@ impl TenantClient {
 
     pub async fn get_article(&self, number: &str) -> Result<Article> {
         let path = format!("/3/articles/{}", encode_segment(number));
-        let env: ArticleEnvelope = self.call(Method::GET, &path, &[], None::<&()>, Retry::Always).await?;
+        let env: ArticleEnvelope = self
+            .call(Method::GET, &path, &[], None::<&()>, Retry::Always)
+            .await?;
         Ok(env.article)
     }
 
     pub async fn update_article_stock(&self, number: &str, quantity: Quantity) -> Result<Article> {
         let path = format!("/3/articles/{}", encode_segment(number));
-        let body = ArticleStockUpdate { article: ArticleStockUpdateBody { quantity_in_stock: quantity } };
-        let env: ArticleEnvelope = self.call(Method::PUT, &path, &[], Some(&body), Retry::Always).await?;
+        let body = ArticleStockUpdate {
+            article: ArticleStockUpdateBody {
+                quantity_in_stock: quantity,
+            },
+        };
+        let env: ArticleEnvelope = self
+            .call(Method::PUT, &path, &[], Some(&body), Retry::Always)
+            .await?;
         Ok(env.article)
     }
 
     pub async fn list_ways_of_delivery(&self) -> Result<Vec<WayOfDelivery>> {
-        let list: WayOfDeliveryList =
-            self.call(Method::GET, "/3/wayofdeliveries", &[], None::<&()>, Retry::Always).await?;
-        Ok(list.way_of_deliveries)
+        let mut out = Vec::new();
+        let mut page = 1i64;
+        loop {
+            let list: WayOfDeliveryList = self.list_page("/3/wayofdeliveries", &[], page).await?;
+            out.extend(list.way_of_deliveries);
+            // Without MetaInformation the list is one page.
+            if list.meta.is_none_or(|m| page >= m.total_pages) {
+                return Ok(out);
+            }
+            page += 1;
+        }
     }
 
     async fn list_page<T: serde::de::DeserializeOwned>(
@@ -374,7 +318,8 @@ impl TenantClient {
         let mut p = params.to_vec();
         p.push(("page".into(), page.to_string()));
         p.push(("limit".into(), self.client.inner.cfg.page_size.to_string()));
-        self.call(Method::GET, path, &p, None::<&()>, Retry::Always).await
+        self.call(Method::GET, path, &p, None::<&()>, Retry::Always)
+            .await
     }
 
     /// One logical call: limiter, token, retries, one refresh on 401.
@@ -389,7 +334,8 @@ impl TenantClient {
         let inner = &self.client.inner;
         let body = match body {
             Some(b) => Some(
-                serde_json::to_vec(b).map_err(|e| FortnoxError::Config(format!("encode body: {e}")))?,
+                serde_json::to_vec(b)
+                    .map_err(|e| FortnoxError::Config(format!("encode body: {e}")))?,
             ),
             None => None,
         };
@@ -408,7 +354,9 @@ impl TenantClient {
                 .timeout(inner.cfg.request_timeout)
                 .query(query);
             if let Some(b) = &body {
-                req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(b.clone());
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(b.clone());
             }
             let started = Instant::now();
             let outcome = match req.send().await {
@@ -435,19 +383,32 @@ impl TenantClient {
                 Ok((status, _, bytes)) if status.is_success() => return Ok(decode(&bytes)?),
                 Ok((StatusCode::UNAUTHORIZED, _, _)) if !refreshed => {
                     refreshed = true;
-                    token = inner.tokens.refresh_after_unauthorized(&self.merchant, &token).await?;
+                    token = inner
+                        .tokens
+                        .refresh_after_unauthorized(&self.merchant, &token)
+                        .await?;
                     continue;
                 }
                 Ok((StatusCode::UNAUTHORIZED, _, bytes)) => {
                     return Err(FortnoxError::NeedsReauthorization {
-                        reason: format!("Fortnox answered 401 after a refresh: {}", error_message(&bytes)),
+                        reason: format!(
+                            "Fortnox answered 401 after a refresh: {}",
+                            error_message(&bytes)
+                        ),
                     })
                 }
-                Ok((StatusCode::TOO_MANY_REQUESTS, ra, bytes)) => {
-                    (FortnoxError::Retryable { status: Some(429), message: error_message(&bytes) }, ra)
-                }
+                Ok((StatusCode::TOO_MANY_REQUESTS, ra, bytes)) => (
+                    FortnoxError::Retryable {
+                        status: Some(429),
+                        message: error_message(&bytes),
+                    },
+                    ra,
+                ),
                 Ok((status, ra, bytes)) if status.is_server_error() => {
-                    let e = FortnoxError::Retryable { status: Some(status.as_u16()), message: error_message(&bytes) };
+                    let e = FortnoxError::Retryable {
+                        status: Some(status.as_u16()),
+                        message: error_message(&bytes),
+                    };
                     if retry == Retry::OnlyUnprocessed {
                         return Err(e);
                     }
@@ -456,7 +417,10 @@ impl TenantClient {
                 Ok((status, _, bytes)) => return Err(document_error(status.as_u16(), &bytes)),
                 Err((e, status)) => {
                     let unsent = e.is_connect() && status.is_none();
-                    let err = FortnoxError::Retryable { status: status.map(|s| s.as_u16()), message: e.to_string() };
+                    let err = FortnoxError::Retryable {
+                        status: status.map(|s| s.as_u16()),
+                        message: e.to_string(),
+                    };
                     if retry == Retry::OnlyUnprocessed && !unsent {
                         return Err(err);
                     }
@@ -473,7 +437,11 @@ impl TenantClient {
 }
 
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    let v = resp.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let v = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
@@ -495,7 +463,11 @@ fn document_error(status: u16, bytes: &[u8]) -> FortnoxError {
             code: e.error_information.code,
             message: e.error_information.message,
         },
-        Err(_) => FortnoxError::Document { status, code: None, message: error_message(bytes) },
+        Err(_) => FortnoxError::Document {
+            status,
+            code: None,
+            message: error_message(bytes),
+        },
     }
 }
 

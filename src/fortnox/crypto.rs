@@ -35,7 +35,9 @@ impl std::fmt::Debug for TokenCipher {
 
 impl TokenCipher {
     pub fn new(key: [u8; 32]) -> Self {
-        TokenCipher { aead: XChaCha20Poly1305::new(&key.into()) }
+        TokenCipher {
+            aead: XChaCha20Poly1305::new(&key.into()),
+        }
     }
 
     /// Parses a 32-byte key given as hex (64 characters) or base64.
@@ -56,10 +58,16 @@ impl TokenCipher {
     pub fn encrypt(&self, plaintext: &str) -> String {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         // Encryption with a valid key and in-memory buffer cannot fail.
-        let ct = self.aead.encrypt(&nonce, plaintext.as_bytes()).unwrap_or_default();
+        let ct = self
+            .aead
+            .encrypt(&nonce, plaintext.as_bytes())
+            .unwrap_or_default();
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
-        format!("{PREFIX}{}", base64::engine::general_purpose::STANDARD.encode(out))
+        format!(
+            "{PREFIX}{}",
+            base64::engine::general_purpose::STANDARD.encode(out)
+        )
     }
 
     pub fn decrypt(&self, stored: &str) -> Result<String, CryptoError> {
@@ -102,6 +110,9 @@ mod tests {
         let ct = c.encrypt("x");
         assert_eq!(other.decrypt(&ct), Err(CryptoError::Decrypt));
         assert_eq!(c.decrypt("v1:AAAA"), Err(CryptoError::Malformed));
-        assert_eq!(TokenCipher::from_key_text("short").err(), Some(CryptoError::BadKey));
+        assert_eq!(
+            TokenCipher::from_key_text("short").err(),
+            Some(CryptoError::BadKey)
+        );
     }
 }

@@ -19,14 +19,21 @@ pub enum ErrorClass {
 #[derive(Debug, thiserror::Error)]
 pub enum FortnoxError {
     #[error("Fortnox is unavailable ({status:?}): {message}")]
-    Retryable { status: Option<u16>, message: String },
+    Retryable {
+        status: Option<u16>,
+        message: String,
+    },
 
     #[error("Fortnox needs re-authorization: {reason}")]
     NeedsReauthorization { reason: String },
 
     /// Fortnox's own `ErrorInformation` (message, code) for this document.
     #[error("Fortnox refused the request ({status}, code {code:?}): {message}")]
-    Document { status: u16, code: Option<i64>, message: String },
+    Document {
+        status: u16,
+        code: Option<i64>,
+        message: String,
+    },
 
     #[error(transparent)]
     Decode(#[from] DecodeError),

@@ -39,7 +39,10 @@ impl RateLimit {
     /// This process's share when `processes` processes share one tenant.
     pub fn split(self, processes: u32) -> RateLimit {
         let n = processes.max(1);
-        RateLimit { max: (self.max / n).max(1), ..self }
+        RateLimit {
+            max: (self.max / n).max(1),
+            ..self
+        }
     }
 }
 
@@ -58,7 +61,10 @@ pub struct SlidingWindow {
 
 impl SlidingWindow {
     pub fn new(limit: RateLimit) -> Self {
-        SlidingWindow { limit, sent: Mutex::new(VecDeque::new()) }
+        SlidingWindow {
+            limit,
+            sent: Mutex::new(VecDeque::new()),
+        }
     }
 
     /// Waits until a request may be sent, and records it as sent.
@@ -97,7 +103,10 @@ pub struct LimiterRegistry {
 impl LimiterRegistry {
     /// `None` disables limiting (only for tests that measure the sandbox).
     pub fn new(limit: Option<RateLimit>) -> Self {
-        LimiterRegistry { limit, windows: Mutex::new(HashMap::new()) }
+        LimiterRegistry {
+            limit,
+            windows: Mutex::new(HashMap::new()),
+        }
     }
 
     pub async fn acquire(&self, tenant: &str) {
@@ -109,5 +118,37 @@ impl LimiterRegistry {
                 .clone()
         };
         window.acquire().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_divides_the_budget() {
+        assert_eq!(RateLimit::FORTNOX.split(1).max, 25);
+        assert_eq!(RateLimit::FORTNOX.split(3).max, 8);
+        assert_eq!(RateLimit::FORTNOX.split(0).max, 25);
+        assert_eq!(RateLimit::FORTNOX.split(100).max, 1);
+    }
+
+    #[tokio::test]
+    async fn never_more_than_max_in_a_window() {
+        let limit = RateLimit {
+            max: 3,
+            window: Duration::from_millis(200),
+            margin: Duration::ZERO,
+        };
+        let w = SlidingWindow::new(limit);
+        let mut sent = Vec::new();
+        for _ in 0..7 {
+            w.acquire().await;
+            sent.push(Instant::now());
+        }
+        // Any request and the one `max` after it are a full window apart.
+        for pair in sent.windows(4) {
+            assert!(pair[3].duration_since(pair[0]) >= limit.window);
+        }
     }
 }

@@ -17,15 +17,25 @@ impl CallCounters {
 
     /// `(resource, status) -> count`, e.g. `("orders", 200) -> 12`.
     pub fn snapshot(&self) -> BTreeMap<(String, u16), u64> {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn count(&self, resource: &str, status: u16) -> u64 {
-        self.snapshot().get(&(resource.to_string(), status)).copied().unwrap_or(0)
+        self.snapshot()
+            .get(&(resource.to_string(), status))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn total_with_status(&self, status: u16) -> u64 {
-        self.snapshot().iter().filter(|((_, s), _)| *s == status).map(|(_, n)| n).sum()
+        self.snapshot()
+            .iter()
+            .filter(|((_, s), _)| *s == status)
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 

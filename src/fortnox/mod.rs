@@ -4,6 +4,7 @@
 //! is the reference for every shape and rule here.
 
 pub mod client;
+pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod limiter;
@@ -12,6 +13,7 @@ pub mod oauth;
 pub mod sandbox;
 pub mod types;
 
-pub use client::{FortnoxClient, FortnoxConfig, InvoiceOutcome, OrderFilter, OrderQuery, RetryPolicy, TenantClient};
+pub use client::{FortnoxClient, InvoiceOutcome, TenantClient};
+pub use config::{FortnoxConfig, OrderFilter, OrderQuery, RetryPolicy};
 pub use error::{ErrorClass, FortnoxError};
 pub use oauth::{InMemoryTokenStore, RefreshLease, StoreError, TokenSet, TokenState, TokenStore};

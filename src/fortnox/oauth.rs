@@ -22,7 +22,7 @@ use super::types::{decode, OAuthErrorBody, TokenResponse};
 
 pub const DEFAULT_SCOPES: &[&str] = &["order", "article", "invoice", "settings"];
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OAuthConfig {
     /// e.g. `https://apps.fortnox.se/oauth-v1` (`/auth` and `/token` are appended).
     pub auth_base: String,
@@ -32,14 +32,36 @@ pub struct OAuthConfig {
     pub scopes: Vec<String>,
 }
 
+impl std::fmt::Debug for OAuthConfig {
+    // Written out so the client secret never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthConfig")
+            .field("auth_base", &self.auth_base)
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Tokens of one merchant. `access_expires_at` is computed from `expires_in`
 /// when they were received.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TokenSet {
     pub access_token: String,
     pub refresh_token: String,
     pub access_expires_at: DateTime<Utc>,
     pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for TokenSet {
+    // Tokens are credentials: never in logs or panic messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("access_expires_at", &self.access_expires_at)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TokenSet {
@@ -97,7 +119,10 @@ pub trait TokenStore: Send + Sync + 'static {
 pub trait RefreshLease: Send {
     fn tokens(&self) -> &TokenState;
     /// Persists the rotated tokens and releases the lock (commit).
-    async fn save_rotated(self: Box<Self>, tokens: &TokenSet) -> std::result::Result<(), StoreError>;
+    async fn save_rotated(
+        self: Box<Self>,
+        tokens: &TokenSet,
+    ) -> std::result::Result<(), StoreError>;
     /// `invalid_grant`: the merchant must reconnect; its jobs pause.
     async fn mark_needs_reauthorization(
         self: Box<Self>,
@@ -116,7 +141,11 @@ pub struct OAuthClient {
 
 impl OAuthClient {
     pub fn new(http: reqwest::Client, cfg: OAuthConfig, counters: Arc<CallCounters>) -> Self {
-        OAuthClient { http, cfg, counters }
+        OAuthClient {
+            http,
+            cfg,
+            counters,
+        }
     }
 
     /// The URL to send the merchant to. `state` must be single use, bound to
@@ -149,8 +178,11 @@ impl OAuthClient {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet> {
-        self.token_request(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
-            .await
+        self.token_request(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .await
     }
 
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenSet> {
@@ -163,6 +195,7 @@ impl OAuthClient {
             .post(&url)
             .header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"))
             .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(Duration::from_secs(30))
             .form(form)
             .send()
             .await;
@@ -171,7 +204,10 @@ impl OAuthClient {
             Err(e) => {
                 self.counters.record("oauth/token", 0);
                 tracing::warn!(target: "fortnox", method = "POST", path = "/oauth-v1/token", error = %e, "fortnox token call failed");
-                return Err(FortnoxError::Retryable { status: None, message: e.to_string() });
+                return Err(FortnoxError::Retryable {
+                    status: None,
+                    message: e.to_string(),
+                });
             }
         };
         let status = resp.status().as_u16();
@@ -190,18 +226,28 @@ impl OAuthClient {
         // content type and read the JSON.
         let err: Option<OAuthErrorBody> = decode(&body).ok();
         let (code, desc) = match &err {
-            Some(e) => (e.error.as_str(), e.error_description.clone().unwrap_or_default()),
+            Some(e) => (
+                e.error.as_str(),
+                e.error_description.clone().unwrap_or_default(),
+            ),
             None => ("", String::from_utf8_lossy(&body).into_owned()),
         };
         match (status, code) {
             (_, "invalid_grant") => Err(FortnoxError::NeedsReauthorization {
                 reason: format!("invalid_grant: {desc}"),
             }),
-            (_, "invalid_client") => {
-                Err(FortnoxError::Config(format!("Fortnox rejected the client credentials: {desc}")))
-            }
-            (429 | 500..=599, _) => Err(FortnoxError::Retryable { status: Some(status), message: desc }),
-            _ => Err(FortnoxError::Document { status, code: None, message: format!("{code} {desc}") }),
+            (_, "invalid_client") => Err(FortnoxError::Config(format!(
+                "Fortnox rejected the client credentials: {desc}"
+            ))),
+            (429 | 500..=599, _) => Err(FortnoxError::Retryable {
+                status: Some(status),
+                message: desc,
+            }),
+            _ => Err(FortnoxError::Document {
+                status,
+                code: None,
+                message: format!("{code} {desc}"),
+            }),
         }
     }
 }
@@ -216,7 +262,12 @@ pub struct TokenManager {
 
 impl TokenManager {
     pub fn new(oauth: OAuthClient, store: Arc<dyn TokenStore>) -> Self {
-        TokenManager { oauth, store, flights: Mutex::new(HashMap::new()), skew: Duration::from_secs(30) }
+        TokenManager {
+            oauth,
+            store,
+            flights: Mutex::new(HashMap::new()),
+            skew: Duration::from_secs(30),
+        }
     }
 
     pub fn oauth(&self) -> &OAuthClient {
@@ -255,7 +306,9 @@ impl TokenManager {
             TokenState::Active(t) => t.clone(),
             TokenState::Missing => return Err(not_connected()),
             TokenState::NeedsReauthorization { reason } => {
-                return Err(FortnoxError::NeedsReauthorization { reason: reason.clone() })
+                return Err(FortnoxError::NeedsReauthorization {
+                    reason: reason.clone(),
+                })
             }
         };
         // Whoever held the lock before us may have refreshed already.
@@ -278,7 +331,9 @@ impl TokenManager {
 }
 
 fn not_connected() -> FortnoxError {
-    FortnoxError::NeedsReauthorization { reason: "Fortnox is not connected".into() }
+    FortnoxError::NeedsReauthorization {
+        reason: "Fortnox is not connected".into(),
+    }
 }
 
 /// A [`TokenStore`] in memory, for tests and the demo. Its lease holds a
@@ -292,11 +347,19 @@ pub struct InMemoryTokenStore {
 type SharedTokens = Arc<Mutex<HashMap<String, TokenState>>>;
 
 fn read(tokens: &SharedTokens, merchant: &str) -> TokenState {
-    tokens.lock().unwrap_or_else(|e| e.into_inner()).get(merchant).cloned().unwrap_or(TokenState::Missing)
+    tokens
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(merchant)
+        .cloned()
+        .unwrap_or(TokenState::Missing)
 }
 
 fn write(tokens: &SharedTokens, merchant: &str, state: TokenState) {
-    tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(merchant.to_string(), state);
+    tokens
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(merchant.to_string(), state);
 }
 
 impl InMemoryTokenStore {
@@ -356,8 +419,15 @@ impl RefreshLease for MemLease {
         &self.tokens
     }
 
-    async fn save_rotated(self: Box<Self>, tokens: &TokenSet) -> std::result::Result<(), StoreError> {
-        write(&self.store, &self.merchant, TokenState::Active(tokens.clone()));
+    async fn save_rotated(
+        self: Box<Self>,
+        tokens: &TokenSet,
+    ) -> std::result::Result<(), StoreError> {
+        write(
+            &self.store,
+            &self.merchant,
+            TokenState::Active(tokens.clone()),
+        );
         Ok(())
     }
 
@@ -365,7 +435,13 @@ impl RefreshLease for MemLease {
         self: Box<Self>,
         reason: &str,
     ) -> std::result::Result<(), StoreError> {
-        write(&self.store, &self.merchant, TokenState::NeedsReauthorization { reason: reason.into() });
+        write(
+            &self.store,
+            &self.merchant,
+            TokenState::NeedsReauthorization {
+                reason: reason.into(),
+            },
+        );
         Ok(())
     }
 }

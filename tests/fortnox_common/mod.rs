@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use fortnox_fulfilment::fortnox::limiter::RateLimit;
 use fortnox_fulfilment::fortnox::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
-use fortnox_fulfilment::fortnox::{FortnoxClient, FortnoxConfig, InMemoryTokenStore, RetryPolicy, TokenSet, TokenState};
+use fortnox_fulfilment::fortnox::{
+    FortnoxClient, FortnoxConfig, InMemoryTokenStore, RetryPolicy, TokenSet, TokenState,
+};
 use serde_json::json;
 
 pub const TENANT: &str = "t1";
@@ -45,16 +47,31 @@ pub async fn env_with(sandbox_cfg: SandboxConfig, client_rate: Option<RateLimit>
     sb.create_tenant(TENANT, None);
     let store = InMemoryTokenStore::new();
     let tokens = sb.issue_tokens(TENANT);
-    store.put(MERCHANT, TokenState::Active(TokenSet::from_response(tokens, chrono::Utc::now())));
+    store.put(
+        MERCHANT,
+        TokenState::Active(TokenSet::from_response(tokens, chrono::Utc::now())),
+    );
     let mut cfg = client_config(&sandbox);
     cfg.rate_limit = client_rate;
     let client = FortnoxClient::new(cfg, store.clone()).expect("client");
-    Env { sandbox, sb, client, store }
+    Env {
+        sandbox,
+        sb,
+        client,
+        store,
+    }
 }
 
 /// Sandbox without the rate limit (tests that are not about it).
 pub async fn env() -> Env {
-    env_with(SandboxConfig { rate_limit: None, ..SandboxConfig::default() }, None).await
+    env_with(
+        SandboxConfig {
+            rate_limit: None,
+            ..SandboxConfig::default()
+        },
+        None,
+    )
+    .await
 }
 
 /// An order with two stock rows, quantities given as Fortnox strings.

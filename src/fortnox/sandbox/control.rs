@@ -43,7 +43,11 @@ fn handle(sh: Arc<Shared>) -> SandboxHandle {
 }
 
 fn bad(msg: impl ToString) -> Response {
-    (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": msg.to_string() }))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({ "error": msg.to_string() })),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -58,7 +62,11 @@ async fn create_tenant(AxState(sh): S, Json(t): Json<NewTenant>) -> Response {
     (StatusCode::CREATED, Json(serde_json::json!({ "id": t.id }))).into_response()
 }
 
-async fn set_settings(AxState(sh): S, Path(t): Path<String>, Json(s): Json<TenantSettings>) -> Response {
+async fn set_settings(
+    AxState(sh): S,
+    Path(t): Path<String>,
+    Json(s): Json<TenantSettings>,
+) -> Response {
     handle(sh).set_settings(&t, s);
     Json(s).into_response()
 }
@@ -110,7 +118,11 @@ async fn add_orders(AxState(sh): S, Path(t): Path<String>, Json(v): Json<Value>)
             Err(e) => return e.into_response(),
         }
     }
-    (StatusCode::CREATED, Json(serde_json::json!({ "Orders": created }))).into_response()
+    (
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "Orders": created })),
+    )
+        .into_response()
 }
 
 async fn list_orders(AxState(sh): S, Path(t): Path<String>) -> Response {

@@ -46,7 +46,11 @@ fn articles() -> Vec<Article> {
                 disposable_quantity: None,
                 stock_place: Some(format!("A{}", i + 1)),
                 default_stock_point: Some("LAGER1".into()),
-                default_stock_location: Some(if i % 3 == 0 { "3PL".into() } else { "HUVUD".into() }),
+                default_stock_location: Some(if i % 3 == 0 {
+                    "3PL".into()
+                } else {
+                    "HUVUD".into()
+                }),
             });
         }
     }
@@ -92,10 +96,38 @@ pub fn seed(h: &SandboxHandle) -> anyhow::Result<()> {
     h.add_articles(DEMO_TENANT, articles());
     h.add_ways_of_delivery(DEMO_TENANT, ways());
     let customers = [
-        ("1", "Anna Svensson", "Storgatan 1", "111 22", "Stockholm", "Sverige"),
-        ("2", "Byggfirman Berg AB", "Industrivägen 14", "415 05", "Göteborg", "Sverige"),
-        ("3", "Oy Rakennus Ab", "Mannerheimintie 5", "00100", "Helsinki", "Finland"),
-        ("4", "Lars Nilsson", "Kungsgatan 7", "211 49", "Malmö", "Sverige"),
+        (
+            "1",
+            "Anna Svensson",
+            "Storgatan 1",
+            "111 22",
+            "Stockholm",
+            "Sverige",
+        ),
+        (
+            "2",
+            "Byggfirman Berg AB",
+            "Industrivägen 14",
+            "415 05",
+            "Göteborg",
+            "Sverige",
+        ),
+        (
+            "3",
+            "Oy Rakennus Ab",
+            "Mannerheimintie 5",
+            "00100",
+            "Helsinki",
+            "Finland",
+        ),
+        (
+            "4",
+            "Lars Nilsson",
+            "Kungsgatan 7",
+            "211 49",
+            "Malmö",
+            "Sverige",
+        ),
     ];
     let ways = ["DHL", "PN", "PNH", "DHL-PARCEL", "UNKNOWN-CARRIER", "BUD"];
     for i in 0..12usize {
@@ -135,7 +167,8 @@ pub fn seed(h: &SandboxHandle) -> anyhow::Result<()> {
         if i == 10 {
             order["DeliveryState"] = json!("registration");
         }
-        h.create_order(DEMO_TENANT, order).map_err(|e| anyhow::anyhow!("seeding order: {}", e.info.message))?;
+        h.create_order(DEMO_TENANT, order)
+            .map_err(|e| anyhow::anyhow!("seeding order: {}", e.info.message))?;
     }
     Ok(())
 }

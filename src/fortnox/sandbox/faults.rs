@@ -60,13 +60,15 @@ impl Faults {
     pub fn add(&mut self, spec: FaultSpec) {
         let filter = spec.path_contains.clone();
         if let Some(n) = spec.fail_next {
-            self.fail.push((n, spec.status.unwrap_or(500), filter.clone()));
+            self.fail
+                .push((n, spec.status.unwrap_or(500), filter.clone()));
         }
         if let Some(n) = spec.burst_429 {
             self.burst_429.push((n, filter.clone()));
         }
         if let Some(ms) = spec.latency_ms {
-            self.latency.push((Duration::from_millis(ms), spec.latency_calls, filter));
+            self.latency
+                .push((Duration::from_millis(ms), spec.latency_calls, filter));
         }
     }
 
@@ -75,11 +77,19 @@ impl Faults {
     }
 
     fn before(&mut self, path: &str) -> Option<Injected> {
-        if let Some(f) = self.fail.iter_mut().find(|f| f.0 > 0 && matches(&f.2, path)) {
+        if let Some(f) = self
+            .fail
+            .iter_mut()
+            .find(|f| f.0 > 0 && matches(&f.2, path))
+        {
             f.0 -= 1;
             return Some(Injected::Fail(f.1));
         }
-        if let Some(b) = self.burst_429.iter_mut().find(|b| b.0 > 0 && matches(&b.1, path)) {
+        if let Some(b) = self
+            .burst_429
+            .iter_mut()
+            .find(|b| b.0 > 0 && matches(&b.1, path))
+        {
             b.0 -= 1;
             return Some(Injected::TooMany);
         }
@@ -87,7 +97,10 @@ impl Faults {
     }
 
     fn latency(&mut self, path: &str) -> Option<Duration> {
-        let l = self.latency.iter_mut().find(|l| l.1 != Some(0) && matches(&l.2, path))?;
+        let l = self
+            .latency
+            .iter_mut()
+            .find(|l| l.1 != Some(0) && matches(&l.2, path))?;
         if let Some(n) = l.1.as_mut() {
             *n -= 1;
         }
@@ -96,7 +109,11 @@ impl Faults {
 }
 
 pub fn message_response(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({ "message": message }))).into_response()
+    (
+        status,
+        axum::Json(serde_json::json!({ "message": message })),
+    )
+        .into_response()
 }
 
 pub fn error_response(status: u16, info: &ErrorInformation, casing: KeyCasing) -> Response {
@@ -105,8 +122,13 @@ pub fn error_response(status: u16, info: &ErrorInformation, casing: KeyCasing) -
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-    let t = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?;
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let t = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))?;
     Some(t.trim().to_string())
 }
 
@@ -114,7 +136,11 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct TenantId(pub String);
 
-pub(crate) async fn api_gate(AxState(shared): AxState<Arc<Shared>>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn api_gate(
+    AxState(shared): AxState<Arc<Shared>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -127,14 +153,20 @@ pub(crate) async fn api_gate(AxState(shared): AxState<Arc<Shared>>, mut req: Req
             None => Err((
                 error_response(
                     401,
-                    &ErrorInformation::new("Kan inte logga in, access-token saknas.", codes::MISSING_TOKEN),
+                    &ErrorInformation::new(
+                        "Kan inte logga in, access-token saknas.",
+                        codes::MISSING_TOKEN,
+                    ),
                     KeyCasing::Lower,
                 ),
                 None,
             )),
             Some(t) => match st.access.get(t) {
                 Some(a) if a.expires_at > now => Ok(a.tenant.clone()),
-                _ => Err((message_response(StatusCode::UNAUTHORIZED, "unauthorized"), None)),
+                _ => Err((
+                    message_response(StatusCode::UNAUTHORIZED, "unauthorized"),
+                    None,
+                )),
             },
         };
         match (tenant, &token) {
@@ -143,7 +175,10 @@ pub(crate) async fn api_gate(AxState(shared): AxState<Arc<Shared>>, mut req: Req
                 let limited = match shared.cfg.rate_limit {
                     Some(limit) => {
                         let w = st.windows.entry(t.clone()).or_default();
-                        while w.front().is_some_and(|s| now.duration_since(*s) >= limit.window) {
+                        while w
+                            .front()
+                            .is_some_and(|s| now.duration_since(*s) >= limit.window)
+                        {
                             w.pop_front();
                         }
                         if w.len() as u32 >= limit.max {
@@ -156,11 +191,15 @@ pub(crate) async fn api_gate(AxState(shared): AxState<Arc<Shared>>, mut req: Req
                     None => false,
                 };
                 if limited {
-                    Err((message_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"), Some(tenant)))
+                    Err((
+                        message_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
+                        Some(tenant),
+                    ))
                 } else {
                     match st.faults.before(&path) {
                         Some(Injected::Fail(s)) => {
-                            let info = ErrorInformation::new("Ett systemfel har uppstått.", 1000003);
+                            let info =
+                                ErrorInformation::new("Ett systemfel har uppstått.", 1000003);
                             Err((error_response(s, &info, KeyCasing::Pascal), Some(tenant)))
                         }
                         Some(Injected::TooMany) => Err((
@@ -174,7 +213,10 @@ pub(crate) async fn api_gate(AxState(shared): AxState<Arc<Shared>>, mut req: Req
                     }
                 }
             }
-            (Ok(_), None) => Err((message_response(StatusCode::UNAUTHORIZED, "unauthorized"), None)),
+            (Ok(_), None) => Err((
+                message_response(StatusCode::UNAUTHORIZED, "unauthorized"),
+                None,
+            )),
         }
     };
 
@@ -187,7 +229,14 @@ pub(crate) async fn api_gate(AxState(shared): AxState<Arc<Shared>>, mut req: Req
             req.extensions_mut().insert(TenantId(tenant.clone()));
             let resp = next.run(req).await;
             // Logged when the effect happened, before any injected delay.
-            shared.record(&method, &path, &query, resp.status().as_u16(), Some(tenant), None);
+            shared.record(
+                &method,
+                &path,
+                &query,
+                resp.status().as_u16(),
+                Some(tenant),
+                None,
+            );
             if let Some(d) = latency {
                 tokio::time::sleep(d).await;
             }

@@ -11,7 +11,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::faults::FaultSpec;
-use super::state::{AccessToken, CallRecord, RefreshToken, SResult, SandboxError, State, TenantSettings};
+use super::state::{
+    AccessToken, CallRecord, RefreshToken, SResult, SandboxError, State, TenantSettings,
+};
 use super::Shared;
 use crate::fortnox::types::{Article, Invoice, Order, TokenResponse, WayOfDelivery};
 
@@ -40,16 +42,26 @@ pub struct Counters {
 
 impl Counters {
     pub fn calls_with(&self, resource: &str, status: u16) -> u64 {
-        self.calls.get(resource).and_then(|m| m.get(&status)).copied().unwrap_or(0)
+        self.calls
+            .get(resource)
+            .and_then(|m| m.get(&status))
+            .copied()
+            .unwrap_or(0)
     }
     pub fn calls_to(&self, resource: &str) -> u64 {
-        self.calls.get(resource).map(|m| m.values().sum()).unwrap_or(0)
+        self.calls
+            .get(resource)
+            .map(|m| m.values().sum())
+            .unwrap_or(0)
     }
     pub fn total_with_status(&self, status: u16) -> u64 {
         self.calls.values().filter_map(|m| m.get(&status)).sum()
     }
     pub fn invoices_for(&self, tenant: &str, doc: &str) -> u64 {
-        self.invoices_per_order.get(&format!("{tenant}/{doc}")).copied().unwrap_or(0)
+        self.invoices_per_order
+            .get(&format!("{tenant}/{doc}"))
+            .copied()
+            .unwrap_or(0)
     }
     pub fn token_requests_total(&self) -> u64 {
         self.token_requests.values().sum()
@@ -57,7 +69,11 @@ impl Counters {
 }
 
 pub(crate) fn random_token(len: usize) -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 /// Issues a fresh access/refresh pair for `tenant`.
@@ -67,11 +83,18 @@ pub(crate) fn issue_tokens(shared: &Shared, st: &mut State, tenant: &str) -> Tok
     let refresh = random_token(40);
     st.access.insert(
         access.clone(),
-        AccessToken { tenant: tenant.into(), expires_at: now + shared.cfg.access_token_ttl },
+        AccessToken {
+            tenant: tenant.into(),
+            expires_at: now + shared.cfg.access_token_ttl,
+        },
     );
     st.refresh.insert(
         refresh.clone(),
-        RefreshToken { tenant: tenant.into(), expires_at: now + shared.cfg.refresh_token_ttl, used: false },
+        RefreshToken {
+            tenant: tenant.into(),
+            expires_at: now + shared.cfg.refresh_token_ttl,
+            used: false,
+        },
     );
     TokenResponse {
         access_token: access,
@@ -136,23 +159,48 @@ impl SandboxHandle {
         let Value::Object(map) = order else {
             return Err(SandboxError::bad_json("an order must be a JSON object"));
         };
-        self.shared.lock().tenant_mut(tenant).create_order(&map, &self.shared.base_url)
+        self.shared
+            .lock()
+            .tenant_mut(tenant)
+            .create_order(&map, &self.shared.base_url)
     }
 
     pub fn order(&self, tenant: &str, doc: &str) -> Option<Order> {
-        self.shared.lock().tenant_mut(tenant).order(doc).ok().map(|s| s.order.clone())
+        self.shared
+            .lock()
+            .tenant_mut(tenant)
+            .order(doc)
+            .ok()
+            .map(|s| s.order.clone())
     }
 
     pub fn orders(&self, tenant: &str) -> Vec<Order> {
-        self.shared.lock().tenant_mut(tenant).orders.values().map(|s| s.order.clone()).collect()
+        self.shared
+            .lock()
+            .tenant_mut(tenant)
+            .orders
+            .values()
+            .map(|s| s.order.clone())
+            .collect()
     }
 
     pub fn invoices(&self, tenant: &str) -> Vec<Invoice> {
-        self.shared.lock().tenant_mut(tenant).invoices.values().cloned().collect()
+        self.shared
+            .lock()
+            .tenant_mut(tenant)
+            .invoices
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub fn article(&self, tenant: &str, number: &str) -> Option<Article> {
-        self.shared.lock().tenant_mut(tenant).articles.get(number).cloned()
+        self.shared
+            .lock()
+            .tenant_mut(tenant)
+            .articles
+            .get(number)
+            .cloned()
     }
 
     /// The merchant marks the order as done in Fortnox.
@@ -209,7 +257,11 @@ impl SandboxHandle {
         let st = self.shared.lock();
         let mut c = Counters::default();
         for call in &st.calls {
-            *c.calls.entry(call.resource.clone()).or_default().entry(call.status).or_default() += 1;
+            *c.calls
+                .entry(call.resource.clone())
+                .or_default()
+                .entry(call.status)
+                .or_default() += 1;
             if call.resource == "oauth/token" {
                 let note = call.note.clone().unwrap_or_else(|| "unknown".into());
                 *c.token_requests.entry(note).or_default() += 1;
@@ -218,7 +270,9 @@ impl SandboxHandle {
         for (tenant_id, t) in &st.tenants {
             for inv in t.invoices.values() {
                 let order = inv.order_reference.clone().unwrap_or_default();
-                *c.invoices_per_order.entry(format!("{tenant_id}/{order}")).or_default() += 1;
+                *c.invoices_per_order
+                    .entry(format!("{tenant_id}/{order}"))
+                    .or_default() += 1;
             }
             for s in t.orders.values() {
                 if let Some(origin) = &s.backorder_of {

@@ -72,7 +72,15 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn record(&self, method: &str, path: &str, query: &str, status: u16, tenant: Option<String>, note: Option<String>) {
+    pub fn record(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        status: u16,
+        tenant: Option<String>,
+        note: Option<String>,
+    ) {
         let at_ms = self.started.elapsed().as_millis() as u64;
         let mut st = self.lock();
         let seq = st.calls.len() as u64 + 1;
@@ -118,7 +126,12 @@ impl Sandbox {
                 tracing::error!(error = %e, "sandbox server stopped");
             }
         });
-        Ok(Sandbox { addr, handle: SandboxHandle { shared }, stop: Some(stop), task })
+        Ok(Sandbox {
+            addr,
+            handle: SandboxHandle { shared },
+            stop: Some(stop),
+            task,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -148,7 +161,10 @@ impl Sandbox {
 }
 
 fn router(shared: Arc<Shared>) -> Router {
-    let api = api::routes().layer(axum::middleware::from_fn_with_state(shared.clone(), faults::api_gate));
+    let api = api::routes().layer(axum::middleware::from_fn_with_state(
+        shared.clone(),
+        faults::api_gate,
+    ));
     Router::new()
         .nest("/3", api)
         .nest("/oauth-v1", oauth::routes())
@@ -163,14 +179,24 @@ pub async fn run_standalone(
     client_secret: String,
     seed_demo: bool,
 ) -> anyhow::Result<()> {
-    let cfg = SandboxConfig { bind, client_id, client_secret, ..SandboxConfig::default() };
+    let cfg = SandboxConfig {
+        bind,
+        client_id,
+        client_secret,
+        ..SandboxConfig::default()
+    };
     let sandbox = Sandbox::start(cfg).await?;
     if seed_demo {
         demo::seed(&sandbox.handle())?;
     }
     tracing::info!(addr = %sandbox.addr(), api = %sandbox.api_base(), auth = %sandbox.auth_base(),
         "Fortnox sandbox listening");
-    println!("Fortnox sandbox on {} (API {}/3, OAuth {})", sandbox.addr(), sandbox.api_base(), sandbox.auth_base());
+    println!(
+        "Fortnox sandbox on {} (API {}/3, OAuth {})",
+        sandbox.addr(),
+        sandbox.api_base(),
+        sandbox.auth_base()
+    );
     tokio::signal::ctrl_c().await?;
     sandbox.shutdown().await;
     Ok(())

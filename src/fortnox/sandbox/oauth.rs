@@ -17,21 +17,44 @@ use super::state::AuthCode;
 use super::Shared;
 
 pub fn routes() -> Router<Arc<Shared>> {
-    Router::new().route("/auth", get(authorize)).route("/token", post(token))
+    Router::new()
+        .route("/auth", get(authorize))
+        .route("/token", post(token))
 }
 
 /// `GET /oauth-v1/auth`: approves at once and redirects to
 /// `redirect_uri?code=..&state=..`. The sandbox-only `tenant` parameter picks
 /// the Fortnox account; without it, the control-set default or `default`.
-async fn authorize(AxState(shared): AxState<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn authorize(
+    AxState(shared): AxState<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let query = serde_json::to_string(&q).unwrap_or_default();
     if q.get("client_id") != Some(&shared.cfg.client_id) {
-        shared.record("GET", "/oauth-v1/auth", &query, 400, None, Some("invalid_client".into()));
+        shared.record(
+            "GET",
+            "/oauth-v1/auth",
+            &query,
+            400,
+            None,
+            Some("invalid_client".into()),
+        );
         return (StatusCode::BAD_REQUEST, "invalid_client").into_response();
     }
     let (Some(redirect), Some(_scope)) = (q.get("redirect_uri"), q.get("scope")) else {
-        shared.record("GET", "/oauth-v1/auth", &query, 400, None, Some("invalid_request".into()));
-        return (StatusCode::BAD_REQUEST, "redirect_uri and scope are required").into_response();
+        shared.record(
+            "GET",
+            "/oauth-v1/auth",
+            &query,
+            400,
+            None,
+            Some("invalid_request".into()),
+        );
+        return (
+            StatusCode::BAD_REQUEST,
+            "redirect_uri and scope are required",
+        )
+            .into_response();
     };
     let Ok(mut url) = reqwest::Url::parse(redirect) else {
         return (StatusCode::BAD_REQUEST, "invalid redirect_uri").into_response();
@@ -60,19 +83,33 @@ async fn authorize(AxState(shared): AxState<Arc<Shared>>, Query(q): Query<HashMa
     if let Some(state) = q.get("state") {
         url.query_pairs_mut().append_pair("state", state);
     }
-    shared.record("GET", "/oauth-v1/auth", &query, 303, Some(tenant), Some("approved".into()));
+    shared.record(
+        "GET",
+        "/oauth-v1/auth",
+        &query,
+        303,
+        Some(tenant),
+        Some("approved".into()),
+    );
     Redirect::to(url.as_str()).into_response()
 }
 
 fn oauth_error(status: StatusCode, content_type: &str, error: &str, description: &str) -> Response {
     let body = serde_json::json!({ "error": error, "error_description": description }).to_string();
-    (status, [(header::CONTENT_TYPE, content_type.to_string())], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, content_type.to_string())],
+        body,
+    )
+        .into_response()
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let b64 = v.strip_prefix("Basic ")?;
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (id, secret) = text.split_once(':')?;
     Some((id.to_string(), secret.to_string()))
@@ -103,10 +140,16 @@ fn token_inner(
     form: &HashMap<String, String>,
     grant: &str,
 ) -> (Response, Option<String>, &'static str) {
-    let creds_ok = basic_credentials(headers)
-        .is_some_and(|(id, secret)| id == shared.cfg.client_id && secret == shared.cfg.client_secret);
+    let creds_ok = basic_credentials(headers).is_some_and(|(id, secret)| {
+        id == shared.cfg.client_id && secret == shared.cfg.client_secret
+    });
     if !creds_ok {
-        let r = oauth_error(StatusCode::UNAUTHORIZED, "text/plain", "invalid_client", "The client credentials are invalid");
+        let r = oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "text/plain",
+            "invalid_client",
+            "The client credentials are invalid",
+        );
         return (r, None, "invalid_client");
     }
     let now = Instant::now();
@@ -135,7 +178,12 @@ fn token_inner(
             }
         }
         _ => {
-            let r = oauth_error(StatusCode::BAD_REQUEST, "text/html", "unsupported_grant_type", "Unsupported grant type");
+            let r = oauth_error(
+                StatusCode::BAD_REQUEST,
+                "text/html",
+                "unsupported_grant_type",
+                "Unsupported grant type",
+            );
             return (r, None, "unsupported_grant_type");
         }
     };
@@ -145,7 +193,11 @@ fn token_inner(
             (axum::Json(body).into_response(), Some(t), "ok")
         }
         None => {
-            let desc = if grant == "refresh_token" { "Invalid refresh token" } else { "Invalid authorization code" };
+            let desc = if grant == "refresh_token" {
+                "Invalid refresh token"
+            } else {
+                "Invalid authorization code"
+            };
             // Fortnox sends this JSON labelled text/html.
             let r = oauth_error(StatusCode::BAD_REQUEST, "text/html", "invalid_grant", desc);
             (r, None, "invalid_grant")

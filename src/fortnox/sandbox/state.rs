@@ -41,10 +41,18 @@ pub struct SandboxError {
 
 impl SandboxError {
     pub fn bad_request(message: impl Into<String>, code: i64) -> Self {
-        SandboxError { status: 400, info: ErrorInformation::new(message, code), casing: KeyCasing::Lower }
+        SandboxError {
+            status: 400,
+            info: ErrorInformation::new(message, code),
+            casing: KeyCasing::Lower,
+        }
     }
     pub fn not_found(message: impl Into<String>, code: i64) -> Self {
-        SandboxError { status: 404, info: ErrorInformation::new(message, code), casing: KeyCasing::Pascal }
+        SandboxError {
+            status: 404,
+            info: ErrorInformation::new(message, code),
+            casing: KeyCasing::Pascal,
+        }
     }
     pub fn bad_json(e: impl std::fmt::Display) -> Self {
         Self::bad_request(format!("Ogiltig JSON: {e}"), codes::BAD_JSON)
@@ -61,7 +69,9 @@ pub struct TenantSettings {
 
 impl Default for TenantSettings {
     fn default() -> Self {
-        TenantSettings { delivery_done_on_invoice: true }
+        TenantSettings {
+            delivery_done_on_invoice: true,
+        }
     }
 }
 
@@ -73,7 +83,7 @@ pub struct StoredOrder {
     pub backorder_of: Option<DocumentNumber>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Tenant {
     pub settings: TenantSettings,
     pub orders: BTreeMap<u64, StoredOrder>,
@@ -137,7 +147,7 @@ pub struct State {
 
 impl State {
     pub fn tenant_mut(&mut self, id: &str) -> &mut Tenant {
-        self.tenants.entry(id.to_string()).or_insert_with(Tenant::new)
+        self.tenants.entry(id.to_string()).or_default()
     }
 }
 
@@ -158,11 +168,22 @@ fn merge(base: &mut Value, patch: &Map<String, Value>) {
     }
 }
 
-impl Tenant {
-    pub fn new() -> Self {
-        Tenant { next_order: 1, next_row_id: 1, next_invoice: 1001, ..Default::default() }
+impl Default for Tenant {
+    fn default() -> Self {
+        Tenant {
+            settings: TenantSettings::default(),
+            orders: BTreeMap::new(),
+            articles: BTreeMap::new(),
+            ways: Vec::new(),
+            invoices: BTreeMap::new(),
+            next_order: 1,
+            next_row_id: 1,
+            next_invoice: 1001,
+        }
     }
+}
 
+impl Tenant {
     fn row_id(&mut self) -> u64 {
         let id = self.next_row_id;
         self.next_row_id += 1;
@@ -173,23 +194,31 @@ impl Tenant {
         doc.parse::<u64>()
             .ok()
             .and_then(|n| self.orders.get(&n))
-            .ok_or_else(|| SandboxError::not_found("Kan inte hitta ordern.", codes::ORDER_NOT_FOUND))
+            .ok_or_else(|| {
+                SandboxError::not_found("Kan inte hitta ordern.", codes::ORDER_NOT_FOUND)
+            })
     }
 
     fn order_mut(&mut self, doc: &str) -> SResult<&mut StoredOrder> {
         doc.parse::<u64>()
             .ok()
             .and_then(|n| self.orders.get_mut(&n))
-            .ok_or_else(|| SandboxError::not_found("Kan inte hitta ordern.", codes::ORDER_NOT_FOUND))
+            .ok_or_else(|| {
+                SandboxError::not_found("Kan inte hitta ordern.", codes::ORDER_NOT_FOUND)
+            })
     }
 
     /// `POST /3/orders`: fills in what Fortnox fills in and numbers the rows.
     pub fn create_order(&mut self, body: &Map<String, Value>, base_url: &str) -> SResult<Order> {
         let number = match body.get("DocumentNumber") {
             Some(v) => {
-                let d: DocumentNumber = serde_json::from_value(v.clone()).map_err(SandboxError::bad_json)?;
+                let d: DocumentNumber =
+                    serde_json::from_value(v.clone()).map_err(SandboxError::bad_json)?;
                 if self.orders.contains_key(&d.number()) {
-                    return Err(SandboxError::bad_request("Dokumentnumret används redan.", codes::ORDER_LOCKED));
+                    return Err(SandboxError::bad_request(
+                        "Dokumentnumret används redan.",
+                        codes::ORDER_LOCKED,
+                    ));
                 }
                 d.number()
             }
@@ -231,7 +260,14 @@ impl Tenant {
         }
         order.total = Some(total(&order.order_rows, |r| r.ordered_quantity));
         self.next_order = self.next_order.max(number + 1);
-        self.orders.insert(number, StoredOrder { order: order.clone(), modified: now_naive(), backorder_of: None });
+        self.orders.insert(
+            number,
+            StoredOrder {
+                order: order.clone(),
+                modified: now_naive(),
+                backorder_of: None,
+            },
+        );
         Ok(order)
     }
 
@@ -244,13 +280,25 @@ impl Tenant {
         };
         let current = self.order(doc)?.order.clone();
         if current.cancelled {
-            return Err(SandboxError::bad_request("Ordern är makulerad och kan inte ändras.", codes::ORDER_LOCKED));
+            return Err(SandboxError::bad_request(
+                "Ordern är makulerad och kan inte ändras.",
+                codes::ORDER_LOCKED,
+            ));
         }
         if current.invoice().is_some() {
-            return Err(SandboxError::bad_request("Ordern är fakturerad och kan inte ändras.", codes::ORDER_LOCKED));
+            return Err(SandboxError::bad_request(
+                "Ordern är fakturerad och kan inte ändras.",
+                codes::ORDER_LOCKED,
+            ));
         }
         let mut header = body.clone();
-        for fixed in ["OrderRows", "DocumentNumber", "InvoiceReference", "WarehouseReady", "@url"] {
+        for fixed in [
+            "OrderRows",
+            "DocumentNumber",
+            "InvoiceReference",
+            "WarehouseReady",
+            "@url",
+        ] {
             header.remove(fixed);
         }
         let mut v = serde_json::to_value(&current).map_err(SandboxError::bad_json)?;
@@ -260,9 +308,17 @@ impl Tenant {
             let mut new_rows = Vec::with_capacity(rows.len());
             for ru in rows {
                 let mut row = match ru.row_id {
-                    Some(id) => current.order_rows.iter().find(|r| r.row_id == Some(id)).cloned().ok_or_else(|| {
-                        SandboxError::bad_request(format!("Orderrad med RowId {id} finns inte."), codes::ORDER_LOCKED)
-                    })?,
+                    Some(id) => current
+                        .order_rows
+                        .iter()
+                        .find(|r| r.row_id == Some(id))
+                        .cloned()
+                        .ok_or_else(|| {
+                            SandboxError::bad_request(
+                                format!("Orderrad med RowId {id} finns inte."),
+                                codes::ORDER_LOCKED,
+                            )
+                        })?,
                     None => blank_row(),
                 };
                 let before = row.delivered_quantity.unwrap_or(Quantity::ZERO);
@@ -308,7 +364,10 @@ impl Tenant {
     pub fn create_invoice(&mut self, doc: &str, base_url: &str) -> SResult<Invoice> {
         let order = self.order(doc)?.order.clone();
         if order.cancelled {
-            return Err(SandboxError::bad_request("Ordern är makulerad.", codes::ORDER_LOCKED));
+            return Err(SandboxError::bad_request(
+                "Ordern är makulerad.",
+                codes::ORDER_LOCKED,
+            ));
         }
         let number = self.next_invoice;
         self.next_invoice += 1;
@@ -381,14 +440,21 @@ impl Tenant {
         order.total = Some(total(&order.order_rows, |r| r.ordered_quantity));
         self.orders.insert(
             number,
-            StoredOrder { order, modified: now_naive(), backorder_of: Some(origin.document_number.clone()) },
+            StoredOrder {
+                order,
+                modified: now_naive(),
+                backorder_of: Some(origin.document_number.clone()),
+            },
         );
     }
 
     pub fn cancel_order(&mut self, doc: &str) -> SResult<Order> {
         let stored = self.order_mut(doc)?;
         if stored.order.invoice().is_some() {
-            return Err(SandboxError::bad_request("Ordern är fakturerad och kan inte makuleras.", codes::ORDER_LOCKED));
+            return Err(SandboxError::bad_request(
+                "Ordern är fakturerad och kan inte makuleras.",
+                codes::ORDER_LOCKED,
+            ));
         }
         stored.order.cancelled = true;
         stored.modified = now_naive();
@@ -411,9 +477,9 @@ impl Tenant {
     }
 
     pub fn article(&self, number: &str) -> SResult<&Article> {
-        self.articles
-            .get(number)
-            .ok_or_else(|| SandboxError::not_found("Kan inte hitta artikeln.", codes::ARTICLE_NOT_FOUND))
+        self.articles.get(number).ok_or_else(|| {
+            SandboxError::not_found("Kan inte hitta artikeln.", codes::ARTICLE_NOT_FOUND)
+        })
     }
 
     pub fn upsert_article(&mut self, mut a: Article, base_url: &str) -> Article {
@@ -428,7 +494,12 @@ impl Tenant {
     }
 
     /// `PUT /3/articles/{n}`: overlays the given fields.
-    pub fn update_article(&mut self, number: &str, body: &Map<String, Value>, base_url: &str) -> SResult<Article> {
+    pub fn update_article(
+        &mut self,
+        number: &str,
+        body: &Map<String, Value>,
+        base_url: &str,
+    ) -> SResult<Article> {
         let current = self.article(number)?.clone();
         let mut v = serde_json::to_value(&current).map_err(SandboxError::bad_json)?;
         let mut patch = body.clone();

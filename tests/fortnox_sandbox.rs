@@ -264,7 +264,7 @@ async fn row_ids_and_warehouse_rules() {
 async fn oauth_errors_have_recorded_bodies_and_content_types() {
     let e = env().await;
     let http = reqwest::Client::new();
-    let url = format!("{}/token", e.sandbox.auth_base());
+    let url = format!("{}/oauth-v1/token", e.sandbox.auth_base());
     let resp = http
         .post(&url)
         .basic_auth("sandbox-client", Some("wrong"))

@@ -46,7 +46,7 @@ impl RetryPolicy {
 pub struct FortnoxConfig {
     /// e.g. `https://api.fortnox.se` (paths `/3/...` are appended).
     pub api_base: String,
-    /// e.g. `https://apps.fortnox.se/oauth-v1`.
+    /// The OAuth host, e.g. `https://apps.fortnox.se` (`/oauth-v1/...` is appended).
     pub auth_base: String,
     pub client_id: String,
     pub client_secret: String,

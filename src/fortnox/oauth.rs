@@ -24,7 +24,8 @@ pub const DEFAULT_SCOPES: &[&str] = &["order", "article", "invoice", "settings"]
 
 #[derive(Clone)]
 pub struct OAuthConfig {
-    /// e.g. `https://apps.fortnox.se/oauth-v1` (`/auth` and `/token` are appended).
+    /// The OAuth host, e.g. `https://apps.fortnox.se` (`/oauth-v1/auth` and
+    /// `/oauth-v1/token` are appended).
     pub auth_base: String,
     pub client_id: String,
     pub client_secret: String,
@@ -151,7 +152,7 @@ impl OAuthClient {
     /// The URL to send the merchant to. `state` must be single use, bound to
     /// the merchant and expiring; the caller stores it.
     pub fn authorize_url(&self, state: &str) -> Result<String> {
-        let base = format!("{}/auth", self.cfg.auth_base.trim_end_matches('/'));
+        let base = format!("{}/oauth-v1/auth", self.cfg.auth_base.trim_end_matches('/'));
         let scope = self.cfg.scopes.join(" ");
         let url = reqwest::Url::parse_with_params(
             &base,
@@ -186,7 +187,7 @@ impl OAuthClient {
     }
 
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenSet> {
-        let url = format!("{}/token", self.cfg.auth_base.trim_end_matches('/'));
+        let url = format!("{}/oauth-v1/token", self.cfg.auth_base.trim_end_matches('/'));
         let basic = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{}", self.cfg.client_id, self.cfg.client_secret));
         let started = std::time::Instant::now();

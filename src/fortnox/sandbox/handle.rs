@@ -111,7 +111,7 @@ impl SandboxHandle {
     }
 
     pub fn auth_base(&self) -> String {
-        format!("{}/oauth-v1", self.shared.base_url)
+        self.shared.base_url.clone()
     }
 
     pub fn create_tenant(&self, tenant: &str, settings: Option<TenantSettings>) {

@@ -147,9 +147,10 @@ impl Sandbox {
         self.handle.shared.base_url.clone()
     }
 
-    /// `http://127.0.0.1:PORT/oauth-v1`: the client's auth base.
+    /// `http://127.0.0.1:PORT`: the client's auth base (the same host; the
+    /// sandbox serves `/oauth-v1/...` beside `/3/...`).
     pub fn auth_base(&self) -> String {
-        format!("{}/oauth-v1", self.handle.shared.base_url)
+        self.handle.shared.base_url.clone()
     }
 
     pub async fn shutdown(mut self) {
@@ -189,13 +190,12 @@ pub async fn run_standalone(
     if seed_demo {
         demo::seed(&sandbox.handle())?;
     }
-    tracing::info!(addr = %sandbox.addr(), api = %sandbox.api_base(), auth = %sandbox.auth_base(),
-        "Fortnox sandbox listening");
+    // Printed, not only traced: this is what a person starting the demo reads.
     println!(
-        "Fortnox sandbox on {} (API {}/3, OAuth {})",
-        sandbox.addr(),
-        sandbox.api_base(),
-        sandbox.auth_base()
+        "Fortnox sandbox on {addr}: FORTNOX_API_URL={base} FORTNOX_AUTH_URL={base} \
+         (API {base}/3, OAuth {base}/oauth-v1, control {base}/sandbox)",
+        addr = sandbox.addr(),
+        base = sandbox.api_base(),
     );
     tokio::signal::ctrl_c().await?;
     sandbox.shutdown().await;

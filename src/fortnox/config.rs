@@ -104,6 +104,10 @@ impl FortnoxConfig {
 /// Filters of `GET /3/orders`. Fortnox takes one `filter` at a time.
 #[derive(Debug, Clone, Default)]
 pub struct OrderQuery {
+    /// Sent with minute precision. Fortnox reads it as its own local time
+    /// (the sandbox: UTC), so poll from a little before the last poll: the
+    /// overlap is harmless because an order is imported once per merchant and
+    /// `DocumentNumber`.
     pub last_modified: Option<NaiveDateTime>,
     pub from_date: Option<NaiveDate>,
     pub filter: Option<OrderFilter>,

@@ -45,6 +45,16 @@ impl std::fmt::Debug for OAuthConfig {
     }
 }
 
+/// A fresh OAuth `state`: 32 random alphanumerics (190 bits), unguessable.
+pub fn new_state() -> String {
+    use rand::Rng;
+    rand::thread_rng()
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
 /// Tokens of one merchant. `access_expires_at` is computed from `expires_in`
 /// when they were received.
 #[derive(Clone, PartialEq, Eq)]
@@ -150,7 +160,8 @@ impl OAuthClient {
     }
 
     /// The URL to send the merchant to. `state` must be single use, bound to
-    /// the merchant and expiring; the caller stores it.
+    /// the merchant and expiring; the caller makes it with [`new_state`] and
+    /// stores it with the merchant and an expiry.
     pub fn authorize_url(&self, state: &str) -> Result<String> {
         let base = format!("{}/oauth-v1/auth", self.cfg.auth_base.trim_end_matches('/'));
         let scope = self.cfg.scopes.join(" ");

@@ -84,18 +84,24 @@ pub struct OAuthErrorBody {
 pub const STRING_QUANTITY_KEYS: &[&str] =
     &["OrderedQuantity", "DeliveredQuantity", "ReservedQuantity"];
 
-/// Rewrites the quantity numbers in `v` as strings, the way Fortnox sends them.
+/// Rewrites the row quantities (`OrderRows`, `InvoiceRows`) in `v` as strings,
+/// the way Fortnox sends them. Other numbers stay numbers.
 pub fn stringify_quantities(v: &mut serde_json::Value) {
     use serde_json::Value;
     match v {
         Value::Object(map) => {
             for (k, val) in map.iter_mut() {
-                if STRING_QUANTITY_KEYS.contains(&k.as_str()) {
-                    if let Value::Number(n) = val {
-                        *val = Value::String(n.to_string());
+                match (k.as_str(), val) {
+                    ("OrderRows" | "InvoiceRows", Value::Array(rows)) => {
+                        rows.iter_mut().filter_map(Value::as_object_mut).for_each(|row| {
+                            for key in STRING_QUANTITY_KEYS {
+                                if let Some(q @ Value::Number(_)) = row.get_mut(*key) {
+                                    *q = Value::String(q.to_string());
+                                }
+                            }
+                        })
                     }
-                } else {
-                    stringify_quantities(val);
+                    (_, other) => stringify_quantities(other),
                 }
             }
         }

@@ -180,3 +180,9 @@ async fn revoked_refresh_token_needs_reauthorization_without_a_storm() {
         .await
         .expect("reconnected");
 }
+
+#[tokio::test]
+async fn in_memory_store_passes_the_token_store_contract() {
+    let store = fortnox_fulfilment::fortnox::InMemoryTokenStore::new();
+    fortnox_fulfilment::fortnox::testkit::check_token_store(store, "merchant-x").await;
+}

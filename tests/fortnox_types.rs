@@ -182,5 +182,8 @@ fn stringify_matches_fortnox() {
     assert_eq!(v["Order"]["OrderRows"][0]["Price"], 2);
     let mut a = serde_json::json!({"Article":{"QuantityInStock":3,"ReservedQuantity":0}});
     stringify_quantities(&mut a);
-    assert_eq!(a["Article"]["ReservedQuantity"], 0, "only row quantities are strings");
+    assert_eq!(
+        a["Article"]["ReservedQuantity"], 0,
+        "only row quantities are strings"
+    );
 }

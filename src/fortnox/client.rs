@@ -351,12 +351,11 @@ impl TenantClient {
                 .request(method.clone(), &url)
                 .bearer_auth(&token)
                 .header(reqwest::header::ACCEPT, "application/json")
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .timeout(inner.cfg.request_timeout)
                 .query(query);
             if let Some(b) = &body {
-                req = req
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(b.clone());
+                req = req.body(b.clone());
             }
             let started = Instant::now();
             let outcome = match req.send().await {

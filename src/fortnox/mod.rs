@@ -11,6 +11,7 @@ pub mod limiter;
 pub mod metrics;
 pub mod oauth;
 pub mod sandbox;
+pub mod testkit;
 pub mod types;
 
 pub use client::{FortnoxClient, InvoiceOutcome, TenantClient};

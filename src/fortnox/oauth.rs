@@ -198,7 +198,10 @@ impl OAuthClient {
     }
 
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenSet> {
-        let url = format!("{}/oauth-v1/token", self.cfg.auth_base.trim_end_matches('/'));
+        let url = format!(
+            "{}/oauth-v1/token",
+            self.cfg.auth_base.trim_end_matches('/')
+        );
         let basic = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{}", self.cfg.client_id, self.cfg.client_secret));
         let started = std::time::Instant::now();

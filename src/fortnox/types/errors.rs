@@ -92,15 +92,16 @@ pub fn stringify_quantities(v: &mut serde_json::Value) {
         Value::Object(map) => {
             for (k, val) in map.iter_mut() {
                 match (k.as_str(), val) {
-                    ("OrderRows" | "InvoiceRows", Value::Array(rows)) => {
-                        rows.iter_mut().filter_map(Value::as_object_mut).for_each(|row| {
+                    ("OrderRows" | "InvoiceRows", Value::Array(rows)) => rows
+                        .iter_mut()
+                        .filter_map(Value::as_object_mut)
+                        .for_each(|row| {
                             for key in STRING_QUANTITY_KEYS {
                                 if let Some(q @ Value::Number(_)) = row.get_mut(*key) {
                                     *q = Value::String(q.to_string());
                                 }
                             }
-                        })
-                    }
+                        }),
                     (_, other) => stringify_quantities(other),
                 }
             }

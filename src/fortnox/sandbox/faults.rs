@@ -136,6 +136,65 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct TenantId(pub String);
 
+/// A refusal: the response and, when known, the tenant (for the call log).
+type Refusal = (Response, Option<String>);
+
+/// Token, rate limit and injected failures, in Fortnox's order. On success:
+/// the tenant and any latency to add after the call took effect.
+fn admit(
+    shared: &Shared,
+    token: Option<&str>,
+    path: &str,
+    now: Instant,
+) -> Result<(String, Option<Duration>), Refusal> {
+    let mut st = shared.lock();
+    let Some(token) = token else {
+        let info = ErrorInformation::new(
+            "Kan inte logga in, access-token saknas.",
+            codes::MISSING_TOKEN,
+        );
+        return Err((error_response(401, &info, KeyCasing::Lower), None));
+    };
+    let tenant = match st.access.get(token) {
+        Some(a) if a.expires_at > now => a.tenant.clone(),
+        _ => {
+            return Err((
+                message_response(StatusCode::UNAUTHORIZED, "unauthorized"),
+                None,
+            ))
+        }
+    };
+    if let Some(limit) = shared.cfg.rate_limit {
+        // The sliding window: accepted requests of the last `window`.
+        let w = st.windows.entry(token.to_string()).or_default();
+        while w
+            .front()
+            .is_some_and(|s| now.duration_since(*s) >= limit.window)
+        {
+            w.pop_front();
+        }
+        if w.len() as u32 >= limit.max {
+            return Err((too_many(), Some(tenant)));
+        }
+        w.push_back(now);
+    }
+    match st.faults.before(path) {
+        Some(Injected::Fail(status)) => {
+            let info = ErrorInformation::new("Ett systemfel har uppstått.", 1000003);
+            Err((
+                error_response(status, &info, KeyCasing::Pascal),
+                Some(tenant),
+            ))
+        }
+        Some(Injected::TooMany) => Err((too_many(), Some(tenant))),
+        None => Ok((tenant, st.faults.latency(path))),
+    }
+}
+
+fn too_many() -> Response {
+    message_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests")
+}
+
 pub(crate) async fn api_gate(
     AxState(shared): AxState<Arc<Shared>>,
     mut req: Request,
@@ -147,78 +206,7 @@ pub(crate) async fn api_gate(
     let token = bearer(req.headers());
     let now = Instant::now();
 
-    let decision: Result<(String, Option<Duration>), (Response, Option<String>)> = {
-        let mut st = shared.lock();
-        let tenant = match &token {
-            None => Err((
-                error_response(
-                    401,
-                    &ErrorInformation::new(
-                        "Kan inte logga in, access-token saknas.",
-                        codes::MISSING_TOKEN,
-                    ),
-                    KeyCasing::Lower,
-                ),
-                None,
-            )),
-            Some(t) => match st.access.get(t) {
-                Some(a) if a.expires_at > now => Ok(a.tenant.clone()),
-                _ => Err((
-                    message_response(StatusCode::UNAUTHORIZED, "unauthorized"),
-                    None,
-                )),
-            },
-        };
-        match (tenant, &token) {
-            (Err(e), _) => Err(e),
-            (Ok(tenant), Some(t)) => {
-                let limited = match shared.cfg.rate_limit {
-                    Some(limit) => {
-                        let w = st.windows.entry(t.clone()).or_default();
-                        while w
-                            .front()
-                            .is_some_and(|s| now.duration_since(*s) >= limit.window)
-                        {
-                            w.pop_front();
-                        }
-                        if w.len() as u32 >= limit.max {
-                            true
-                        } else {
-                            w.push_back(now);
-                            false
-                        }
-                    }
-                    None => false,
-                };
-                if limited {
-                    Err((
-                        message_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
-                        Some(tenant),
-                    ))
-                } else {
-                    match st.faults.before(&path) {
-                        Some(Injected::Fail(s)) => {
-                            let info =
-                                ErrorInformation::new("Ett systemfel har uppstått.", 1000003);
-                            Err((error_response(s, &info, KeyCasing::Pascal), Some(tenant)))
-                        }
-                        Some(Injected::TooMany) => Err((
-                            message_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
-                            Some(tenant),
-                        )),
-                        None => {
-                            let latency = st.faults.latency(&path);
-                            Ok((tenant, latency))
-                        }
-                    }
-                }
-            }
-            (Ok(_), None) => Err((
-                message_response(StatusCode::UNAUTHORIZED, "unauthorized"),
-                None,
-            )),
-        }
-    };
+    let decision = admit(&shared, token.as_deref(), &path, now);
 
     match decision {
         Err((resp, tenant)) => {

@@ -111,7 +111,16 @@ impl From<StoreError> for FortnoxError {
     }
 }
 
-/// Token persistence (encrypted at rest by the implementation; see `crypto`).
+/// Token persistence. Implementations encrypt both tokens at rest with
+/// [`crate::fortnox::crypto::TokenCipher`] and must pass
+/// [`crate::fortnox::testkit::check_token_store`].
+///
+/// `merchant` is the caller's merchant id as text. The lease of
+/// `begin_refresh` is what keeps two *processes* from refreshing at once:
+/// on PostgreSQL a transaction holding `SELECT ... FOR UPDATE` on the
+/// merchant's token row, on SQLite a `BEGIN IMMEDIATE` transaction (SQLite
+/// has one writer anyway). The in-process single flight in [`TokenManager`]
+/// makes sure only one task per process waits on that lock.
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
     async fn load(&self, merchant: &str) -> std::result::Result<TokenState, StoreError>;

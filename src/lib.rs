@@ -4,6 +4,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod fortnox;
 pub mod graphql;
 pub mod jobs;
 pub mod server;

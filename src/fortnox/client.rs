@@ -1,0 +1,484 @@
+//! The Fortnox API client: typed calls, the per-tenant rate limit, retries
+//! with backoff, one refresh on 401, tracing and counters.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+
+use super::config::{FortnoxConfig, OrderQuery};
+use super::error::{FortnoxError, Result};
+use super::limiter::LimiterRegistry;
+use super::metrics::{resource_of, CallCounters};
+use super::oauth::{OAuthClient, OAuthConfig, TokenManager, TokenSet, TokenStore};
+use super::types::*;
+
+/// How far a call may be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Reads and idempotent writes: retry 429, 5xx and timeouts.
+    Always,
+    /// Not idempotent (`createinvoice`): retry only what surely did not reach
+    /// Fortnox's logic (429, connection refused); anything ambiguous is
+    /// returned so the caller can check before trying again.
+    OnlyUnprocessed,
+}
+
+/// The result of [`TenantClient::create_invoice_once`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvoiceOutcome {
+    pub invoice: Invoice,
+    /// The order already had an invoice (from an earlier, interrupted attempt
+    /// or made by hand) and we adopted it instead of creating another.
+    pub adopted: bool,
+}
+
+/// Shared by every job of the process: one HTTP pool, one limiter per tenant,
+/// one token manager.
+#[derive(Clone)]
+pub struct FortnoxClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    cfg: FortnoxConfig,
+    limiters: LimiterRegistry,
+    counters: Arc<CallCounters>,
+    tokens: TokenManager,
+}
+
+impl FortnoxClient {
+    pub fn new(cfg: FortnoxConfig, store: Arc<dyn TokenStore>) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| FortnoxError::Config(format!("http client: {e}")))?;
+        let counters = Arc::new(CallCounters::default());
+        let oauth = OAuthClient::new(
+            http.clone(),
+            OAuthConfig {
+                auth_base: cfg.auth_base.clone(),
+                client_id: cfg.client_id.clone(),
+                client_secret: cfg.client_secret.clone(),
+                redirect_uri: cfg.redirect_uri.clone(),
+                scopes: cfg.scopes.clone(),
+            },
+            counters.clone(),
+        );
+        Ok(FortnoxClient {
+            inner: Arc::new(Inner {
+                http,
+                limiters: LimiterRegistry::new(cfg.rate_limit),
+                cfg,
+                counters,
+                tokens: TokenManager::new(oauth, store),
+            }),
+        })
+    }
+
+    pub fn oauth(&self) -> &OAuthClient {
+        self.inner.tokens.oauth()
+    }
+
+    pub fn tokens(&self) -> &TokenManager {
+        &self.inner.tokens
+    }
+
+    /// Calls per (resource, status), status 0 for transport failures.
+    pub fn counters(&self) -> Arc<CallCounters> {
+        self.inner.counters.clone()
+    }
+
+    /// Exchanges the callback's `code` and stores the tokens for `merchant`.
+    pub async fn connect(&self, merchant: &str, code: &str) -> Result<TokenSet> {
+        let tokens = self.oauth().exchange_code(code).await?;
+        self.inner.tokens.store().save(merchant, &tokens).await?;
+        Ok(tokens)
+    }
+
+    /// The API of one merchant's Fortnox.
+    pub fn tenant(&self, merchant: impl Into<String>) -> TenantClient {
+        TenantClient {
+            client: self.clone(),
+            merchant: merchant.into(),
+        }
+    }
+}
+
+/// Calls on behalf of one merchant.
+#[derive(Clone)]
+pub struct TenantClient {
+    client: FortnoxClient,
+    merchant: String,
+}
+
+impl TenantClient {
+    pub fn merchant(&self) -> &str {
+        &self.merchant
+    }
+
+    /// Every order matching `q`, all pages.
+    pub async fn list_orders(&self, q: &OrderQuery) -> Result<Vec<OrderListItem>> {
+        let mut params: Vec<(String, String)> = Vec::new();
+        if let Some(t) = q.last_modified {
+            params.push((
+                "lastmodified".into(),
+                t.format("%Y-%m-%d %H:%M").to_string(),
+            ));
+        }
+        if let Some(d) = q.from_date {
+            params.push(("fromdate".into(), d.format("%Y-%m-%d").to_string()));
+        }
+        if let Some(f) = q.filter {
+            params.push(("filter".into(), f.as_str().into()));
+        }
+        if let Some(nc) = q.not_completed {
+            params.push(("notcompleted".into(), nc.to_string()));
+        }
+        let mut out = Vec::new();
+        let mut page = 1i64;
+        loop {
+            let list: OrderList = self.list_page("/3/orders", &params, page).await?;
+            out.extend(list.orders);
+            if page >= list.meta.total_pages {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    pub async fn get_order(&self, doc: &DocumentNumber) -> Result<Order> {
+        let path = format!("/3/orders/{}", doc);
+        let env: OrderEnvelope = self
+            .call(Method::GET, &path, &[], None::<&()>, Retry::Always)
+            .await?;
+        Ok(env.order)
+    }
+
+    /// Writes rows; `rows` must hold **every** row of the order (rows left out
+    /// are deleted). The response has new `RowId`s: use them next time.
+    pub async fn update_order_rows(
+        &self,
+        doc: &DocumentNumber,
+        rows: Vec<RowUpdate>,
+    ) -> Result<Order> {
+        let path = format!("/3/orders/{}", doc);
+        let body = OrderRowsUpdate {
+            order: OrderRowsUpdateBody { order_rows: rows },
+        };
+        // Setting absolute quantities is idempotent, so it may be retried.
+        let env: OrderEnvelope = self
+            .call(Method::PUT, &path, &[], Some(&body), Retry::Always)
+            .await?;
+        Ok(env.order)
+    }
+
+    /// Reads the order and sets `DeliveredQuantity` of the rows in `delivered`
+    /// (by `RowId` of that read), sending every other row as `{"RowId":n}`.
+    pub async fn set_delivered_quantities(
+        &self,
+        doc: &DocumentNumber,
+        delivered: impl Fn(&OrderRow) -> Option<Quantity>,
+    ) -> Result<Order> {
+        let order = self.get_order(doc).await?;
+        let mut rows = Vec::with_capacity(order.order_rows.len());
+        for (i, row) in order.order_rows.iter().enumerate() {
+            let row_id = row.row_id.ok_or_else(|| DecodeError {
+                path: format!("Order.OrderRows[{i}].RowId"),
+                message: "missing".into(),
+            })?;
+            rows.push(RowUpdate {
+                row_id: Some(row_id),
+                article_number: None,
+                description: None,
+                ordered_quantity: None,
+                delivered_quantity: delivered(row),
+                price: None,
+            });
+        }
+        self.update_order_rows(doc, rows).await
+    }
+
+    /// `PUT /3/orders/{n}/createinvoice`, once. Not idempotent in Fortnox:
+    /// an ambiguous failure comes back as `Retryable` without a retry. Prefer
+    /// [`Self::create_invoice_once`].
+    pub async fn create_invoice_raw(&self, doc: &DocumentNumber) -> Result<Invoice> {
+        let path = format!("/3/orders/{}/createinvoice", doc);
+        let env: InvoiceEnvelope = self
+            .call(Method::PUT, &path, &[], None::<&()>, Retry::OnlyUnprocessed)
+            .await?;
+        Ok(env.invoice)
+    }
+
+    /// Creates the order's invoice unless it already has one: reads
+    /// `InvoiceReference` first and again after every ambiguous failure, so one
+    /// intent never makes two invoices.
+    pub async fn create_invoice_once(&self, doc: &DocumentNumber) -> Result<InvoiceOutcome> {
+        let policy = self.client.inner.cfg.retry.clone();
+        let mut attempt = 0;
+        loop {
+            let order = self.get_order(doc).await?;
+            if let Some(inv) = order.invoice() {
+                let invoice = self.get_invoice(&inv).await?;
+                return Ok(InvoiceOutcome {
+                    invoice,
+                    adopted: true,
+                });
+            }
+            match self.create_invoice_raw(doc).await {
+                Ok(invoice) => {
+                    return Ok(InvoiceOutcome {
+                        invoice,
+                        adopted: false,
+                    })
+                }
+                Err(e @ FortnoxError::Retryable { .. }) => {
+                    attempt += 1;
+                    if attempt >= policy.max_attempts {
+                        return Err(e);
+                    }
+                    tracing::warn!(target: "fortnox", order = %doc, error = %e,
+                        "createinvoice outcome unknown; re-reading the order before retrying");
+                    tokio::time::sleep(policy.delay(attempt, None)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub async fn get_invoice(&self, doc: &DocumentNumber) -> Result<Invoice> {
+        let path = format!("/3/invoices/{}", doc);
+        let env: InvoiceEnvelope = self
+            .call(Method::GET, &path, &[], None::<&()>, Retry::Always)
+            .await?;
+        Ok(env.invoice)
+    }
+
+    /// Every article (all pages), optionally `active` / `inactive` only.
+    pub async fn list_articles(&self, filter: Option<&str>) -> Result<Vec<Article>> {
+        let params: Vec<(String, String)> = filter
+            .map(|f| vec![("filter".to_string(), f.to_string())])
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        let mut page = 1i64;
+        loop {
+            let list: ArticleList = self.list_page("/3/articles", &params, page).await?;
+            out.extend(list.articles);
+            if page >= list.meta.total_pages {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    pub async fn get_article(&self, number: &str) -> Result<Article> {
+        let path = format!("/3/articles/{}", encode_segment(number));
+        let env: ArticleEnvelope = self
+            .call(Method::GET, &path, &[], None::<&()>, Retry::Always)
+            .await?;
+        Ok(env.article)
+    }
+
+    pub async fn update_article_stock(&self, number: &str, quantity: Quantity) -> Result<Article> {
+        let path = format!("/3/articles/{}", encode_segment(number));
+        let body = ArticleStockUpdate {
+            article: ArticleStockUpdateBody {
+                quantity_in_stock: quantity,
+            },
+        };
+        let env: ArticleEnvelope = self
+            .call(Method::PUT, &path, &[], Some(&body), Retry::Always)
+            .await?;
+        Ok(env.article)
+    }
+
+    pub async fn list_ways_of_delivery(&self) -> Result<Vec<WayOfDelivery>> {
+        let mut out = Vec::new();
+        let mut page = 1i64;
+        loop {
+            let list: WayOfDeliveryList = self.list_page("/3/wayofdeliveries", &[], page).await?;
+            out.extend(list.way_of_deliveries);
+            // Without MetaInformation the list is one page.
+            if list.meta.is_none_or(|m| page >= m.total_pages) {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    async fn list_page<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        params: &[(String, String)],
+        page: i64,
+    ) -> Result<T> {
+        let mut p = params.to_vec();
+        p.push(("page".into(), page.to_string()));
+        p.push(("limit".into(), self.client.inner.cfg.page_size.to_string()));
+        self.call(Method::GET, path, &p, None::<&()>, Retry::Always)
+            .await
+    }
+
+    /// One logical call: limiter, token, retries, one refresh on 401.
+    async fn call<T: serde::de::DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&B>,
+        retry: Retry,
+    ) -> Result<T> {
+        let inner = &self.client.inner;
+        let body = match body {
+            Some(b) => Some(
+                serde_json::to_vec(b)
+                    .map_err(|e| FortnoxError::Config(format!("encode body: {e}")))?,
+            ),
+            None => None,
+        };
+        let url = format!("{}{}", inner.cfg.api_base.trim_end_matches('/'), path);
+        let resource = resource_of(path);
+        let mut attempt = 0u32;
+        let mut refreshed = false;
+        let mut token = inner.tokens.access_token(&self.merchant).await?;
+        loop {
+            inner.limiters.acquire(&self.merchant).await;
+            let mut req = inner
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(&token)
+                .header(reqwest::header::ACCEPT, "application/json")
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .timeout(inner.cfg.request_timeout)
+                .query(query);
+            if let Some(b) = &body {
+                req = req.body(b.clone());
+            }
+            let started = Instant::now();
+            let outcome = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let retry_after = retry_after(&resp);
+                    match resp.bytes().await {
+                        Ok(bytes) => Ok((status, retry_after, bytes)),
+                        Err(e) => Err((e, Some(status))),
+                    }
+                }
+                Err(e) => Err((e, None)),
+            };
+            let latency_ms = started.elapsed().as_millis() as u64;
+            let status_code = match &outcome {
+                Ok((s, _, _)) => s.as_u16(),
+                Err(_) => 0,
+            };
+            inner.counters.record(&resource, status_code);
+            tracing::info!(target: "fortnox", method = %method, path, status = status_code, latency_ms,
+                merchant = %self.merchant, attempt, "fortnox call");
+
+            let (failure, retry_after) = match outcome {
+                Ok((status, _, bytes)) if status.is_success() => return Ok(decode(&bytes)?),
+                Ok((StatusCode::UNAUTHORIZED, _, _)) if !refreshed => {
+                    refreshed = true;
+                    token = inner
+                        .tokens
+                        .refresh_after_unauthorized(&self.merchant, &token)
+                        .await?;
+                    continue;
+                }
+                Ok((StatusCode::UNAUTHORIZED, _, bytes)) => {
+                    return Err(FortnoxError::NeedsReauthorization {
+                        reason: format!(
+                            "Fortnox answered 401 after a refresh: {}",
+                            error_message(&bytes)
+                        ),
+                    })
+                }
+                Ok((StatusCode::TOO_MANY_REQUESTS, ra, bytes)) => (
+                    FortnoxError::Retryable {
+                        status: Some(429),
+                        message: error_message(&bytes),
+                    },
+                    ra,
+                ),
+                Ok((status, ra, bytes)) if status.is_server_error() => {
+                    let e = FortnoxError::Retryable {
+                        status: Some(status.as_u16()),
+                        message: error_message(&bytes),
+                    };
+                    if retry == Retry::OnlyUnprocessed {
+                        return Err(e);
+                    }
+                    (e, ra)
+                }
+                Ok((status, _, bytes)) => return Err(document_error(status.as_u16(), &bytes)),
+                Err((e, status)) => {
+                    let unsent = e.is_connect() && status.is_none();
+                    let err = FortnoxError::Retryable {
+                        status: status.map(|s| s.as_u16()),
+                        message: e.to_string(),
+                    };
+                    if retry == Retry::OnlyUnprocessed && !unsent {
+                        return Err(err);
+                    }
+                    (err, None)
+                }
+            };
+            attempt += 1;
+            if attempt >= inner.cfg.retry.max_attempts {
+                return Err(failure);
+            }
+            tokio::time::sleep(inner.cfg.retry.delay(attempt - 1, retry_after)).await;
+        }
+    }
+}
+
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let v = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The message of an error body, whatever its shape.
+fn error_message(bytes: &[u8]) -> String {
+    if let Ok(e) = decode::<ErrorEnvelope>(bytes) {
+        return e.error_information.message;
+    }
+    if let Ok(m) = decode::<MessageBody>(bytes) {
+        return m.message;
+    }
+    String::from_utf8_lossy(bytes).chars().take(200).collect()
+}
+
+fn document_error(status: u16, bytes: &[u8]) -> FortnoxError {
+    match decode::<ErrorEnvelope>(bytes) {
+        Ok(e) => FortnoxError::Document {
+            status,
+            code: e.error_information.code,
+            message: e.error_information.message,
+        },
+        Err(_) => FortnoxError::Document {
+            status,
+            code: None,
+            message: error_message(bytes),
+        },
+    }
+}
+
+/// Percent-encodes one path segment (article numbers may hold any character).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,202 @@
+//! `/sandbox/...`: seeding, faults and the call log over HTTP, for the demo
+//! and for tests in other languages. Each route calls [`SandboxHandle`].
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::faults::FaultSpec;
+use super::handle::SandboxHandle;
+use super::state::TenantSettings;
+use super::Shared;
+use crate::fortnox::types::{Article, WayOfDelivery};
+
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/tenants", post(create_tenant))
+        .route("/tenants/{t}/settings", put(set_settings).get(get_settings))
+        .route("/tenants/{t}/articles", post(add_articles))
+        .route("/tenants/{t}/wayofdeliveries", post(add_ways))
+        .route("/tenants/{t}/orders", post(add_orders).get(list_orders))
+        .route("/tenants/{t}/orders/{n}/done", post(mark_done))
+        .route("/tenants/{t}/orders/{n}/cancel", post(cancel))
+        .route("/tenants/{t}/tokens", post(issue_tokens))
+        .route("/tenants/{t}/revoke", post(revoke))
+        .route("/tenants/{t}/invoices", get(invoices))
+        .route("/authorize-tenant", put(authorize_tenant))
+        .route("/expire-access-tokens", post(expire))
+        .route("/faults", post(inject).delete(clear_faults))
+        .route("/calls", get(calls).delete(clear_calls))
+        .route("/counters", get(counters))
+}
+
+type S = AxState<Arc<Shared>>;
+
+fn handle(sh: Arc<Shared>) -> SandboxHandle {
+    SandboxHandle { shared: sh }
+}
+
+fn bad(msg: impl ToString) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({ "error": msg.to_string() })),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct NewTenant {
+    id: String,
+    #[serde(default)]
+    settings: Option<TenantSettings>,
+}
+
+async fn create_tenant(AxState(sh): S, Json(t): Json<NewTenant>) -> Response {
+    handle(sh).create_tenant(&t.id, t.settings);
+    (StatusCode::CREATED, Json(serde_json::json!({ "id": t.id }))).into_response()
+}
+
+async fn set_settings(
+    AxState(sh): S,
+    Path(t): Path<String>,
+    Json(s): Json<TenantSettings>,
+) -> Response {
+    handle(sh).set_settings(&t, s);
+    Json(s).into_response()
+}
+
+async fn get_settings(AxState(sh): S, Path(t): Path<String>) -> Response {
+    Json(handle(sh).settings(&t)).into_response()
+}
+
+/// Accepts one object or an array of them.
+fn many<I: serde::de::DeserializeOwned>(v: Value) -> Result<Vec<I>, serde_json::Error> {
+    match v {
+        Value::Array(_) => serde_json::from_value(v),
+        other => serde_json::from_value(other).map(|one| vec![one]),
+    }
+}
+
+async fn add_articles(AxState(sh): S, Path(t): Path<String>, Json(v): Json<Value>) -> Response {
+    match many::<Article>(v) {
+        Ok(a) => {
+            let n = a.len();
+            handle(sh).add_articles(&t, a);
+            (StatusCode::CREATED, Json(serde_json::json!({ "added": n }))).into_response()
+        }
+        Err(e) => bad(e),
+    }
+}
+
+async fn add_ways(AxState(sh): S, Path(t): Path<String>, Json(v): Json<Value>) -> Response {
+    match many::<WayOfDelivery>(v) {
+        Ok(w) => {
+            let n = w.len();
+            handle(sh).add_ways_of_delivery(&t, w);
+            (StatusCode::CREATED, Json(serde_json::json!({ "added": n }))).into_response()
+        }
+        Err(e) => bad(e),
+    }
+}
+
+async fn add_orders(AxState(sh): S, Path(t): Path<String>, Json(v): Json<Value>) -> Response {
+    let items = match v {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    let h = handle(sh);
+    let mut created = Vec::new();
+    for item in items {
+        match h.create_order(&t, item) {
+            Ok(o) => created.push(o),
+            Err(e) => return e.into_response(),
+        }
+    }
+    (
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "Orders": created })),
+    )
+        .into_response()
+}
+
+async fn list_orders(AxState(sh): S, Path(t): Path<String>) -> Response {
+    Json(serde_json::json!({ "Orders": handle(sh).orders(&t) })).into_response()
+}
+
+async fn mark_done(AxState(sh): S, Path((t, n)): Path<(String, String)>) -> Response {
+    match handle(sh).mark_done(&t, &n) {
+        Ok(o) => Json(serde_json::json!({ "Order": o })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn cancel(AxState(sh): S, Path((t, n)): Path<(String, String)>) -> Response {
+    match handle(sh).cancel_order(&t, &n) {
+        Ok(o) => Json(serde_json::json!({ "Order": o })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn issue_tokens(AxState(sh): S, Path(t): Path<String>) -> Response {
+    Json(handle(sh).issue_tokens(&t)).into_response()
+}
+
+async fn revoke(AxState(sh): S, Path(t): Path<String>) -> Response {
+    handle(sh).revoke_tokens(&t);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn invoices(AxState(sh): S, Path(t): Path<String>) -> Response {
+    Json(serde_json::json!({ "Invoices": handle(sh).invoices(&t) })).into_response()
+}
+
+#[derive(Deserialize)]
+struct TenantRef {
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+async fn authorize_tenant(AxState(sh): S, Json(r): Json<TenantRef>) -> Response {
+    match r.tenant {
+        Some(t) => {
+            handle(sh).set_authorize_tenant(&t);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => bad("tenant is required"),
+    }
+}
+
+async fn expire(AxState(sh): S, body: Option<Json<TenantRef>>) -> Response {
+    let tenant = body.and_then(|Json(r)| r.tenant);
+    handle(sh).expire_access_tokens(tenant.as_deref());
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn inject(AxState(sh): S, Json(spec): Json<FaultSpec>) -> Response {
+    handle(sh).inject(spec);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn clear_faults(AxState(sh): S) -> Response {
+    handle(sh).clear_faults();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn calls(AxState(sh): S) -> Response {
+    Json(handle(sh).calls()).into_response()
+}
+
+async fn clear_calls(AxState(sh): S) -> Response {
+    handle(sh).clear_calls();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn counters(AxState(sh): S) -> Response {
+    Json(handle(sh).counters()).into_response()
+}

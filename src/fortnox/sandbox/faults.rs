@@ -1,0 +1,238 @@
+//! The gate in front of `/3`: access tokens, the sliding-window rate limit,
+//! injected faults, and the call log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State as AxState};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::state::codes;
+use super::Shared;
+use crate::fortnox::metrics::resource_of;
+use crate::fortnox::types::{ErrorInformation, KeyCasing};
+
+/// What to inject. Every field is optional; see the README's sandbox section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FaultSpec {
+    /// Fail the next N API calls with `status` (default 500), before they
+    /// take effect.
+    #[serde(default)]
+    pub fail_next: Option<u32>,
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Answer the next N API calls with 429.
+    #[serde(default)]
+    pub burst_429: Option<u32>,
+    /// Delay the response of API calls by this much, *after* the call took
+    /// effect (a slow or lost response: the client times out, Fortnox acted).
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
+    /// How many calls get the latency (unset: until cleared).
+    #[serde(default)]
+    pub latency_calls: Option<u32>,
+    /// Only calls whose path contains this are affected.
+    #[serde(default)]
+    pub path_contains: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Faults {
+    fail: Vec<(u32, u16, Option<String>)>,
+    burst_429: Vec<(u32, Option<String>)>,
+    latency: Vec<(Duration, Option<u32>, Option<String>)>,
+}
+
+enum Injected {
+    Fail(u16),
+    TooMany,
+}
+
+fn matches(filter: &Option<String>, path: &str) -> bool {
+    filter.as_deref().is_none_or(|f| path.contains(f))
+}
+
+impl Faults {
+    pub fn add(&mut self, spec: FaultSpec) {
+        let filter = spec.path_contains.clone();
+        if let Some(n) = spec.fail_next {
+            self.fail
+                .push((n, spec.status.unwrap_or(500), filter.clone()));
+        }
+        if let Some(n) = spec.burst_429 {
+            self.burst_429.push((n, filter.clone()));
+        }
+        if let Some(ms) = spec.latency_ms {
+            self.latency
+                .push((Duration::from_millis(ms), spec.latency_calls, filter));
+        }
+    }
+
+    pub fn clear(&mut self) {
+        *self = Faults::default();
+    }
+
+    fn before(&mut self, path: &str) -> Option<Injected> {
+        if let Some(f) = self
+            .fail
+            .iter_mut()
+            .find(|f| f.0 > 0 && matches(&f.2, path))
+        {
+            f.0 -= 1;
+            return Some(Injected::Fail(f.1));
+        }
+        if let Some(b) = self
+            .burst_429
+            .iter_mut()
+            .find(|b| b.0 > 0 && matches(&b.1, path))
+        {
+            b.0 -= 1;
+            return Some(Injected::TooMany);
+        }
+        None
+    }
+
+    fn latency(&mut self, path: &str) -> Option<Duration> {
+        let l = self
+            .latency
+            .iter_mut()
+            .find(|l| l.1 != Some(0) && matches(&l.2, path))?;
+        if let Some(n) = l.1.as_mut() {
+            *n -= 1;
+        }
+        Some(l.0)
+    }
+}
+
+pub fn message_response(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({ "message": message })),
+    )
+        .into_response()
+}
+
+pub fn error_response(status: u16, info: &ErrorInformation, casing: KeyCasing) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(info.to_json(casing))).into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let t = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))?;
+    Some(t.trim().to_string())
+}
+
+/// The tenant an API request acts for, put in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct TenantId(pub String);
+
+/// A refusal: the response and, when known, the tenant (for the call log).
+type Refusal = (Response, Option<String>);
+
+/// Token, rate limit and injected failures, in Fortnox's order. On success:
+/// the tenant and any latency to add after the call took effect.
+fn admit(
+    shared: &Shared,
+    token: Option<&str>,
+    path: &str,
+    now: Instant,
+) -> Result<(String, Option<Duration>), Refusal> {
+    let mut st = shared.lock();
+    let Some(token) = token else {
+        let info = ErrorInformation::new(
+            "Kan inte logga in, access-token saknas.",
+            codes::MISSING_TOKEN,
+        );
+        return Err((error_response(401, &info, KeyCasing::Lower), None));
+    };
+    let tenant = match st.access.get(token) {
+        Some(a) if a.expires_at > now => a.tenant.clone(),
+        _ => {
+            return Err((
+                message_response(StatusCode::UNAUTHORIZED, "unauthorized"),
+                None,
+            ))
+        }
+    };
+    if let Some(limit) = shared.cfg.rate_limit {
+        // The sliding window: accepted requests of the last `window`.
+        let w = st.windows.entry(token.to_string()).or_default();
+        while w
+            .front()
+            .is_some_and(|s| now.duration_since(*s) >= limit.window)
+        {
+            w.pop_front();
+        }
+        if w.len() as u32 >= limit.max {
+            return Err((too_many(), Some(tenant)));
+        }
+        w.push_back(now);
+    }
+    match st.faults.before(path) {
+        Some(Injected::Fail(status)) => {
+            let info = ErrorInformation::new("Ett systemfel har uppstått.", 1000003);
+            Err((
+                error_response(status, &info, KeyCasing::Pascal),
+                Some(tenant),
+            ))
+        }
+        Some(Injected::TooMany) => Err((too_many(), Some(tenant))),
+        None => Ok((tenant, st.faults.latency(path))),
+    }
+}
+
+fn too_many() -> Response {
+    message_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests")
+}
+
+pub(crate) async fn api_gate(
+    AxState(shared): AxState<Arc<Shared>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let token = bearer(req.headers());
+    let now = Instant::now();
+
+    let decision = admit(&shared, token.as_deref(), &path, now);
+
+    match decision {
+        Err((resp, tenant)) => {
+            shared.record(&method, &path, &query, resp.status().as_u16(), tenant, None);
+            resp
+        }
+        Ok((tenant, latency)) => {
+            req.extensions_mut().insert(TenantId(tenant.clone()));
+            let resp = next.run(req).await;
+            // Logged when the effect happened, before any injected delay.
+            shared.record(
+                &method,
+                &path,
+                &query,
+                resp.status().as_u16(),
+                Some(tenant),
+                None,
+            );
+            if let Some(d) = latency {
+                tokio::time::sleep(d).await;
+            }
+            resp
+        }
+    }
+}
+
+pub fn resource(path: &str) -> String {
+    resource_of(path)
+}

@@ -1,0 +1,325 @@
+//! The sandbox's data and Fortnox's document rules, free of HTTP.
+//!
+//! Orders, articles and invoices are kept as the shared wire types, so what the
+//! sandbox serves is by construction what the client parses.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use chrono::{NaiveDateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use super::faults::Faults;
+
+mod orders;
+use crate::fortnox::types::*;
+
+/// Error codes (the ones not in fortnox-api.md are **assumed** by the sandbox).
+pub mod codes {
+    pub const INVALID_FILTER: i64 = 2000587;
+    pub const ORDER_NOT_FOUND: i64 = 2000439;
+    pub const ARTICLE_NOT_FOUND: i64 = 2000428;
+    pub const MISSING_TOKEN: i64 = 2000311;
+    pub const BAD_JSON: i64 = 2002115;
+    /// assumed: delivered quantity outside `delivery` state / after WarehouseReady
+    pub const DELIVERY_LOCKED: i64 = 2000850;
+    /// assumed: change to a cancelled or invoiced order, unknown RowId
+    pub const ORDER_LOCKED: i64 = 2000851;
+    /// assumed
+    pub const INVOICE_NOT_FOUND: i64 = 2000434;
+    pub const WAY_NOT_FOUND: i64 = 2000435;
+}
+
+/// An error in Fortnox's shape: status, `ErrorInformation`, and the key casing
+/// this endpoint uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxError {
+    pub status: u16,
+    pub info: ErrorInformation,
+    pub casing: KeyCasing,
+}
+
+impl SandboxError {
+    pub fn bad_request(message: impl Into<String>, code: i64) -> Self {
+        SandboxError {
+            status: 400,
+            info: ErrorInformation::new(message, code),
+            casing: KeyCasing::Lower,
+        }
+    }
+    pub fn not_found(message: impl Into<String>, code: i64) -> Self {
+        SandboxError {
+            status: 404,
+            info: ErrorInformation::new(message, code),
+            casing: KeyCasing::Pascal,
+        }
+    }
+    pub fn bad_json(e: impl std::fmt::Display) -> Self {
+        Self::bad_request(format!("Ogiltig JSON: {e}"), codes::BAD_JSON)
+    }
+}
+
+pub type SResult<T> = Result<T, SandboxError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantSettings {
+    /// Fortnox's "Select 'Delivery done' automatically when creating invoice".
+    pub delivery_done_on_invoice: bool,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        TenantSettings {
+            delivery_done_on_invoice: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredOrder {
+    pub order: Order,
+    pub modified: NaiveDateTime,
+    /// For back orders: the order they were split from.
+    pub backorder_of: Option<DocumentNumber>,
+}
+
+#[derive(Debug)]
+pub struct Tenant {
+    pub settings: TenantSettings,
+    pub orders: BTreeMap<u64, StoredOrder>,
+    pub articles: BTreeMap<String, Article>,
+    pub ways: Vec<WayOfDelivery>,
+    pub invoices: BTreeMap<u64, Invoice>,
+    next_order: u64,
+    next_row_id: u64,
+    next_invoice: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub tenant: String,
+    pub expires_at: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshToken {
+    pub tenant: String,
+    pub expires_at: Instant,
+    pub used: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthCode {
+    pub tenant: String,
+    pub redirect_uri: String,
+    pub expires_at: Instant,
+    pub used: bool,
+}
+
+/// One request the sandbox answered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub seq: u64,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub resource: String,
+    pub status: u16,
+    pub tenant: Option<String>,
+    /// e.g. the grant type and outcome of a token request.
+    pub note: Option<String>,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub tenants: BTreeMap<String, Tenant>,
+    pub access: HashMap<String, AccessToken>,
+    pub refresh: HashMap<String, RefreshToken>,
+    pub codes: HashMap<String, AuthCode>,
+    /// Accepted request times per access token (the sliding window).
+    pub windows: HashMap<String, VecDeque<Instant>>,
+    pub faults: Faults,
+    pub calls: Vec<CallRecord>,
+    /// Tenant that the authorize page approves for when none is named.
+    pub authorize_tenant: Option<String>,
+}
+
+impl State {
+    pub fn tenant_mut(&mut self, id: &str) -> &mut Tenant {
+        self.tenants.entry(id.to_string()).or_default()
+    }
+}
+
+pub fn now_naive() -> NaiveDateTime {
+    Utc::now().naive_utc()
+}
+
+fn today() -> String {
+    Utc::now().date_naive().format("%Y-%m-%d").to_string()
+}
+
+/// Overlays the keys of `patch` on `base` (both JSON objects).
+fn merge(base: &mut Value, patch: &Map<String, Value>) {
+    if let Value::Object(b) = base {
+        for (k, v) in patch {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+impl Default for Tenant {
+    fn default() -> Self {
+        Tenant {
+            settings: TenantSettings::default(),
+            orders: BTreeMap::new(),
+            articles: BTreeMap::new(),
+            ways: Vec::new(),
+            invoices: BTreeMap::new(),
+            next_order: 1,
+            next_row_id: 1,
+            next_invoice: 1001,
+        }
+    }
+}
+
+impl Tenant {
+    fn row_id(&mut self) -> u64 {
+        let id = self.next_row_id;
+        self.next_row_id += 1;
+        id
+    }
+
+    pub fn order(&self, doc: &str) -> SResult<&StoredOrder> {
+        doc.parse::<u64>()
+            .ok()
+            .and_then(|n| self.orders.get(&n))
+            .ok_or_else(|| {
+                SandboxError::not_found("Kan inte hitta ordern.", codes::ORDER_NOT_FOUND)
+            })
+    }
+
+    fn order_mut(&mut self, doc: &str) -> SResult<&mut StoredOrder> {
+        doc.parse::<u64>()
+            .ok()
+            .and_then(|n| self.orders.get_mut(&n))
+            .ok_or_else(|| {
+                SandboxError::not_found("Kan inte hitta ordern.", codes::ORDER_NOT_FOUND)
+            })
+    }
+
+    pub fn cancel_order(&mut self, doc: &str) -> SResult<Order> {
+        let stored = self.order_mut(doc)?;
+        if stored.order.invoice().is_some() {
+            return Err(SandboxError::bad_request(
+                "Ordern är fakturerad och kan inte makuleras.",
+                codes::ORDER_LOCKED,
+            ));
+        }
+        stored.order.cancelled = true;
+        stored.modified = now_naive();
+        Ok(stored.order.clone())
+    }
+
+    pub fn set_warehouse_ready(&mut self, doc: &str) -> SResult<Order> {
+        let stored = self.order_mut(doc)?;
+        stored.order.warehouse_ready = true;
+        stored.modified = now_naive();
+        Ok(stored.order.clone())
+    }
+
+    /// Control: the merchant marks the order done (`NotCompleted = false`).
+    pub fn mark_done(&mut self, doc: &str) -> SResult<Order> {
+        let stored = self.order_mut(doc)?;
+        stored.order.not_completed = false;
+        stored.modified = now_naive();
+        Ok(stored.order.clone())
+    }
+
+    pub fn article(&self, number: &str) -> SResult<&Article> {
+        self.articles.get(number).ok_or_else(|| {
+            SandboxError::not_found("Kan inte hitta artikeln.", codes::ARTICLE_NOT_FOUND)
+        })
+    }
+
+    pub fn upsert_article(&mut self, mut a: Article, base_url: &str) -> Article {
+        a.url = Some(format!("{base_url}/3/articles/{}", a.article_number));
+        let reserved = a.reserved_quantity.unwrap_or(Quantity::ZERO);
+        a.reserved_quantity = Some(reserved);
+        if let Some(q) = a.quantity_in_stock {
+            a.disposable_quantity = Some(Quantity(q.0 - reserved.0));
+        }
+        self.articles.insert(a.article_number.clone(), a.clone());
+        a
+    }
+
+    /// `PUT /3/articles/{n}`: overlays the given fields.
+    pub fn update_article(
+        &mut self,
+        number: &str,
+        body: &Map<String, Value>,
+        base_url: &str,
+    ) -> SResult<Article> {
+        let current = self.article(number)?.clone();
+        let mut v = serde_json::to_value(&current).map_err(SandboxError::bad_json)?;
+        let mut patch = body.clone();
+        patch.remove("ArticleNumber");
+        merge(&mut v, &patch);
+        let a: Article = serde_json::from_value(v).map_err(SandboxError::bad_json)?;
+        Ok(self.upsert_article(a, base_url))
+    }
+
+    pub fn upsert_way(&mut self, mut w: WayOfDelivery, base_url: &str) {
+        w.url = Some(format!("{base_url}/3/wayofdeliveries/{}", w.code));
+        self.ways.retain(|x| x.code != w.code);
+        self.ways.push(w);
+    }
+}
+
+fn blank_row() -> OrderRow {
+    OrderRow {
+        row_id: None,
+        article_number: None,
+        description: None,
+        ordered_quantity: Some(Quantity::ZERO),
+        delivered_quantity: Some(Quantity::ZERO),
+        reserved_quantity: Some(Quantity::ZERO),
+        price: None,
+        unit: Some(String::new()),
+        vat: None,
+        discount: Some(Quantity::ZERO),
+        discount_type: Some("PERCENT".into()),
+        account_number: None,
+        stock_point_code: None,
+    }
+}
+
+fn total(rows: &[OrderRow], qty: impl Fn(&OrderRow) -> Option<Quantity>) -> Quantity {
+    let sum: Decimal = rows
+        .iter()
+        .map(|r| qty(r).unwrap_or(Quantity::ZERO).0 * r.price.unwrap_or(Quantity::ZERO).0)
+        .sum();
+    Quantity(sum)
+}
+
+/// The list-item subset of an order, as `GET /3/orders` shows it.
+pub fn list_item(o: &Order) -> OrderListItem {
+    OrderListItem {
+        url: o.url.clone(),
+        cancelled: o.cancelled,
+        currency: o.currency.clone(),
+        customer_name: o.customer_name.clone(),
+        customer_number: o.customer_number.clone(),
+        delivery_date: o.delivery_date.clone(),
+        document_number: o.document_number.clone(),
+        external_invoice_reference1: Some(String::new()),
+        external_invoice_reference2: Some(String::new()),
+        order_date: o.order_date.clone(),
+        order_type: o.order_type.clone(),
+        project: Some(String::new()),
+        sent: false,
+        total: o.total,
+    }
+}

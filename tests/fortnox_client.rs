@@ -1,0 +1,373 @@
+//! The client against the sandbox, over HTTP on loopback, for every call; and
+//! fault injection ending in success without duplicated effects.
+
+mod fortnox_common;
+
+use fortnox_common::*;
+use fortnox_fulfilment::fortnox::sandbox::FaultSpec;
+use fortnox_fulfilment::fortnox::types::{DocumentNumber, Quantity, RowUpdate};
+use fortnox_fulfilment::fortnox::{ErrorClass, FortnoxError, OrderFilter, OrderQuery};
+use serde_json::json;
+
+fn doc(n: &str) -> DocumentNumber {
+    DocumentNumber::parse(n).expect("document number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_through_1200_orders() {
+    let e = env().await;
+    for i in 0..1200 {
+        let mut o = json!({"CustomerNumber": "1", "OrderDate": "2026-10-01", "OrderRows": []});
+        if i % 3 == 0 {
+            o["NotCompleted"] = json!(true);
+        }
+        e.sb.create_order(TENANT, o).expect("seed");
+    }
+    let all = e
+        .client
+        .tenant(MERCHANT)
+        .list_orders(&OrderQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 1200);
+    let mut numbers: Vec<u64> = all.iter().map(|o| o.document_number.number()).collect();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 1200, "no order twice");
+    // limit 500 -> 3 pages
+    assert_eq!(e.sb.counters().calls_with("orders", 200), 3);
+
+    let done = e
+        .client
+        .tenant(MERCHANT)
+        .list_orders(&OrderQuery {
+            not_completed: Some(false),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(done.len(), 800);
+}
+
+#[tokio::test]
+async fn order_filters_and_incremental_polling() {
+    let e = env().await;
+    let t = e.client.tenant(MERCHANT);
+    e.sb.create_order(TENANT, json!({"OrderDate": "2026-01-01"}))
+        .expect("old");
+    e.sb.create_order(TENANT, json!({"OrderDate": "2026-06-01"}))
+        .expect("new");
+    e.sb.create_order(TENANT, json!({"OrderDate": "2026-06-02"}))
+        .expect("cancel me");
+    e.sb.cancel_order(TENANT, "3").expect("cancel");
+    let from = chrono::NaiveDate::from_ymd_opt(2026, 5, 1);
+    let l = t
+        .list_orders(&OrderQuery {
+            from_date: from,
+            ..Default::default()
+        })
+        .await
+        .expect("fromdate");
+    assert_eq!(l.len(), 2);
+    let l = t
+        .list_orders(&OrderQuery {
+            filter: Some(OrderFilter::Cancelled),
+            ..Default::default()
+        })
+        .await
+        .expect("cancelled");
+    assert_eq!(
+        l.iter()
+            .map(|o| o.document_number.to_string())
+            .collect::<Vec<_>>(),
+        ["3"]
+    );
+    let later = chrono::Utc::now().naive_utc() + chrono::Duration::minutes(2);
+    let l = t
+        .list_orders(&OrderQuery {
+            last_modified: Some(later),
+            ..Default::default()
+        })
+        .await
+        .expect("lastmodified");
+    assert!(l.is_empty());
+    let earlier = chrono::Utc::now().naive_utc() - chrono::Duration::minutes(2);
+    let l = t
+        .list_orders(&OrderQuery {
+            last_modified: Some(earlier),
+            ..Default::default()
+        })
+        .await
+        .expect("lastmodified");
+    assert_eq!(l.len(), 3);
+}
+
+#[tokio::test]
+async fn every_call_round_trips() {
+    let e = env().await;
+    let t = e.client.tenant(MERCHANT);
+    let sb_articles = vec![serde_json::from_value(json!({
+        "ArticleNumber": "101", "Description": "Hammer", "Type": "STOCK", "StockGoods": true,
+        "QuantityInStock": 5, "DefaultStockLocation": "3PL", "EAN": "7300000000017", "Weight": 650
+    }))
+    .expect("article")];
+    e.sb.add_articles(TENANT, sb_articles);
+    e.sb.add_ways_of_delivery(
+        TENANT,
+        vec![
+            serde_json::from_value(json!({"Code":"DHL","Description":"DHL Express"})).expect("way"),
+        ],
+    );
+    let created = e.sb.create_order(TENANT, order_json("2")).expect("order");
+    let n = created.document_number.clone();
+
+    let o = t.get_order(&n).await.expect("get order");
+    assert_eq!(o.order_rows.len(), 2);
+    assert_eq!(
+        o.order_rows[1].ordered_quantity.map(|q| q.to_string()),
+        Some("1.5".into())
+    );
+
+    // Deliver 2 of the hammers and 1 of 1.5 nails, keeping every row.
+    let updated = t
+        .set_delivered_quantities(&n, |row| match row.article_number.as_deref() {
+            Some("101") => Some(Quantity::from_i64(2)),
+            Some("102") => Some(Quantity::from_i64(1)),
+            _ => None,
+        })
+        .await
+        .expect("deliver");
+    assert_eq!(updated.order_rows.len(), 2);
+    assert_eq!(
+        updated.order_rows[0].delivered_quantity,
+        Some(Quantity::from_i64(2))
+    );
+    assert!(
+        updated
+            .order_rows
+            .iter()
+            .zip(&o.order_rows)
+            .all(|(a, b)| a.row_id != b.row_id),
+        "new RowIds"
+    );
+
+    // Plain row update keeping RowIds.
+    let rows: Vec<RowUpdate> = updated
+        .order_rows
+        .iter()
+        .map(|r| RowUpdate {
+            row_id: r.row_id,
+            article_number: None,
+            description: None,
+            ordered_quantity: None,
+            delivered_quantity: None,
+            price: None,
+        })
+        .collect();
+    let same = t.update_order_rows(&n, rows).await.expect("update rows");
+    assert_eq!(same.order_rows.len(), 2);
+
+    let out = t.create_invoice_once(&n).await.expect("invoice");
+    assert!(!out.adopted);
+    assert_eq!(out.invoice.order_reference.as_deref(), Some(n.as_str()));
+    assert_eq!(
+        out.invoice.invoice_rows[1].delivered_quantity,
+        Some(Quantity::from_i64(1))
+    );
+    let inv = t
+        .get_invoice(&out.invoice.document_number)
+        .await
+        .expect("get invoice");
+    assert_eq!(inv, out.invoice);
+    assert_eq!(
+        e.sb.counters().back_orders.len(),
+        1,
+        "0.5 nails left on a back order"
+    );
+    // A second intent adopts the existing invoice.
+    let again = t.create_invoice_once(&n).await.expect("again");
+    assert!(again.adopted);
+    assert_eq!(e.sb.counters().invoices_for(TENANT, n.as_str()), 1);
+
+    let arts = t.list_articles(Some("active")).await.expect("articles");
+    assert_eq!(arts.len(), 1);
+    let a = t.get_article("101").await.expect("article");
+    assert_eq!(a.default_stock_location.as_deref(), Some("3PL"));
+    let a = t
+        .update_article_stock("101", Quantity::from_i64(42))
+        .await
+        .expect("stock");
+    assert_eq!(a.quantity_in_stock, Some(Quantity::from_i64(42)));
+    assert_eq!(
+        e.sb.article(TENANT, "101")
+            .and_then(|a| a.quantity_in_stock),
+        Some(Quantity::from_i64(42))
+    );
+    let ways = t.list_ways_of_delivery().await.expect("ways");
+    assert_eq!(ways[0].code, "DHL");
+
+    // Counters per resource and status on the client side.
+    let c = e.client.counters();
+    assert!(c.count("orders", 200) >= 3);
+    assert_eq!(c.count("orders/createinvoice", 200), 1);
+}
+
+#[tokio::test]
+async fn document_errors_keep_fortnox_message_and_code() {
+    let e = env().await;
+    let t = e.client.tenant(MERCHANT);
+    let err = t.get_order(&doc("77")).await.expect_err("missing");
+    assert_eq!(err.class(), ErrorClass::Document);
+    assert_eq!(err.fortnox_code(), Some(2000439));
+    assert!(err.is_not_found());
+    let o = e.sb.create_order(TENANT, json!({"DeliveryState":"registration","OrderRows":[{"ArticleNumber":"1","OrderedQuantity":"1"}]})).expect("o");
+    let err = t
+        .set_delivered_quantities(&o.document_number, |_| Some(Quantity::from_i64(1)))
+        .await
+        .expect_err("locked");
+    match &err {
+        FortnoxError::Document {
+            status: 400,
+            code: Some(2000850),
+            message,
+        } => assert!(message.contains("Leverans")),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        e.sb.counters().calls_with("orders", 400),
+        1,
+        "a document error is not retried"
+    );
+}
+
+#[tokio::test]
+async fn faults_500_429_and_timeouts_end_in_success() {
+    let e = env().await;
+    let t = e.client.tenant(MERCHANT);
+    e.sb.create_order(TENANT, order_json("1")).expect("order");
+    e.sb.inject(FaultSpec {
+        fail_next: Some(3),
+        status: Some(500),
+        ..Default::default()
+    });
+    t.get_order(&doc("1")).await.expect("after 500s");
+    e.sb.inject(FaultSpec {
+        burst_429: Some(4),
+        ..Default::default()
+    });
+    t.list_orders(&OrderQuery::default())
+        .await
+        .expect("after 429s");
+    e.sb.inject(FaultSpec {
+        latency_ms: Some(3000),
+        latency_calls: Some(1),
+        ..Default::default()
+    });
+    t.get_order(&doc("1")).await.expect("after a timeout");
+    let c = e.sb.counters();
+    assert_eq!(c.calls_with("orders", 500), 3);
+    assert_eq!(c.calls_with("orders", 429), 4);
+    assert_eq!(
+        e.client.counters().count("orders", 0),
+        1,
+        "one timed-out attempt"
+    );
+}
+
+#[tokio::test]
+async fn retries_give_up_as_retryable() {
+    let e = env().await;
+    e.sb.create_order(TENANT, order_json("1")).expect("order");
+    e.sb.inject(FaultSpec {
+        fail_next: Some(100),
+        status: Some(503),
+        ..Default::default()
+    });
+    let err = e
+        .client
+        .tenant(MERCHANT)
+        .get_order(&doc("1"))
+        .await
+        .expect_err("gives up");
+    assert_eq!(err.class(), ErrorClass::Retryable);
+    assert_eq!(e.sb.counters().calls_with("orders", 503), 6, "max_attempts");
+}
+
+#[tokio::test]
+async fn createinvoice_faults_make_exactly_one_invoice() {
+    let e = env().await;
+    let t = e.client.tenant(MERCHANT);
+    // 500s before the effect: re-read, nothing there, try again.
+    e.sb.create_order(TENANT, order_json("1")).expect("order 1");
+    e.sb.inject(FaultSpec {
+        fail_next: Some(2),
+        status: Some(500),
+        path_contains: Some("createinvoice".into()),
+        ..Default::default()
+    });
+    let out = t.create_invoice_once(&doc("1")).await.expect("invoice 1");
+    assert!(!out.adopted);
+    // 429 burst: surely not processed, retried directly.
+    e.sb.create_order(TENANT, order_json("1")).expect("order 3");
+    let n3 =
+        e.sb.orders(TENANT)
+            .last()
+            .map(|o| o.document_number.clone())
+            .expect("o3");
+    e.sb.inject(FaultSpec {
+        burst_429: Some(3),
+        path_contains: Some("createinvoice".into()),
+        ..Default::default()
+    });
+    t.create_invoice_once(&n3)
+        .await
+        .expect("invoice after 429s");
+    // The effect happens but the answer is too slow: the client times out,
+    // re-reads the order, finds InvoiceReference and adopts the invoice.
+    e.sb.create_order(TENANT, order_json("1")).expect("order 5");
+    let n5 =
+        e.sb.orders(TENANT)
+            .last()
+            .map(|o| o.document_number.clone())
+            .expect("o5");
+    e.sb.inject(FaultSpec {
+        latency_ms: Some(3000),
+        latency_calls: Some(1),
+        path_contains: Some("createinvoice".into()),
+        ..Default::default()
+    });
+    let out = t
+        .create_invoice_once(&n5)
+        .await
+        .expect("invoice after timeout");
+    assert!(
+        out.adopted,
+        "adopted the invoice made by the timed-out call"
+    );
+
+    let c = e.sb.counters();
+    for n in ["1", n3.as_str(), n5.as_str()] {
+        assert_eq!(c.invoices_for(TENANT, n), 1, "order {n}: one invoice");
+    }
+    assert_eq!(c.calls_with("orders/createinvoice", 500), 2);
+    assert_eq!(c.calls_with("orders/createinvoice", 429), 3);
+}
+
+#[tokio::test]
+async fn raw_createinvoice_does_not_retry_ambiguous_failures() {
+    let e = env().await;
+    e.sb.create_order(TENANT, order_json("1")).expect("order");
+    e.sb.inject(FaultSpec {
+        fail_next: Some(1),
+        status: Some(502),
+        path_contains: Some("createinvoice".into()),
+        ..Default::default()
+    });
+    let err = e
+        .client
+        .tenant(MERCHANT)
+        .create_invoice_raw(&doc("1"))
+        .await
+        .expect_err("ambiguous");
+    assert_eq!(err.class(), ErrorClass::Retryable);
+    assert_eq!(e.sb.counters().calls_to("orders/createinvoice"), 1);
+}

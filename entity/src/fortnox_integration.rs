@@ -13,6 +13,7 @@ pub struct Model {
     pub access_token_encrypted: Option<String>,
     pub refresh_token_encrypted: Option<String>,
     pub access_token_expires_at: Option<DateTimeUtc>,
+    pub token_scope: Option<String>,
     /// Single-use OAuth `state` bound to this merchant while a connection is pending.
     pub oauth_state: Option<String>,
     pub oauth_state_expires_at: Option<DateTimeUtc>,

@@ -47,6 +47,7 @@ impl MigrationTrait for Migration {
                     .col(text_null(FortnoxIntegrations::AccessTokenEncrypted))
                     .col(text_null(FortnoxIntegrations::RefreshTokenEncrypted))
                     .col(timestamp_with_time_zone_null(FortnoxIntegrations::AccessTokenExpiresAt))
+                    .col(string_null(FortnoxIntegrations::TokenScope))
                     .col(string_null(FortnoxIntegrations::OauthState))
                     .col(timestamp_with_time_zone_null(FortnoxIntegrations::OauthStateExpiresAt))
                     .col(string_null(FortnoxIntegrations::FirstOrderDate))
@@ -259,7 +260,7 @@ enum Merchants { Table, Id, Name, CreatedAt }
 
 #[derive(DeriveIden, Clone, Copy)]
 enum FortnoxIntegrations {
-    Table, Id, MerchantId, Status, AccessTokenEncrypted, RefreshTokenEncrypted, AccessTokenExpiresAt,
+    Table, Id, MerchantId, Status, AccessTokenEncrypted, RefreshTokenEncrypted, AccessTokenExpiresAt, TokenScope,
     OauthState, OauthStateExpiresAt, FirstOrderDate, IgnoreMissingProducts, StockLocation,
     OrdersSyncedUntil, LastError, CreatedAt, UpdatedAt,
 }

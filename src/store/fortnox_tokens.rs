@@ -1,0 +1,225 @@
+//! The Fortnox tokens of each merchant, encrypted at rest, in `fortnox_integrations`.
+//!
+//! Refresh tokens are single-use, so a refresh holds the merchant's row for its whole
+//! length: on PostgreSQL a transaction with `SELECT ... FOR UPDATE` (any number of
+//! processes), on SQLite a `BEGIN IMMEDIATE` transaction (one writer at a time anyway).
+//! The rotated tokens are committed before the new access token is handed out.
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{Postgres, Sqlite, Transaction};
+
+use super::{numbered_placeholders, Pool};
+use crate::fortnox::crypto::TokenCipher;
+use crate::fortnox::oauth::{RefreshLease, StoreError, TokenSet, TokenState, TokenStore};
+
+pub const STATUS_CONNECTED: &str = "CONNECTED";
+pub const STATUS_NEEDS_REAUTHORIZATION: &str = "NEEDS_REAUTHORIZATION";
+pub const STATUS_DISCONNECTED: &str = "DISCONNECTED";
+
+#[derive(Clone)]
+pub struct DbTokenStore {
+    pool: Pool,
+    cipher: TokenCipher,
+}
+
+impl DbTokenStore {
+    pub fn new(pool: Pool, cipher: TokenCipher) -> DbTokenStore {
+        DbTokenStore { pool, cipher }
+    }
+
+    fn decode(&self, row: Option<TokenRow>) -> Result<TokenState, StoreError> {
+        let Some(row) = row else { return Ok(TokenState::Missing) };
+        match row.status.as_str() {
+            STATUS_NEEDS_REAUTHORIZATION => Ok(TokenState::NeedsReauthorization {
+                reason: row.last_error.unwrap_or_else(|| "Fortnox refused the refresh token".into()),
+            }),
+            STATUS_CONNECTED => match (row.access, row.refresh, row.expires_at) {
+                (Some(access), Some(refresh), Some(expires_at)) => Ok(TokenState::Active(TokenSet {
+                    access_token: self.decrypt(&access)?,
+                    refresh_token: self.decrypt(&refresh)?,
+                    access_expires_at: expires_at,
+                    scope: row.scope,
+                })),
+                _ => Ok(TokenState::Missing),
+            },
+            _ => Ok(TokenState::Missing),
+        }
+    }
+
+    fn decrypt(&self, stored: &str) -> Result<String, StoreError> {
+        self.cipher.decrypt(stored).map_err(|e| {
+            StoreError(format!(
+                "cannot decrypt the stored Fortnox token ({e}): was TOKEN_ENCRYPTION_KEY changed? Reconnect Fortnox to store new tokens"
+            ))
+        })
+    }
+}
+
+type TokenRow = Row;
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    status: String,
+    access: Option<String>,
+    refresh: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+    scope: Option<String>,
+    last_error: Option<String>,
+}
+
+fn merchant_id(merchant: &str) -> Result<i64, StoreError> {
+    merchant.parse().map_err(|_| StoreError(format!("merchant id `{merchant}` is not a number")))
+}
+
+fn db_error(e: sqlx::Error) -> StoreError {
+    StoreError(format!("database error while handling Fortnox tokens: {e}"))
+}
+
+const SELECT: &str = "SELECT status, access_token_encrypted AS access, refresh_token_encrypted AS refresh, \
+    access_token_expires_at AS expires_at, token_scope AS scope, last_error FROM fortnox_integrations WHERE merchant_id = ?";
+const UPSERT: &str = "INSERT INTO fortnox_integrations (merchant_id, status, access_token_encrypted, refresh_token_encrypted, \
+    access_token_expires_at, token_scope, ignore_missing_products, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (merchant_id) DO UPDATE SET status = excluded.status, access_token_encrypted = excluded.access_token_encrypted, \
+    refresh_token_encrypted = excluded.refresh_token_encrypted, access_token_expires_at = excluded.access_token_expires_at, \
+    token_scope = excluded.token_scope, last_error = NULL, updated_at = excluded.updated_at";
+const ROTATE: &str = "UPDATE fortnox_integrations SET status = ?, access_token_encrypted = ?, refresh_token_encrypted = ?, \
+    access_token_expires_at = ?, token_scope = ?, last_error = NULL, updated_at = ? WHERE merchant_id = ?";
+const NEEDS_REAUTH: &str = "UPDATE fortnox_integrations SET status = ?, access_token_encrypted = NULL, \
+    refresh_token_encrypted = NULL, access_token_expires_at = NULL, last_error = ?, updated_at = ? WHERE merchant_id = ?";
+
+fn sql(pool_is_pg: bool, text: &str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(if pool_is_pg { numbered_placeholders(text) } else { text.to_owned() })
+}
+
+#[async_trait]
+impl TokenStore for DbTokenStore {
+    async fn load(&self, merchant: &str) -> Result<TokenState, StoreError> {
+        let id = merchant_id(merchant)?;
+        let row: Option<Row> = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query_as(sql(false, SELECT)).bind(id).fetch_optional(pool).await,
+            Pool::Postgres(pool) => sqlx::query_as(sql(true, SELECT)).bind(id).fetch_optional(pool).await,
+        }
+        .map_err(db_error)?;
+        self.decode(row)
+    }
+
+    async fn save(&self, merchant: &str, tokens: &TokenSet) -> Result<(), StoreError> {
+        let id = merchant_id(merchant)?;
+        let now = Utc::now();
+        let (access, refresh) = (self.cipher.encrypt(&tokens.access_token), self.cipher.encrypt(&tokens.refresh_token));
+        macro_rules! upsert {
+            ($pool:expr, $pg:expr) => {
+                sqlx::query(sql($pg, UPSERT))
+                    .bind(id)
+                    .bind(STATUS_CONNECTED)
+                    .bind(&access)
+                    .bind(&refresh)
+                    .bind(tokens.access_expires_at)
+                    .bind(tokens.scope.as_deref())
+                    .bind(false)
+                    .bind(now)
+                    .bind(now)
+                    .execute($pool)
+                    .await
+                    .map(|_| ())
+            };
+        }
+        match &self.pool {
+            Pool::Sqlite(pool) => upsert!(pool, false),
+            Pool::Postgres(pool) => upsert!(pool, true),
+        }
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn begin_refresh(&self, merchant: &str) -> Result<Box<dyn RefreshLease>, StoreError> {
+        let id = merchant_id(merchant)?;
+        let (tx, row) = match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+                let row: Option<Row> = sqlx::query_as(sql(false, SELECT)).bind(id).fetch_optional(&mut *tx).await.map_err(db_error)?;
+                (LeaseTx::Sqlite(tx), row)
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(db_error)?;
+                let locking = format!("{SELECT} FOR UPDATE");
+                let row: Option<Row> = sqlx::query_as(sql(true, &locking)).bind(id).fetch_optional(&mut *tx).await.map_err(db_error)?;
+                (LeaseTx::Postgres(tx), row)
+            }
+        };
+        let tokens = self.decode(row)?;
+        Ok(Box::new(DbLease { tx, merchant_id: id, tokens, cipher: self.cipher.clone() }))
+    }
+}
+
+enum LeaseTx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Holds the row lock until it is saved, marked, or dropped (which rolls back).
+struct DbLease {
+    tx: LeaseTx,
+    merchant_id: i64,
+    tokens: TokenState,
+    cipher: TokenCipher,
+}
+
+#[async_trait]
+impl RefreshLease for DbLease {
+    fn tokens(&self) -> &TokenState {
+        &self.tokens
+    }
+
+    async fn save_rotated(self: Box<Self>, tokens: &TokenSet) -> Result<(), StoreError> {
+        let (access, refresh) = (self.cipher.encrypt(&tokens.access_token), self.cipher.encrypt(&tokens.refresh_token));
+        let now = Utc::now();
+        macro_rules! rotate {
+            ($tx:expr, $pg:expr) => {{
+                let mut tx = $tx;
+                sqlx::query(sql($pg, ROTATE))
+                    .bind(STATUS_CONNECTED)
+                    .bind(&access)
+                    .bind(&refresh)
+                    .bind(tokens.access_expires_at)
+                    .bind(tokens.scope.as_deref())
+                    .bind(now)
+                    .bind(self.merchant_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                tx.commit().await
+            }};
+        }
+        match self.tx {
+            LeaseTx::Sqlite(tx) => rotate!(tx, false),
+            LeaseTx::Postgres(tx) => rotate!(tx, true),
+        }
+        .map_err(db_error)
+    }
+
+    async fn mark_needs_reauthorization(self: Box<Self>, reason: &str) -> Result<(), StoreError> {
+        let now = Utc::now();
+        macro_rules! mark {
+            ($tx:expr, $pg:expr) => {{
+                let mut tx = $tx;
+                sqlx::query(sql($pg, NEEDS_REAUTH))
+                    .bind(STATUS_NEEDS_REAUTHORIZATION)
+                    .bind(reason)
+                    .bind(now)
+                    .bind(self.merchant_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                tx.commit().await
+            }};
+        }
+        match self.tx {
+            LeaseTx::Sqlite(tx) => mark!(tx, false),
+            LeaseTx::Postgres(tx) => mark!(tx, true),
+        }
+        .map_err(db_error)?;
+        tracing::warn!(merchant_id = self.merchant_id, %reason, "Fortnox integration needs reauthorization; its jobs pause until the merchant reconnects");
+        Ok(())
+    }
+}

@@ -45,6 +45,23 @@ pub enum Command {
     },
     /// Create a development merchant with a few orders to try the API on.
     Seed,
+    /// Run the Fortnox sandbox alone: a local stand-in for Fortnox's API and OAuth.
+    Sandbox {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        bind: SocketAddr,
+        /// `demo` seeds a realistic tenant (articles, ways of delivery, orders).
+        #[arg(long)]
+        seed: Option<SandboxSeed>,
+        #[arg(long, default_value = "sandbox-client")]
+        client_id: String,
+        #[arg(long, default_value = "sandbox-secret")]
+        client_secret: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxSeed {
+    Demo,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -71,6 +88,9 @@ pub struct Config {
     /// Where users reach this service; used for the OAuth callback URL.
     #[arg(long, env = "PUBLIC_URL", default_value = "http://localhost:8080", global = true)]
     pub public_url: String,
+    /// Server processes sharing the database; each keeps 1/N of Fortnox's rate limit.
+    #[arg(long, env = "FORTNOX_PROCESSES", default_value_t = 1, global = true)]
+    pub fortnox_processes: u32,
     /// Attempts per job before the order is stopped with an error event.
     #[arg(long, env = "JOB_MAX_ATTEMPTS", default_value_t = 8, global = true)]
     pub job_max_attempts: u32,

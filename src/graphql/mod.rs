@@ -1,21 +1,24 @@
 //! The GraphQL API. Resolvers are thin: they read the caller from the context, apply its
 //! tenant scope through the store, and call the domain. Authentication happens once, in
 //! the HTTP/WebSocket layer (`server`); authorization here, by guards and the scope.
+mod fortnox;
 mod guard;
 mod mutation;
 mod query;
 mod subscription;
 mod types;
 
-use async_graphql::{Context, EmptySubscription, Error, ErrorExtensions, Schema, SchemaBuilder, ID};
+use async_graphql::{Context, Error, ErrorExtensions, MergedObject, Schema, SchemaBuilder, ID};
 
 pub use guard::RoleGuard;
-use mutation::MutationRoot;
-use query::QueryRoot;
+use fortnox::{FortnoxMutation, FortnoxQuery};
+use mutation::OrderMutation;
+use query::OrderQuery;
 use subscription::SubscriptionRoot;
 
 use crate::auth::Principal;
 use crate::events::EventBus;
+use crate::fortnox::FortnoxClient;
 use crate::store::Store;
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -25,11 +28,15 @@ const MAX_DEPTH: usize = 12;
 const MAX_COMPLEXITY: usize = 2000;
 
 pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY)
+    Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot).limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY)
 }
 
-pub fn build_schema(store: Store, bus: EventBus) -> AppSchema {
-    schema_builder().data(store).data(bus).finish()
+/// Whether FORTNOX_CLIENT_ID and FORTNOX_CLIENT_SECRET are set, so connecting can work.
+#[derive(Clone, Copy)]
+pub(crate) struct FortnoxConfigured(pub bool);
+
+pub fn build_schema(store: Store, bus: EventBus, fortnox: FortnoxClient, fortnox_configured: bool) -> AppSchema {
+    schema_builder().data(store).data(bus).data(fortnox).data(FortnoxConfigured(fortnox_configured)).finish()
 }
 
 /// The SDL committed as `schema.graphql`.
@@ -37,8 +44,11 @@ pub fn sdl() -> String {
     schema_builder().finish().sdl()
 }
 
-#[allow(dead_code)]
-type _Unused = EmptySubscription;
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(OrderQuery, FortnoxQuery);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(OrderMutation, FortnoxMutation);
 
 pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Principal> {
     ctx.data_opt::<Principal>().ok_or_else(|| unauthenticated())

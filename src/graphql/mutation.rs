@@ -6,7 +6,8 @@ use crate::domain::OrderState;
 use crate::jobs::enqueue_state_job;
 use crate::store::transitions::{apply_transition, TransitionError, TransitionRequest};
 
-pub struct MutationRoot;
+#[derive(Default)]
+pub struct OrderMutation;
 
 fn transition_error(error: TransitionError) -> async_graphql::Error {
     match error {
@@ -22,7 +23,7 @@ fn transition_error(error: TransitionError) -> async_graphql::Error {
 }
 
 #[Object]
-impl MutationRoot {
+impl OrderMutation {
     #[graphql(guard = "RoleGuard::admin()")]
     async fn create_merchant(&self, ctx: &Context<'_>, name: String) -> Result<Merchant> {
         let name = name.trim();

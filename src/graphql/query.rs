@@ -6,13 +6,14 @@ use super::{internal, parse_id, principal, store};
 use crate::domain::OrderState;
 use crate::store::orders::OrderFilter;
 
-pub struct QueryRoot;
+#[derive(Default)]
+pub struct OrderQuery;
 
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 200;
 
 #[Object]
-impl QueryRoot {
+impl OrderQuery {
     /// The merchants the caller may see.
     async fn merchants(&self, ctx: &Context<'_>) -> Result<Vec<Merchant>> {
         let scope = &principal(ctx)?.scope;

@@ -81,6 +81,7 @@ pub struct JobContext {
     pub bus: EventBus,
     pub settings: JobSettings,
     pub faults: FaultPoints,
+    pub fortnox: crate::fortnox::FortnoxClient,
 }
 
 /// How a job attempt ended, when it did not succeed.

@@ -1,6 +1,7 @@
 //! The HTTP server: GraphQL (POST, GraphiQL on GET, WebSocket subscriptions on the same
 //! path), health probes, and the job workers running beside it until shutdown.
 mod graphql_http;
+mod oauth_callback;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,6 +13,10 @@ use tokio::net::TcpListener;
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::events::EventBus;
+use crate::fortnox::crypto::TokenCipher;
+use crate::fortnox::limiter::RateLimit;
+use crate::fortnox::{FortnoxClient, FortnoxConfig};
+use crate::store::fortnox_tokens::DbTokenStore;
 use crate::graphql::{build_schema, AppSchema};
 use crate::jobs::{self, FaultPoints, JobContext, JobSettings};
 use crate::store::Store;
@@ -25,6 +30,37 @@ pub struct App {
     pub schema: AppSchema,
     pub job_settings: JobSettings,
     pub faults: FaultPoints,
+    pub fortnox: FortnoxClient,
+}
+
+/// The OAuth callback Fortnox redirects the merchant to.
+pub const OAUTH_CALLBACK_PATH: &str = "/oauth/fortnox/callback";
+
+fn token_cipher(config: &Config) -> anyhow::Result<TokenCipher> {
+    match &config.token_encryption_key {
+        Some(key) => TokenCipher::from_key_text(key).map_err(|e| anyhow::anyhow!("TOKEN_ENCRYPTION_KEY is unusable ({e}): give 32 bytes as base64 or 64 hex digits")),
+        None => {
+            tracing::warn!(
+                "TOKEN_ENCRYPTION_KEY is not set: Fortnox tokens are encrypted with a key generated for this run only, \
+                 so merchants must reconnect after a restart. Set TOKEN_ENCRYPTION_KEY in production."
+            );
+            Ok(TokenCipher::new(rand::random()))
+        }
+    }
+}
+
+pub fn fortnox_client(config: &Config, store: &Store) -> anyhow::Result<FortnoxClient> {
+    let redirect_uri = format!("{}{OAUTH_CALLBACK_PATH}", config.public_url.trim_end_matches('/'));
+    let mut fortnox = FortnoxConfig::new(
+        config.fortnox_api_url.trim_end_matches('/'),
+        config.fortnox_auth_url.trim_end_matches('/'),
+        config.fortnox_client_id.clone().unwrap_or_default(),
+        config.fortnox_client_secret.clone().unwrap_or_default(),
+        redirect_uri,
+    );
+    fortnox.rate_limit = Some(RateLimit::FORTNOX.split(config.fortnox_processes.max(1)));
+    let tokens = DbTokenStore::new(store.pool.clone(), token_cipher(config)?);
+    Ok(FortnoxClient::new(fortnox, std::sync::Arc::new(tokens))?)
 }
 
 impl App {
@@ -33,8 +69,11 @@ impl App {
         let store = Store::connect(&config.database_url).await?;
         store.migrate().await?;
         let bus = EventBus::new();
-        let schema = build_schema(store.clone(), bus.clone());
+        let fortnox = fortnox_client(config, &store)?;
+        let fortnox_configured = config.fortnox_client_id.is_some() && config.fortnox_client_secret.is_some();
+        let schema = build_schema(store.clone(), bus.clone(), fortnox.clone(), fortnox_configured);
         Ok(App {
+            fortnox,
             store,
             bus,
             jwt: JwtKeys::new(jwt_secret),
@@ -49,6 +88,7 @@ impl App {
             .route("/graphql", get(graphql_http::graphql_get).post(graphql_http::graphql_post))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
+            .route(OAUTH_CALLBACK_PATH, get(oauth_callback::callback))
             .with_state(self.clone())
     }
 
@@ -58,6 +98,7 @@ impl App {
             bus: self.bus.clone(),
             settings: self.job_settings.clone(),
             faults: self.faults.clone(),
+            fortnox: self.fortnox.clone(),
         }
     }
 

@@ -1,0 +1,174 @@
+//! The Fortnox integration: connecting, settings, and the import on demand.
+use async_graphql::{Context, Enum, Object, Result, SimpleObject, ID};
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::fortnox_integration;
+
+use super::{internal, not_found, principal, store, FortnoxConfigured, RoleGuard};
+use crate::fortnox::{oauth, FortnoxClient};
+use crate::store::integrations::SettingsUpdate;
+use crate::store::jobs_table;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum IntegrationStatus {
+    NotConnected,
+    Connected,
+    /// Fortnox refused the refresh token: the merchant must connect again; jobs wait.
+    NeedsReauthorization,
+    Disconnected,
+}
+
+#[derive(SimpleObject)]
+pub struct FortnoxIntegration {
+    pub merchant_id: ID,
+    pub status: IntegrationStatus,
+    /// Orders dated before it are never imported (`YYYY-MM-DD`).
+    pub first_order_date: Option<NaiveDate>,
+    /// When on, order lines whose product is missing are dropped from the warehouse order
+    /// and the invoice.
+    pub ignore_missing_products: bool,
+    /// Empty: every stock article; set: only articles whose DefaultStockLocation equals it.
+    pub stock_location: Option<String>,
+    pub orders_synced_until: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// Things the merchant should know about the current settings or state.
+    pub warnings: Vec<String>,
+}
+
+impl FortnoxIntegration {
+    fn from_model(merchant_id: i64, row: Option<fortnox_integration::Model>) -> FortnoxIntegration {
+        let Some(row) = row else {
+            return FortnoxIntegration {
+                merchant_id: merchant_id.into(),
+                status: IntegrationStatus::NotConnected,
+                first_order_date: None,
+                ignore_missing_products: false,
+                stock_location: None,
+                orders_synced_until: None,
+                last_error: None,
+                warnings: vec!["Fortnox is not connected: call connectFortnox and approve the access in Fortnox".into()],
+            };
+        };
+        let status = match row.status.as_str() {
+            "CONNECTED" => IntegrationStatus::Connected,
+            "NEEDS_REAUTHORIZATION" => IntegrationStatus::NeedsReauthorization,
+            "DISCONNECTED" => IntegrationStatus::Disconnected,
+            _ => IntegrationStatus::NotConnected,
+        };
+        let mut warnings = Vec::new();
+        match status {
+            IntegrationStatus::NeedsReauthorization => warnings.push("Fortnox refused our access (the refresh token is no longer valid): connect Fortnox again; imports and invoicing wait until then".into()),
+            IntegrationStatus::NotConnected | IntegrationStatus::Disconnected => warnings.push("Fortnox is not connected: call connectFortnox and approve the access in Fortnox".into()),
+            IntegrationStatus::Connected => {}
+        }
+        if row.ignore_missing_products {
+            warnings.push("ignoreMissingProducts is on: order lines whose product is missing are not shipped and not invoiced".into());
+        }
+        if row.first_order_date.is_none() {
+            warnings.push("firstOrderDate is not set: every done, uninvoiced order in Fortnox will be imported".into());
+        }
+        FortnoxIntegration {
+            merchant_id: merchant_id.into(),
+            status,
+            first_order_date: row.first_order_date.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+            ignore_missing_products: row.ignore_missing_products,
+            stock_location: row.stock_location,
+            orders_synced_until: row.orders_synced_until,
+            last_error: row.last_error,
+            warnings,
+        }
+    }
+}
+
+/// The merchant id, if the caller may see it; otherwise "not found".
+fn scoped_merchant(ctx: &Context<'_>, id: &ID) -> Result<i64> {
+    let merchant_id = id.parse::<i64>().map_err(|_| not_found("merchant"))?;
+    if principal(ctx)?.scope.allows(merchant_id) {
+        Ok(merchant_id)
+    } else {
+        Err(not_found("merchant"))
+    }
+}
+
+async fn existing_merchant(ctx: &Context<'_>, id: &ID) -> Result<i64> {
+    let merchant_id = scoped_merchant(ctx, id)?;
+    let scope = &principal(ctx)?.scope;
+    store(ctx).merchant(scope, merchant_id).await.map_err(internal)?.ok_or_else(|| not_found("merchant"))?;
+    Ok(merchant_id)
+}
+
+async fn integration(ctx: &Context<'_>, merchant_id: i64) -> Result<FortnoxIntegration> {
+    let row = store(ctx).integration(merchant_id).await.map_err(internal)?;
+    Ok(FortnoxIntegration::from_model(merchant_id, row))
+}
+
+#[derive(Default)]
+pub struct FortnoxQuery;
+
+#[Object]
+impl FortnoxQuery {
+    /// The merchant's Fortnox connection, its settings and warnings.
+    async fn fortnox_integration(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<FortnoxIntegration> {
+        let merchant_id = existing_merchant(ctx, &merchant_id).await?;
+        integration(ctx, merchant_id).await
+    }
+}
+
+#[derive(Default)]
+pub struct FortnoxMutation;
+
+/// How long the `state` of a started connection stays valid, as long as Fortnox's code.
+const OAUTH_STATE_TTL_MINUTES: i64 = 10;
+
+#[Object]
+impl FortnoxMutation {
+    /// Starts connecting Fortnox: returns the URL to send the merchant to. The `state` in
+    /// it is single-use, bound to this merchant, and expires in 10 minutes.
+    #[graphql(guard = "RoleGuard::merchant_or_admin()")]
+    async fn connect_fortnox(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<String> {
+        let merchant_id = existing_merchant(ctx, &merchant_id).await?;
+        if !ctx.data_unchecked::<FortnoxConfigured>().0 {
+            return Err(async_graphql::Error::new("this service has no Fortnox app credentials: set FORTNOX_CLIENT_ID and FORTNOX_CLIENT_SECRET"));
+        }
+        let state = oauth::new_state();
+        let expires = Utc::now() + chrono::Duration::minutes(OAUTH_STATE_TTL_MINUTES);
+        store(ctx).begin_oauth(merchant_id, &state, expires).await.map_err(internal)?;
+        ctx.data_unchecked::<FortnoxClient>().oauth().authorize_url(&state).map_err(internal)
+    }
+
+    #[graphql(guard = "RoleGuard::merchant_or_admin()")]
+    async fn disconnect_fortnox(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<FortnoxIntegration> {
+        let merchant_id = existing_merchant(ctx, &merchant_id).await?;
+        store(ctx).disconnect(merchant_id).await.map_err(internal)?;
+        integration(ctx, merchant_id).await
+    }
+
+    /// Changes the settings given; the others stay. `clearFirstOrderDate` removes the date.
+    #[graphql(guard = "RoleGuard::merchant_or_admin()")]
+    async fn update_fortnox_settings(
+        &self,
+        ctx: &Context<'_>,
+        merchant_id: ID,
+        first_order_date: Option<NaiveDate>,
+        #[graphql(default = false)] clear_first_order_date: bool,
+        ignore_missing_products: Option<bool>,
+        stock_location: Option<String>,
+    ) -> Result<FortnoxIntegration> {
+        let merchant_id = existing_merchant(ctx, &merchant_id).await?;
+        let update = SettingsUpdate {
+            first_order_date: if clear_first_order_date { Some(None) } else { first_order_date.map(Some) },
+            ignore_missing_products,
+            stock_location: stock_location.map(Some),
+        };
+        store(ctx).update_settings(merchant_id, update).await.map_err(internal)?;
+        integration(ctx, merchant_id).await
+    }
+
+    /// Imports the merchant's done orders from Fortnox now, instead of at the next poll.
+    #[graphql(guard = "RoleGuard::merchant_or_admin()")]
+    async fn sync_orders(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<bool> {
+        let merchant_id = existing_merchant(ctx, &merchant_id).await?;
+        let task = jobs_table::import_task(merchant_id).map_err(internal)?;
+        jobs_table::push(&store(ctx).pool, vec![task]).await.map_err(internal)?;
+        Ok(true)
+    }
+}

@@ -1,4 +1,5 @@
 //! The pure domain: no I/O, no database, no HTTP. Everything here is unit-tested.
+pub mod address;
 pub mod country;
 pub mod shipping;
 pub mod state_machine;

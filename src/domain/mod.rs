@@ -1,4 +1,8 @@
 //! The pure domain: no I/O, no database, no HTTP. Everything here is unit-tested.
+pub mod address;
+pub mod checks;
+pub mod country;
+pub mod shipping;
 pub mod state_machine;
 
 pub use state_machine::{JobKind, OrderState, TransitionRefused};

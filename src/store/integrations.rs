@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use entity::fortnox_integration as integration;
 use sea_orm::prelude::*;
-use sea_orm::sea_query::OnConflict;
 use sea_orm::ActiveValue::Set;
 
 use super::fortnox_tokens::{STATUS_CONNECTED, STATUS_DISCONNECTED};
@@ -38,8 +37,7 @@ impl Store {
             ..Default::default()
         };
         integration::Entity::insert(row)
-            .on_conflict(OnConflict::column(integration::Column::MerchantId).do_nothing().to_owned())
-            .do_nothing()
+            .on_conflict_do_nothing_on([integration::Column::MerchantId])
             .exec(&self.db)
             .await?;
         self.integration(merchant_id)

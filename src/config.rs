@@ -102,6 +102,9 @@ pub struct Config {
     pub job_heartbeat_secs: u64,
     #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value_t = 60, global = true)]
     pub reconcile_interval_secs: u64,
+    /// How often each connected merchant's Fortnox is polled for done orders.
+    #[arg(long, env = "IMPORT_INTERVAL_SECS", default_value_t = 120, global = true)]
+    pub import_interval_secs: u64,
     /// An order idle this long in a state that needs a job, with no live job, is re-enqueued.
     #[arg(long, env = "RECONCILE_IDLE_SECS", default_value_t = 60, global = true)]
     pub reconcile_idle_secs: u64,
@@ -115,6 +118,7 @@ impl Config {
             heartbeat: Duration::from_secs(self.job_heartbeat_secs.max(1)),
             reconcile_interval: Duration::from_secs(self.reconcile_interval_secs.max(1)),
             reconcile_idle: Duration::from_secs(self.reconcile_idle_secs),
+            import_interval: Duration::from_secs(self.import_interval_secs.max(1)),
             ..JobSettings::default()
         }
     }

@@ -9,3 +9,4 @@ pub mod graphql;
 pub mod jobs;
 pub mod server;
 pub mod store;
+pub mod warehouse;

@@ -22,6 +22,9 @@ pub struct Model {
     pub invoice_number: Option<String>,
     /// The Fortnox order as it was read, kept for audits and re-checks.
     pub fortnox_snapshot: Json,
+    /// Set just before `createinvoice` is sent: a later attempt then reads the Fortnox
+    /// order first and adopts an invoice that already exists.
+    pub invoice_requested_at: Option<DateTimeUtc>,
     /// Set when a job for the current state gave up after its last attempt; cleared by a
     /// retry or the next transition. The reconciler leaves stalled orders alone.
     pub stalled_at: Option<DateTimeUtc>,

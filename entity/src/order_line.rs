@@ -13,6 +13,9 @@ pub struct Model {
     pub description: String,
     /// Decimal quantities as text: exact, never floats.
     pub ordered_quantity: String,
+    /// What the warehouse is asked to pick; `None` for rows not shipped (no article,
+    /// non-stock article, or a missing product with ignoreMissingProducts on).
+    pub pick_quantity: Option<String>,
     pub shipped_quantity: Option<String>,
     pub created_at: DateTimeUtc,
 }

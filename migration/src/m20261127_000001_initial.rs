@@ -132,6 +132,7 @@ impl MigrationTrait for Migration {
                     .col(json_binary(Orders::TrackingNumbers))
                     .col(string_null(Orders::InvoiceNumber))
                     .col(json_binary(Orders::FortnoxSnapshot))
+                    .col(timestamp_with_time_zone_null(Orders::InvoiceRequestedAt))
                     .col(timestamp_with_time_zone_null(Orders::StalledAt))
                     .col(text_null(Orders::LastError))
                     .col(timestamp_with_time_zone(Orders::CreatedAt))
@@ -154,6 +155,7 @@ impl MigrationTrait for Migration {
                     .col(string_null(OrderLines::ArticleNumber))
                     .col(string(OrderLines::Description))
                     .col(string(OrderLines::OrderedQuantity))
+                    .col(string_null(OrderLines::PickQuantity))
                     .col(string_null(OrderLines::ShippedQuantity))
                     .col(timestamp_with_time_zone(OrderLines::CreatedAt))
                     .foreign_key(
@@ -281,13 +283,13 @@ enum ShippingRules { Table, Id, MerchantId, Pattern, ShippingMethodId, CreatedAt
 enum Orders {
     Table, Id, MerchantId, FortnoxDocumentNumber, State, Reasons, DeliveryAddress, WayOfDelivery,
     ShippingMethodId, WarehouseReference, TrackingNumbers, InvoiceNumber, FortnoxSnapshot,
-    StalledAt, LastError, CreatedAt, UpdatedAt,
+    InvoiceRequestedAt, StalledAt, LastError, CreatedAt, UpdatedAt,
 }
 
 #[derive(DeriveIden, Clone, Copy)]
 enum OrderLines {
     Table, Id, OrderId, Position, FortnoxRowId, ArticleNumber, Description, OrderedQuantity,
-    ShippedQuantity, CreatedAt,
+    PickQuantity, ShippedQuantity, CreatedAt,
 }
 
 #[derive(DeriveIden, Clone, Copy)]

@@ -3,6 +3,7 @@ pub mod address;
 pub mod checks;
 pub mod country;
 pub mod shipping;
+pub mod shipment;
 pub mod state_machine;
 
 pub use state_machine::{JobKind, OrderState, TransitionRefused};

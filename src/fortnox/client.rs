@@ -217,10 +217,20 @@ impl TenantClient {
     /// `InvoiceReference` first and again after every ambiguous failure, so one
     /// intent never makes two invoices.
     pub async fn create_invoice_once(&self, doc: &DocumentNumber) -> Result<InvoiceOutcome> {
+        self.create_invoice_given(doc, None).await
+    }
+
+    /// Like [`Self::create_invoice_once`], starting from an order read just now (for
+    /// example the response of the rows update), which saves the first read.
+    pub async fn create_invoice_given(&self, doc: &DocumentNumber, fresh: Option<Order>) -> Result<InvoiceOutcome> {
         let policy = self.client.inner.cfg.retry.clone();
         let mut attempt = 0;
+        let mut fresh = fresh;
         loop {
-            let order = self.get_order(doc).await?;
+            let order = match fresh.take() {
+                Some(order) => order,
+                None => self.get_order(doc).await?,
+            };
             if let Some(inv) = order.invoice() {
                 let invoice = self.get_invoice(&inv).await?;
                 return Ok(InvoiceOutcome {

@@ -11,6 +11,10 @@ impl RoleGuard {
     pub fn admin() -> Self {
         RoleGuard { roles: &[Role::Admin] }
     }
+    /// The warehouse reporting shipments and stock, and admins.
+    pub fn warehouse_or_admin() -> Self {
+        RoleGuard { roles: &[Role::Admin, Role::Warehouse] }
+    }
     /// Merchants acting on their own data, and admins.
     pub fn merchant_or_admin() -> Self {
         RoleGuard { roles: &[Role::Admin, Role::Merchant] }

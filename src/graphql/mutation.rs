@@ -1,9 +1,14 @@
-use async_graphql::{Context, ErrorExtensions, Object, Result, ID};
+use async_graphql::{Context, ErrorExtensions, InputObject, Object, Result, ID};
+use rust_decimal::Decimal;
+use std::str::FromStr;
 
 use super::types::{Merchant, Order};
 use super::{bus, internal, not_found, parse_id, principal, store, RoleGuard};
 use crate::domain::OrderState;
+use crate::domain::shipment::{shipped_quantities, Pick, Shipped};
+use crate::domain::JobKind;
 use crate::jobs::enqueue_state_job;
+use crate::store::jobs_table::{self, OrderJob};
 use crate::store::transitions::{apply_transition, TransitionError, TransitionRequest};
 
 #[derive(Default)]
@@ -71,6 +76,57 @@ impl OrderMutation {
         load_order(ctx, id).await
     }
 
+    /// Checks a RESERVED order again (after fixing its cause in Fortnox or here); it goes
+    /// on to VALIDATED when every check passes, else its reasons are updated.
+    #[graphql(guard = "RoleGuard::merchant_or_admin()")]
+    async fn revalidate_order(&self, ctx: &Context<'_>, order_id: ID) -> Result<Order> {
+        let id = parse_id(&order_id, "order")?;
+        let order = load_order(ctx, id).await?;
+        if order.state != OrderState::Reserved {
+            return Err(async_graphql::Error::new(format!("only RESERVED orders are revalidated; this one is {}", order.state)));
+        }
+        let task = jobs_table::order_task(JobKind::ValidateOrder, &OrderJob { order_id: id, attempt: 0 }, None).map_err(internal)?;
+        jobs_table::push(&store(ctx).pool, vec![task]).await.map_err(internal)?;
+        Ok(order)
+    }
+
+    /// The warehouse reports a shipment: tracking numbers and the quantity shipped per
+    /// line (lines left out shipped nothing). The order becomes SHIPPED and is invoiced.
+    #[graphql(guard = "RoleGuard::warehouse_or_admin()")]
+    async fn confirm_shipment(
+        &self,
+        ctx: &Context<'_>,
+        order_id: ID,
+        tracking_numbers: Vec<String>,
+        lines: Vec<ShippedLineInput>,
+    ) -> Result<Order> {
+        let principal = principal(ctx)?;
+        let id = parse_id(&order_id, "order")?;
+        let order = load_order(ctx, id).await?;
+        let store = store(ctx);
+        let picks: Vec<Pick> = store
+            .order_lines(id)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .filter_map(|line| {
+                let quantity = Decimal::from_str(line.pick_quantity.as_deref()?).ok()?;
+                (quantity > Decimal::ZERO).then_some(Pick { line_id: line.id, quantity })
+            })
+            .collect();
+        let reported = lines
+            .into_iter()
+            .map(|line| Ok(Shipped { line_id: line.line_id.parse::<i64>().map_err(|_| async_graphql::Error::new(format!("line {} is not a line of this order", line.line_id.as_str())))?, quantity: line.quantity }))
+            .collect::<Result<Vec<_>>>()?;
+        let shipped = shipped_quantities(&picks, &reported).map_err(async_graphql::Error::new)?;
+        let tracking: Vec<String> = tracking_numbers.into_iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
+        let mut request = TransitionRequest::new(id, Some(order.state), OrderState::Shipped, "warehouse_shipped", &principal.actor());
+        request.tracking_numbers = Some(tracking);
+        request.shipped_quantities = shipped.into_iter().map(|(line, quantity)| (line, quantity.normalize().to_string())).collect();
+        apply_transition(store, bus(ctx), request).await.map_err(transition_error)?;
+        load_order(ctx, id).await
+    }
+
     /// Runs the job of the order's current state again, e.g. after its cause was fixed.
     #[graphql(guard = "RoleGuard::merchant_or_admin()")]
     async fn retry_order(&self, ctx: &Context<'_>, order_id: ID) -> Result<Order> {
@@ -86,6 +142,14 @@ impl OrderMutation {
         }
         load_order(ctx, id).await
     }
+}
+
+/// One line of a shipment: our order line id and the quantity shipped.
+#[derive(InputObject)]
+pub struct ShippedLineInput {
+    pub line_id: ID,
+    /// Decimal as text, e.g. "2" or "1.5"; at most the line's pick quantity.
+    pub quantity: String,
 }
 
 /// Loads an order within the caller's scope; another tenant's order is "not found".

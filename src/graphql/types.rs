@@ -135,6 +135,9 @@ pub struct OrderLine {
     pub description: String,
     /// Decimal, as text to keep it exact.
     pub ordered_quantity: String,
+    /// What the warehouse is to pick; null for rows that are not shipped (no article, a
+    /// service article), 0 for a missing product dropped by ignoreMissingProducts.
+    pub pick_quantity: Option<String>,
     pub shipped_quantity: Option<String>,
 }
 
@@ -147,6 +150,7 @@ impl From<order_line::Model> for OrderLine {
             article_number: l.article_number,
             description: l.description,
             ordered_quantity: l.ordered_quantity,
+            pick_quantity: l.pick_quantity,
             shipped_quantity: l.shipped_quantity,
         }
     }
@@ -158,6 +162,8 @@ pub enum OrderEventKind {
     Transition,
     /// A job for the order failed; the message says why and what to do.
     Error,
+    /// Something worth knowing that changed no state (e.g. a re-check that still fails).
+    Info,
 }
 
 #[derive(SimpleObject)]
@@ -178,7 +184,11 @@ impl From<order_event::Model> for OrderEvent {
     fn from(e: order_event::Model) -> Self {
         OrderEvent {
             id: e.id.into(),
-            kind: if e.kind == "ERROR" { OrderEventKind::Error } else { OrderEventKind::Transition },
+            kind: match e.kind.as_str() {
+                "ERROR" => OrderEventKind::Error,
+                "INFO" => OrderEventKind::Info,
+                _ => OrderEventKind::Transition,
+            },
             from_state: e.from_state.and_then(|s| s.parse().ok()),
             to_state: e.to_state.and_then(|s| s.parse().ok()),
             cause: e.cause,

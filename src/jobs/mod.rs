@@ -4,14 +4,21 @@
 //! delay (`run_after`), instead of apalis' in-memory retry layer, so that the wait survives
 //! a restart. After the last attempt the order gets an ERROR event and is marked stalled;
 //! `retryOrder` starts it again.
+mod fortnox_glue;
 mod handlers;
+mod import;
+mod invoice;
 mod reconciler;
+mod send;
+mod validate;
 mod workers;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use fortnox_glue::{new_order, CatalogCache};
+pub use import::import_orders;
 pub use reconciler::reconcile_once;
 pub use workers::run_workers;
 
@@ -34,6 +41,8 @@ pub struct JobSettings {
     pub reconcile_interval: Duration,
     /// How long an order may sit in an actionable state before the reconciler checks it.
     pub reconcile_idle: Duration,
+    /// How often each connected merchant's Fortnox is polled for done orders.
+    pub import_interval: Duration,
 }
 
 impl Default for JobSettings {
@@ -46,6 +55,7 @@ impl Default for JobSettings {
             heartbeat: Duration::from_secs(10),
             reconcile_interval: Duration::from_secs(60),
             reconcile_idle: Duration::from_secs(60),
+            import_interval: Duration::from_secs(120),
         }
     }
 }
@@ -55,6 +65,7 @@ impl Default for JobSettings {
 #[derive(Clone, Default)]
 pub struct FaultPoints {
     failing: Arc<Mutex<HashSet<JobKind>>>,
+    crash_after_invoice: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl FaultPoints {
@@ -70,6 +81,17 @@ impl FaultPoints {
         }
     }
 
+    /// The next `n` invoice jobs stop right after Fortnox created the invoice, before the
+    /// state is saved, as a crash at that instant would.
+    pub fn crash_after_invoice(&self, n: usize) {
+        self.crash_after_invoice.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn take_crash_after_invoice(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.crash_after_invoice.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    }
+
     fn should_fail(&self, kind: JobKind) -> bool {
         self.failing.lock().map(|set| set.contains(&kind)).unwrap_or(false)
     }
@@ -82,6 +104,8 @@ pub struct JobContext {
     pub settings: JobSettings,
     pub faults: FaultPoints,
     pub fortnox: crate::fortnox::FortnoxClient,
+    pub warehouse: Arc<dyn crate::warehouse::Warehouse>,
+    pub catalog: CatalogCache,
 }
 
 /// How a job attempt ended, when it did not succeed.
@@ -117,6 +141,20 @@ pub async fn enqueue_state_job(store: &Store, order_id: i64, state: OrderState) 
     let task = jobs_table::order_task(kind, &OrderJob { order_id, attempt: 0 }, None)?;
     jobs_table::push(&store.pool, vec![task]).await?;
     Ok(true)
+}
+
+/// After the merchant reconnected Fortnox: every order that stopped (e.g. on revoked
+/// access) gets its job again.
+pub async fn resume_stalled(store: &Store, merchant_id: i64) -> Result<usize, StoreError> {
+    let mut resumed = 0;
+    for order in store.stalled_orders(merchant_id).await? {
+        let Ok(state) = order.state.parse::<OrderState>() else { continue };
+        store.clear_stall(order.id).await?;
+        if enqueue_state_job(store, order.id, state).await? {
+            resumed += 1;
+        }
+    }
+    Ok(resumed)
 }
 
 /// Queues a re-check of every RESERVED order of a merchant, e.g. after a product was

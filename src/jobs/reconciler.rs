@@ -38,3 +38,32 @@ pub(super) async fn run(ctx: JobContext, mut shutdown: tokio::sync::watch::Recei
         }
     }
 }
+
+/// Queues an import for every connected merchant each `import_interval`. The key names the
+/// interval, so several processes sharing the database queue one import per merchant.
+pub(super) async fn schedule_imports(ctx: JobContext, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let interval = ctx.settings.import_interval;
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if let Err(error) = queue_imports(&ctx).await {
+                    tracing::error!(%error, "could not queue the scheduled imports; trying again next interval");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn queue_imports(ctx: &JobContext) -> Result<(), StoreError> {
+    let slot = chrono::Utc::now().timestamp() / ctx.settings.import_interval.as_secs().max(1) as i64;
+    for merchant_id in ctx.store.connected_merchants().await? {
+        let task = jobs_table::scheduled_import_task(merchant_id, slot)?;
+        if let Err(error) = jobs_table::push(&ctx.store.pool, vec![task]).await {
+            // Another process queued this slot's import first.
+            tracing::debug!(merchant_id, %error, "scheduled import already queued");
+        }
+    }
+    Ok(())
+}

@@ -47,10 +47,13 @@ async fn invoice_order(job: OrderJob, ctx: Data<JobContext>) -> Result<(), BoxDy
     run_order_job(JobKind::InvoiceOrder, job, &ctx).await
 }
 
-async fn import_orders(job: jobs_table::ImportOrders, _ctx: Data<JobContext>) -> Result<(), BoxDynError> {
-    // The Fortnox import lands with the order pipeline; the queue exists so that
-    // `syncOrders` and the schedule have somewhere durable to put their work.
-    tracing::info!(merchant_id = job.merchant_id, "order import requested");
+/// An import that fails is not retried by itself: the next scheduled poll (or syncOrders)
+/// starts from the same cursor, so nothing is lost; the error is kept on the integration.
+async fn import_orders(job: jobs_table::ImportOrders, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+    if let Err(error) = super::import_orders(&ctx, job.merchant_id).await {
+        tracing::warn!(merchant_id = job.merchant_id, %error, "order import failed; the next poll tries again");
+        ctx.store.set_integration_error(job.merchant_id, &format!("Order import failed: {error}")).await?;
+    }
     Ok(())
 }
 
@@ -108,7 +111,8 @@ macro_rules! register_workers {
 /// finish (up to 30 s) before returning.
 pub async fn run_workers(ctx: JobContext, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let reconciler = tokio::spawn(reconciler::run(ctx.clone(), stop_rx));
+    let reconciler = tokio::spawn(reconciler::run(ctx.clone(), stop_rx.clone()));
+    let scheduler = tokio::spawn(reconciler::schedule_imports(ctx.clone(), stop_rx));
     let monitor = Monitor::new()
         .shutdown_timeout(std::time::Duration::from_secs(30))
         // A worker whose poll failed (e.g. the database was briefly unreachable) is
@@ -132,5 +136,6 @@ pub async fn run_workers(ctx: JobContext, shutdown: impl Future<Output = ()> + S
         }
     };
     let _ = reconciler.await;
+    let _ = scheduler.await;
     result.map_err(|e| anyhow::anyhow!("job workers stopped with an error: {e}"))
 }

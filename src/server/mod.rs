@@ -31,6 +31,8 @@ pub struct App {
     pub job_settings: JobSettings,
     pub faults: FaultPoints,
     pub fortnox: FortnoxClient,
+    pub warehouse: std::sync::Arc<dyn crate::warehouse::Warehouse>,
+    pub catalog: crate::jobs::CatalogCache,
 }
 
 /// The OAuth callback Fortnox redirects the merchant to.
@@ -74,6 +76,8 @@ impl App {
         let schema = build_schema(store.clone(), bus.clone(), fortnox.clone(), fortnox_configured);
         Ok(App {
             fortnox,
+            warehouse: std::sync::Arc::new(crate::warehouse::BuiltinWarehouse),
+            catalog: crate::jobs::CatalogCache::default(),
             store,
             bus,
             jwt: JwtKeys::new(jwt_secret),
@@ -99,6 +103,8 @@ impl App {
             settings: self.job_settings.clone(),
             faults: self.faults.clone(),
             fortnox: self.fortnox.clone(),
+            warehouse: self.warehouse.clone(),
+            catalog: self.catalog.clone(),
         }
     }
 

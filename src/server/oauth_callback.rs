@@ -50,6 +50,11 @@ pub async fn callback(State(app): State<App>, Query(params): Query<CallbackParam
         return page(StatusCode::BAD_GATEWAY, "Fortnox was not connected", &format!("Fortnox did not accept the connection: {error}. Start the connection again."));
     }
     tracing::info!(merchant_id, "Fortnox connected");
+    match crate::jobs::resume_stalled(&app.store, merchant_id).await {
+        Ok(0) => {}
+        Ok(resumed) => tracing::info!(merchant_id, resumed, "orders waiting for the connection resumed"),
+        Err(error) => tracing::warn!(merchant_id, %error, "could not resume stalled orders; retry them by hand"),
+    }
     // The first import starts right away rather than at the next scheduled poll.
     match jobs_table::import_task(merchant_id) {
         Ok(task) => {

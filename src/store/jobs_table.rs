@@ -67,6 +67,16 @@ pub fn import_task(merchant_id: i64) -> Result<QueuedTask, StoreError> {
     Ok(QueuedTask { queue: IMPORT_QUEUE, task: TaskBuilder::new(payload).max_attempts(TASK_MAX_ATTEMPTS).build() })
 }
 
+/// The import of one schedule slot; its key makes a second one for the slot a no-op.
+pub fn scheduled_import_task(merchant_id: i64, slot: i64) -> Result<QueuedTask, StoreError> {
+    let payload = serde_json::to_vec(&ImportOrders { merchant_id }).map_err(|e| StoreError::Queue(e.to_string()))?;
+    let task = TaskBuilder::new(payload)
+        .max_attempts(TASK_MAX_ATTEMPTS)
+        .idempotency_key(format!("import:{merchant_id}:{slot}"))
+        .build();
+    Ok(QueuedTask { queue: IMPORT_QUEUE, task })
+}
+
 /// Inserts tasks on any SQLite executor (a transaction included).
 pub async fn push_sqlite(conn: &mut sqlx::SqliteConnection, tasks: Vec<QueuedTask>) -> Result<(), StoreError> {
     for QueuedTask { queue, task } in tasks {

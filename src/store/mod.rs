@@ -5,6 +5,7 @@ pub mod fortnox_tokens;
 pub mod integrations;
 pub mod jobs_table;
 pub mod orders;
+pub mod pipeline;
 pub mod transitions;
 
 use std::str::FromStr;

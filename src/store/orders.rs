@@ -118,21 +118,7 @@ impl Store {
         }
         .insert(&txn)
         .await?;
-        for (position, line) in new.lines.into_iter().enumerate() {
-            order_line::ActiveModel {
-                order_id: Set(model.id),
-                position: Set(position as i32 + 1),
-                fortnox_row_id: Set(line.fortnox_row_id),
-                article_number: Set(line.article_number),
-                description: Set(line.description),
-                ordered_quantity: Set(line.ordered_quantity),
-                shipped_quantity: Set(None),
-                created_at: Set(now),
-                ..Default::default()
-            }
-            .insert(&txn)
-            .await?;
-        }
+        super::pipeline::insert_lines(&txn, model.id, new.lines).await?;
         order_event::ActiveModel {
             order_id: Set(model.id),
             merchant_id: Set(model.merchant_id),
@@ -242,6 +228,14 @@ impl Store {
             .exec(&self.db)
             .await?;
         Ok(())
+    }
+
+    pub async fn stalled_orders(&self, merchant_id: i64) -> Result<Vec<order::Model>, StoreError> {
+        Ok(order::Entity::find()
+            .filter(order::Column::MerchantId.eq(merchant_id))
+            .filter(order::Column::StalledAt.is_not_null())
+            .all(&self.db)
+            .await?)
     }
 
     /// Orders in `state` that nobody has touched for `idle`, not stalled: reconciler input.

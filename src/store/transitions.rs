@@ -30,6 +30,8 @@ pub struct TransitionRequest {
     pub warehouse_reference: Option<String>,
     pub tracking_numbers: Option<Vec<String>>,
     pub invoice_number: Option<String>,
+    /// (order line id, quantity) shipped, written with the SHIPPED transition.
+    pub shipped_quantities: Vec<(i64, String)>,
 }
 
 impl TransitionRequest {
@@ -46,6 +48,7 @@ impl TransitionRequest {
             warehouse_reference: None,
             tracking_numbers: None,
             invoice_number: None,
+            shipped_quantities: Vec::new(),
         }
     }
 
@@ -80,6 +83,7 @@ const UPDATE_STATE: &str = "UPDATE orders SET state = ?, reasons = ?, \
     invoice_number = COALESCE(?, invoice_number), \
     stalled_at = NULL, last_error = NULL, updated_at = ? \
     WHERE id = ? AND state = ?";
+const UPDATE_SHIPPED: &str = "UPDATE order_lines SET shipped_quantity = ? WHERE id = ? AND order_id = ?";
 const INSERT_EVENT: &str = "INSERT INTO order_events \
     (order_id, merchant_id, kind, from_state, to_state, cause, actor, message, forced, created_at) \
     VALUES (?, ?, 'TRANSITION', ?, ?, ?, ?, ?, ?, ?) RETURNING id";
@@ -115,6 +119,14 @@ macro_rules! transition_in_tx {
             // Someone else committed a change between our read and our write.
             let actual = reread_state_after_conflict(current);
             return Err(TransitionError::Conflict { expected: current, actual });
+        }
+        for (line_id, quantity) in &req.shipped_quantities {
+            sqlx::query(sqlx::AssertSqlSafe($sql(UPDATE_SHIPPED)))
+                .bind(quantity)
+                .bind(line_id)
+                .bind(req.order_id)
+                .execute(&mut *tx)
+                .await?;
         }
         let event_id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe($sql(INSERT_EVENT)))
             .bind(req.order_id)

@@ -100,11 +100,12 @@ impl TestApp {
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         let db = TestDb::new().await;
-        let mut config = test_config(&db.url);
-        adjust(&mut config);
-        let app = App::build(&config, JWT_SECRET).await.expect("build app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let mut config = test_config(&db.url);
+        config.public_url = format!("http://{addr}");
+        adjust(&mut config);
+        let app = App::build(&config, JWT_SECRET).await.expect("build app");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.clone().serve(listener, async move {
             let _ = rx.await;

@@ -1,0 +1,98 @@
+//! Between the jobs and Fortnox: error mapping, turning a Fortnox order into what we store,
+//! and the merchant's article types and ways of delivery (fetched only when a check needs
+//! them, and cached, to stay within Fortnox's call budget).
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::fortnox::types::Order;
+use crate::fortnox::{ErrorClass, FortnoxClient, FortnoxError};
+use crate::store::orders::{NewOrder, NewOrderLine};
+
+use super::JobError;
+
+pub(super) fn fortnox_error(error: FortnoxError) -> JobError {
+    match error.class() {
+        ErrorClass::Retryable => JobError::Retryable(format!("Fortnox call failed: {error}")),
+        ErrorClass::NeedsReauthorization => JobError::NeedsAttention(
+            "Fortnox no longer accepts our access (the connection was revoked or expired): connect Fortnox again; the order continues after reconnecting".into(),
+        ),
+        ErrorClass::Document => JobError::NeedsAttention(format!("Fortnox refused: {error}")),
+    }
+}
+
+/// The order as we store it at import: its rows as lines, the whole order as the snapshot.
+pub fn new_order(merchant_id: i64, order: &Order) -> Result<NewOrder, String> {
+    let snapshot = serde_json::to_value(order).map_err(|e| format!("cannot keep a snapshot of the order: {e}"))?;
+    let lines = order
+        .order_rows
+        .iter()
+        .map(|row| NewOrderLine {
+            fortnox_row_id: row.row_id.map(|id| id as i64),
+            article_number: row.article_number.clone().filter(|a| !a.trim().is_empty()),
+            description: row.description.clone().unwrap_or_default(),
+            ordered_quantity: row.ordered_quantity.as_ref().map(|q| q.0.normalize().to_string()).unwrap_or_default(),
+        })
+        .collect();
+    Ok(NewOrder {
+        merchant_id,
+        fortnox_document_number: order.document_number.as_str().to_owned(),
+        way_of_delivery: order.way_of_delivery.clone().filter(|w| !w.trim().is_empty()),
+        delivery_address: None,
+        fortnox_snapshot: snapshot,
+        lines,
+    })
+}
+
+/// What the checks may need from the merchant's Fortnox beyond the order itself.
+#[derive(Debug, Default)]
+pub struct MerchantCatalog {
+    pub non_stock_articles: HashSet<String>,
+    pub way_of_delivery_descriptions: HashMap<String, String>,
+}
+
+/// Per-process cache of each merchant's catalogue; a few minutes old is fine for checks.
+#[derive(Clone, Default)]
+pub struct CatalogCache {
+    entries: Arc<Mutex<HashMap<i64, (Instant, Arc<MerchantCatalog>)>>>,
+}
+
+const CATALOG_TTL: Duration = Duration::from_secs(300);
+
+impl CatalogCache {
+    pub async fn get(&self, fortnox: &FortnoxClient, merchant_id: i64) -> Result<Arc<MerchantCatalog>, FortnoxError> {
+        if let Ok(entries) = self.entries.lock() {
+            if let Some((at, catalog)) = entries.get(&merchant_id) {
+                if at.elapsed() < CATALOG_TTL {
+                    return Ok(catalog.clone());
+                }
+            }
+        }
+        let tenant = fortnox.tenant(merchant_id.to_string());
+        let articles = tenant.list_articles(None).await?;
+        let ways = tenant.list_ways_of_delivery().await?;
+        let catalog = Arc::new(MerchantCatalog {
+            non_stock_articles: articles
+                .into_iter()
+                .filter(|a| a.article_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("SERVICE")) || a.stock_goods == Some(false))
+                .map(|a| a.article_number)
+                .collect(),
+            way_of_delivery_descriptions: ways
+                .into_iter()
+                .filter_map(|w| w.description.or(w.description_english).map(|d| (w.code, d)))
+                .collect(),
+        });
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(merchant_id, (Instant::now(), catalog.clone()));
+        }
+        Ok(catalog)
+    }
+
+    /// Forgets a merchant's catalogue, e.g. when a check failed and the merchant may have
+    /// changed Fortnox since.
+    pub fn forget(&self, merchant_id: i64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&merchant_id);
+        }
+    }
+}

@@ -348,3 +348,17 @@ async fn the_mapping_preview_shows_each_fortnox_way_of_delivery() {
     app.stop().await;
     sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creations_of_one_sku_make_one_product() {
+    let app = TestApp::spawn().await;
+    let merchant = create_merchant(app.store(), "Mine").await;
+    let me = token(Role::Merchant, vec![merchant]);
+    let bodies = futures::future::join_all((0..8).map(|_| create(&app, &me, merchant, "RACE-1"))).await;
+    let created = bodies.iter().filter(|b| b["errors"].is_null()).count();
+    let duplicates = bodies.iter().filter(|b| error_code(b) == Some("DUPLICATE_SKU")).count();
+    assert_eq!((created, duplicates), (1, 7), "{bodies:?}");
+    let body = app.graphql(&me, PAGE, json!({ "m": merchant.to_string() })).await;
+    assert_eq!(body["data"]["products"]["edges"].as_array().map(Vec::len), Some(1), "{body}");
+    app.stop().await;
+}

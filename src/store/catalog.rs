@@ -4,7 +4,7 @@
 //!
 //! Input is validated here, not in the resolvers, so every caller (the API, the product
 //! sync, the demo) gets the same rules and the same messages.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use chrono::Utc;
@@ -263,18 +263,6 @@ impl Store {
         }
         Ok(query.order_by_asc(product::Column::Id).limit(limit).all(&self.db).await?)
     }
-
-    /// The SKUs of a merchant's products, for the order checks.
-    pub async fn merchant_product_skus(&self, merchant_id: i64) -> Result<HashSet<String>, StoreError> {
-        let skus: Vec<String> = product::Entity::find()
-            .select_only()
-            .column(product::Column::Sku)
-            .filter(product::Column::MerchantId.eq(merchant_id))
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        Ok(skus.into_iter().collect())
-    }
 }
 
 // ------------------------------------------------------------------- shipping rules
@@ -376,19 +364,6 @@ impl Store {
         sort_by_precedence(&mut out);
         Ok(out)
     }
-
-    /// A merchant's rules as the matcher (and the order checks) take them.
-    pub async fn merchant_shipping_rules(&self, merchant_id: i64) -> Result<Vec<shipping::ShippingRule>, StoreError> {
-        let rules = shipping_rule::Entity::find()
-            .filter(shipping_rule::Column::MerchantId.eq(merchant_id))
-            .order_by_asc(shipping_rule::Column::Id)
-            .all(&self.db)
-            .await?;
-        Ok(rules
-            .into_iter()
-            .map(|r| shipping::ShippingRule { id: r.id, pattern: r.pattern, shipping_method_id: r.shipping_method_id })
-            .collect())
-    }
 }
 
 // ------------------------------------------------------ the way-of-delivery preview
@@ -472,7 +447,8 @@ fn fortnox_error(error: FortnoxError) -> CatalogError {
 
 impl Store {
     /// For every way of delivery in the merchant's Fortnox (sorted by code), the rule and
-    /// method it maps to, or why it maps to none.
+    /// method it maps to, or why it maps to none. The description tried is the Swedish
+    /// one, or the English one when that is all there is, as in the order checks.
     pub async fn way_of_delivery_mappings(&self, fortnox: &FortnoxClient, merchant_id: i64) -> Result<Vec<WayOfDeliveryMapping>, CatalogError> {
         match self.integration(merchant_id).await?.map(|i| i.status) {
             Some(status) if status == STATUS_CONNECTED => {}
@@ -483,7 +459,7 @@ impl Store {
         }
         let mut ways = fortnox.tenant(merchant_id.to_string()).list_ways_of_delivery().await.map_err(fortnox_error)?;
         ways.sort_by(|a, b| a.code.cmp(&b.code));
-        let ways: Vec<(String, Option<String>)> = ways.into_iter().map(|w| (w.code, w.description)).collect();
+        let ways: Vec<(String, Option<String>)> = ways.into_iter().map(|w| (w.code, w.description.or(w.description_english))).collect();
         let rules = self.merchant_rules_with_methods(merchant_id).await?;
         Ok(map_ways_of_delivery(&rules, &ways))
     }

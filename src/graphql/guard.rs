@@ -19,6 +19,10 @@ impl RoleGuard {
     pub fn merchant_or_admin() -> Self {
         RoleGuard { roles: &[Role::Admin, Role::Merchant] }
     }
+    /// Readers of a merchant's own configuration: the merchant, its partners, admins.
+    pub fn merchant_partner_or_admin() -> Self {
+        RoleGuard { roles: &[Role::Admin, Role::Merchant, Role::Partner] }
+    }
 }
 
 impl Guard for RoleGuard {

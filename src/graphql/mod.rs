@@ -1,6 +1,7 @@
 //! The GraphQL API. Resolvers are thin: they read the caller from the context, apply its
 //! tenant scope through the store, and call the domain. Authentication happens once, in
 //! the HTTP/WebSocket layer (`server`); authorization here, by guards and the scope.
+mod catalog;
 mod fortnox;
 mod guard;
 mod mutation;
@@ -11,6 +12,7 @@ mod types;
 use async_graphql::{Context, Error, ErrorExtensions, MergedObject, Schema, SchemaBuilder, ID};
 
 pub use guard::RoleGuard;
+use catalog::{CatalogMutation, CatalogQuery};
 use fortnox::{FortnoxMutation, FortnoxQuery};
 use mutation::OrderMutation;
 use query::OrderQuery;
@@ -45,10 +47,10 @@ pub fn sdl() -> String {
 }
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(OrderQuery, FortnoxQuery);
+pub struct QueryRoot(OrderQuery, FortnoxQuery, CatalogQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(OrderMutation, FortnoxMutation);
+pub struct MutationRoot(OrderMutation, FortnoxMutation, CatalogMutation);
 
 pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Principal> {
     ctx.data_opt::<Principal>().ok_or_else(|| unauthenticated())

@@ -1,6 +1,7 @@
 //! Storage: one pool shared by sea-orm (CRUD and reads) and apalis (the job queue), on
 //! SQLite or PostgreSQL chosen by the URL. The transition function (`transitions`) talks
 //! sqlx directly so that the state change and the job it triggers commit together.
+pub mod catalog;
 pub mod fortnox_tokens;
 pub mod integrations;
 pub mod jobs_table;

@@ -26,6 +26,7 @@ pub struct ImportSummary {
 }
 
 pub async fn import_orders(ctx: &JobContext, merchant_id: i64) -> Result<ImportSummary, JobError> {
+    let _one_at_a_time = ctx.import_locks.lock(merchant_id).await;
     let Some(integration) = ctx.store.integration(merchant_id).await? else { return Ok(ImportSummary::default()) };
     if integration.status != STATUS_CONNECTED {
         // Paused until the merchant (re)connects.

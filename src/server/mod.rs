@@ -33,6 +33,7 @@ pub struct App {
     pub fortnox: FortnoxClient,
     pub warehouse: std::sync::Arc<dyn crate::warehouse::Warehouse>,
     pub catalog: crate::jobs::CatalogCache,
+    pub import_locks: crate::jobs::ImportLocks,
 }
 
 /// The OAuth callback Fortnox redirects the merchant to.
@@ -78,6 +79,7 @@ impl App {
             fortnox,
             warehouse: std::sync::Arc::new(crate::warehouse::BuiltinWarehouse),
             catalog: crate::jobs::CatalogCache::default(),
+            import_locks: crate::jobs::ImportLocks::default(),
             store,
             bus,
             jwt: JwtKeys::new(jwt_secret),
@@ -105,6 +107,7 @@ impl App {
             fortnox: self.fortnox.clone(),
             warehouse: self.warehouse.clone(),
             catalog: self.catalog.clone(),
+            import_locks: self.import_locks.clone(),
         }
     }
 

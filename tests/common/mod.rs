@@ -85,6 +85,7 @@ pub fn admin_token() -> String {
 
 /// The app serving on a random loopback port, with its workers.
 pub struct TestApp {
+    pub config: Config,
     pub addr: SocketAddr,
     pub app: App,
     pub db: TestDb,
@@ -110,7 +111,31 @@ impl TestApp {
         let task = tokio::spawn(app.clone().serve(listener, async move {
             let _ = rx.await;
         }));
-        TestApp { addr, app, db, http: reqwest::Client::new(), shutdown: Some(tx), task: Some(task) }
+        TestApp { config, addr, app, db, http: reqwest::Client::new(), shutdown: Some(tx), task: Some(task) }
+    }
+
+    /// Stops the app (gracefully) and starts a new one on the same database and address.
+    pub async fn restart(mut self) -> TestApp {
+        self.halt().await;
+        let listener = tokio::net::TcpListener::bind(self.addr).await.expect("rebind the same address");
+        let app = App::build(&self.config, JWT_SECRET).await.expect("build app");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.clone().serve(listener, async move {
+            let _ = rx.await;
+        }));
+        self.app = app;
+        self.shutdown = Some(tx);
+        self.task = Some(task);
+        self
+    }
+
+    async fn halt(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(40), task).await;
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -137,12 +162,7 @@ impl TestApp {
     }
 
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(40), task).await;
-        }
+        self.halt().await;
         self.db.cleanup().await;
     }
 }

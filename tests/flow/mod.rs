@@ -231,3 +231,15 @@ impl Flow {
         self.sandbox.shutdown().await;
     }
 }
+
+impl Flow {
+    /// A graceful restart of the service on the same database.
+    pub async fn restart(mut self) -> Flow {
+        self.app = self.app.restart().await;
+        self
+    }
+
+    pub fn reasons(order: &Value) -> Vec<String> {
+        order["reasons"].as_array().map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    }
+}

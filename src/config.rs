@@ -45,6 +45,9 @@ pub enum Command {
     },
     /// Create a development merchant with a few orders to try the API on.
     Seed,
+    /// The whole flow on this machine: the service on SQLite with an in-process Fortnox
+    /// sandbox, a connected demo merchant and a simulated warehouse.
+    Demo,
     /// Run the Fortnox sandbox alone: a local stand-in for Fortnox's API and OAuth.
     Sandbox {
         #[arg(long, default_value = "127.0.0.1:8090")]

@@ -2,6 +2,7 @@
 //! them to the warehouse, writes shipments back and invoices them.
 pub mod auth;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod events;
 pub mod fortnox;

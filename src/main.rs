@@ -50,6 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Seed => seed(config).await,
+        Command::Demo => fortnox_fulfilment::demo::run(config).await,
         Command::Sandbox { bind, seed, client_id, client_secret } => {
             fortnox_fulfilment::fortnox::sandbox::run_standalone(bind, client_id, client_secret, seed.is_some()).await
         }

@@ -7,6 +7,8 @@ use super::handle::SandboxHandle;
 use crate::fortnox::types::{Article, Quantity, WayOfDelivery};
 
 pub const DEMO_TENANT: &str = "demo";
+/// Orders seeded; seven stop in RESERVED (one per reason) and one is not done.
+pub const DEMO_ORDERS: usize = 50;
 
 const PRODUCTS: &[(&str, &str, i64, i64)] = &[
     ("Hammare 500 g", "HAM", 189, 650),
@@ -129,32 +131,31 @@ pub fn seed(h: &SandboxHandle) -> anyhow::Result<()> {
             "Sverige",
         ),
     ];
-    let ways = ["DHL", "PN", "PNH", "DHL-PARCEL", "UNKNOWN-CARRIER", "BUD"];
-    for i in 0..12usize {
+    let ways = ["DHL", "PN", "PNH", "DHL-PARCEL"];
+    for i in 0..DEMO_ORDERS {
         let (cn, name, addr, zip, city, country) = customers[i % customers.len()];
-        let a = i % PRODUCTS.len();
-        let prefix = PRODUCTS[a].1;
-        let mut rows = vec![json!({
-            "ArticleNumber": format!("{prefix}-{:03}", a * 10 + 1),
-            "Description": PRODUCTS[a].0,
-            "OrderedQuantity": (i % 3 + 1).to_string(),
-            "Price": PRODUCTS[a].2, "VAT": 25, "Unit": "st"
-        })];
+        let mut rows = Vec::new();
+        for k in 0..(i % 3 + 1) {
+            let a = (i + k * 3) % PRODUCTS.len();
+            let variant = (i + k) % 3;
+            rows.push(json!({
+                "ArticleNumber": format!("{}-{:03}", PRODUCTS[a].1, a * 10 + variant + 1),
+                "Description": PRODUCTS[a].0,
+                "OrderedQuantity": ((i + k) % 3 + 1).to_string(),
+                "Price": PRODUCTS[a].2, "VAT": 25, "Unit": "st"
+            }));
+        }
         if i % 2 == 0 {
             rows.push(json!({ "ArticleNumber": "FRAKT", "Description": "Frakt", "OrderedQuantity": "1", "Price": 99, "VAT": 25 }));
-        }
-        if i == 7 {
-            rows.push(json!({ "ArticleNumber": "SAKNAS-99", "Description": "Artikel som saknas", "OrderedQuantity": "1", "Price": 10, "VAT": 25 }));
         }
         let mut order = json!({
             "CustomerNumber": cn, "CustomerName": name,
             "Address1": addr, "ZipCode": zip, "City": city, "Country": country,
-            "OrderDate": format!("2026-11-{:02}", 1 + i),
+            "OrderDate": format!("2026-11-{:02}", 1 + i % 26),
             "WayOfDelivery": ways[i % ways.len()],
             "YourOrderNumber": format!("WEB-{}", 5000 + i),
             "Phone1": "070-123 45 67",
             "EmailInformation": { "EmailAddressTo": "kund@example.com" },
-            "NotCompleted": i % 4 == 3,
             "OrderRows": rows,
         });
         if i % 5 == 1 {
@@ -164,8 +165,21 @@ pub fn seed(h: &SandboxHandle) -> anyhow::Result<()> {
             order["DeliveryCity"] = json!("Uddevalla");
             order["DeliveryCountry"] = json!("Sverige");
         }
-        if i == 10 {
-            order["DeliveryState"] = json!("registration");
+        // A few orders are bound to stop in RESERVED, each for a different reason.
+        match i {
+            5 => {
+                let rows = order["OrderRows"].as_array_mut().expect("rows");
+                rows.push(json!({ "ArticleNumber": "SAKNAS-99", "Description": "Artikel som saknas", "OrderedQuantity": "1", "Price": 10, "VAT": 25 }));
+            }
+            11 => order["WayOfDelivery"] = json!("UNKNOWN-CARRIER"),
+            17 => order["ZipCode"] = json!(""),
+            23 => order["Country"] = json!("Atlantis"),
+            29 => order["DeliveryState"] = json!("registration"),
+            35 => order["WarehouseReady"] = json!(true),
+            41 => order["OrderRows"][0]["OrderedQuantity"] = json!("0"),
+            // Not marked as done: never imported.
+            47 => order["NotCompleted"] = json!(true),
+            _ => {}
         }
         h.create_order(DEMO_TENANT, order)
             .map_err(|e| anyhow::anyhow!("seeding order: {}", e.info.message))?;

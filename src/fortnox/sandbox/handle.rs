@@ -194,6 +194,12 @@ impl SandboxHandle {
             .collect()
     }
 
+    /// Every article of a tenant.
+    pub fn articles(&self, tenant: &str) -> Vec<Article> {
+        let st = self.shared.lock();
+        st.tenants.get(tenant).map(|t| t.articles.values().cloned().collect()).unwrap_or_default()
+    }
+
     pub fn article(&self, tenant: &str, number: &str) -> Option<Article> {
         self.shared
             .lock()

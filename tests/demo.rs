@@ -1,0 +1,61 @@
+//! The README's first command: `fortnox-fulfilment demo` shows orders flowing to INVOICED.
+//! It runs on its own SQLite file, so it is skipped in the PostgreSQL pass.
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn the_demo_brings_most_orders_to_invoiced_and_stops_some_with_reasons() {
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fortnox-fulfilment"))
+        .args(["demo", "--bind-addr", &format!("127.0.0.1:{port}")])
+        .current_dir(dir.path())
+        .env_remove("JWT_SECRET")
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the demo");
+    let stdout = child.stdout.take().unwrap();
+    let token = tokio::task::spawn_blocking(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.trim().strip_prefix("Header:") {
+                let start = rest.find("Bearer ").map(|i| i + "Bearer ".len())?;
+                return Some(rest[start..].trim_end_matches(['"', '}']).to_owned());
+            }
+        }
+        None
+    })
+    .await
+    .unwrap()
+    .expect("the demo prints a ready-to-use token");
+
+    let http = reqwest::Client::new();
+    let query = json!({ "query": "{ orders(first: 100) { edges { node { state reasons } } } }" });
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let (mut invoiced, mut reserved) = (0, Vec::new());
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let Ok(response) = http.post(format!("http://127.0.0.1:{port}/graphql")).bearer_auth(&token).json(&query).send().await else { continue };
+        let body: Value = response.json().await.unwrap_or_default();
+        let nodes: Vec<Value> = body["data"]["orders"]["edges"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["node"].clone()).collect();
+        invoiced = nodes.iter().filter(|n| n["state"] == "INVOICED").count();
+        reserved = nodes.iter().filter(|n| n["state"] == "RESERVED").map(|n| n["reasons"][0].as_str().unwrap_or("").to_owned()).collect();
+        if invoiced >= 40 && reserved.len() >= 7 {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(invoiced >= 40, "most demo orders reach INVOICED ({invoiced})");
+    assert_eq!(reserved.len(), 7, "seven stop in RESERVED: {reserved:?}");
+    let distinct: std::collections::HashSet<&String> = reserved.iter().collect();
+    assert_eq!(distinct.len(), 7, "each for a different reason: {reserved:?}");
+}

@@ -79,12 +79,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     app.serve(listener, shutdown_signal()).await
 }
 
-/// A development merchant with three orders: two that pass the checks and one that stops
-/// in RESERVED (a zero quantity).
+/// A development merchant (with product ART-1 and a rule for DHL) and three orders, as if
+/// imported from Fortnox: two pass the checks, one stops in RESERVED (a zero quantity).
+/// `demo` shows the whole flow with Fortnox; this is for trying the API on its own.
 async fn seed(config: Config) -> anyhow::Result<()> {
     let store = Store::connect(&config.database_url).await?;
     store.migrate().await?;
     let merchant = store.create_merchant("Demo Merchant AB").await?;
+    let product = fortnox_fulfilment::store::catalog::NewProduct {
+        merchant_id: merchant.id,
+        sku: "ART-1".into(),
+        name: "T-shirt".into(),
+        ean: None,
+        weight_grams: None,
+        width_mm: None,
+        height_mm: None,
+        depth_mm: None,
+        price: None,
+    };
+    store.create_product(product).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    store.add_shipping_rule(merchant.id, "DHL*", "DHL_EXPRESS_WORLDWIDE").await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let quantities = [("1", "2"), ("2", "1"), ("3", "0")];
     for (document, quantity) in quantities {
         let order = NewOrder {
@@ -92,7 +106,11 @@ async fn seed(config: Config) -> anyhow::Result<()> {
             fortnox_document_number: document.to_owned(),
             way_of_delivery: Some("DHL".into()),
             delivery_address: Some(serde_json::json!({"name": "Anna Andersson", "street": "Storgatan 1", "zip_code": "111 22", "city": "Stockholm", "country": "Sverige", "country_code": "SE"})),
-            fortnox_snapshot: serde_json::json!({"DocumentNumber": document}),
+            fortnox_snapshot: serde_json::json!({
+                "DocumentNumber": document, "CustomerName": "Anna Andersson", "Address1": "Storgatan 1",
+                "ZipCode": "111 22", "City": "Stockholm", "Country": "Sverige", "WayOfDelivery": "DHL",
+                "DeliveryState": "delivery", "WarehouseReady": false, "NotCompleted": false,
+            }),
             lines: vec![NewOrderLine { fortnox_row_id: Some(1), article_number: Some("ART-1".into()), description: "T-shirt".into(), ordered_quantity: quantity.into() }],
         };
         if let Some(order) = store.insert_order(order).await? {

@@ -167,8 +167,23 @@ impl TestApp {
     }
 }
 
+/// A merchant whose fixture orders pass the checks: product ART-1 and a rule for DHL.
 pub async fn create_merchant(store: &Store, name: &str) -> i64 {
-    store.create_merchant(name).await.expect("create merchant").id
+    let id = store.create_merchant(name).await.expect("create merchant").id;
+    let product = fortnox_fulfilment::store::catalog::NewProduct {
+        merchant_id: id,
+        sku: "ART-1".into(),
+        name: "T-shirt".into(),
+        ean: None,
+        weight_grams: None,
+        width_mm: None,
+        height_mm: None,
+        depth_mm: None,
+        price: None,
+    };
+    store.create_product(product).await.expect("create product");
+    store.add_shipping_rule(id, "DHL*", "DHL_EXPRESS_WORLDWIDE").await.expect("add rule");
+    id
 }
 
 /// A Fortnox order as the importer would store it (a test fixture).
@@ -178,7 +193,11 @@ pub fn fixture_order(merchant_id: i64, document: &str, quantity: &str) -> NewOrd
         fortnox_document_number: document.to_owned(),
         way_of_delivery: Some("DHL".into()),
         delivery_address: Some(json!({"name": "Anna Andersson", "street": "Storgatan 1", "zip_code": "111 22", "city": "Stockholm", "country": "Sverige", "country_code": "SE"})),
-        fortnox_snapshot: json!({ "DocumentNumber": document }),
+        fortnox_snapshot: json!({
+            "DocumentNumber": document, "CustomerName": "Anna Andersson", "Address1": "Storgatan 1",
+            "ZipCode": "111 22", "City": "Stockholm", "Country": "Sverige", "WayOfDelivery": "DHL",
+            "DeliveryState": "delivery", "WarehouseReady": false, "NotCompleted": false,
+        }),
         lines: vec![NewOrderLine {
             fortnox_row_id: Some(1),
             article_number: Some("ART-1".into()),

@@ -5,7 +5,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{create_merchant, eventually, fixture_order, TestDb, JWT_SECRET};
+use common::{create_ready_merchant, eventually, fixture_order, TestDb, JWT_SECRET};
 use fortnox_fulfilment::domain::OrderState;
 use fortnox_fulfilment::jobs::enqueue_state_job;
 use fortnox_fulfilment::store::orders::{OrderFilter, TenantScope};
@@ -42,7 +42,7 @@ async fn sigkill_with_jobs_in_flight_then_restart_completes_every_job_once() {
     let db = TestDb::new().await;
     let store = Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");
-    let merchant = create_merchant(&store, "M").await;
+    let merchant = create_ready_merchant(&store, "M").await;
     for n in 0..ORDERS {
         let order = store.insert_order(fixture_order(merchant, &n.to_string(), "1")).await.unwrap().unwrap();
         enqueue_state_job(&store, order.id, OrderState::Imported).await.unwrap();

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{admin_token, create_merchant, eventually, insert_order, order_state, order_tasks, TestApp};
+use common::{admin_token, create_ready_merchant, eventually, insert_order, order_state, order_tasks, TestApp};
 use fortnox_fulfilment::domain::{JobKind, OrderState};
 use fortnox_fulfilment::jobs::enqueue_state_job;
 use fortnox_fulfilment::store::orders::TenantScope;
@@ -13,7 +13,7 @@ use serde_json::json;
 #[tokio::test]
 async fn imported_orders_flow_through_their_jobs() {
     let app = TestApp::spawn().await;
-    let merchant = create_merchant(app.store(), "M").await;
+    let merchant = create_ready_merchant(app.store(), "M").await;
     let good = insert_order(app.store(), merchant, "1").await;
     let bad = app.store().insert_order(common::fixture_order(merchant, "2", "0")).await.unwrap().unwrap().id;
     for id in [good, bad] {
@@ -37,7 +37,7 @@ async fn a_job_that_keeps_failing_backs_off_then_leaves_an_error_event_and_can_b
     })
     .await;
     app.app.faults.fail_always(JobKind::ValidateOrder);
-    let merchant = create_merchant(app.store(), "M").await;
+    let merchant = create_ready_merchant(app.store(), "M").await;
     let order = insert_order(app.store(), merchant, "1").await;
     enqueue_state_job(app.store(), order, OrderState::Imported).await.unwrap();
 
@@ -79,7 +79,7 @@ async fn a_job_that_keeps_failing_backs_off_then_leaves_an_error_event_and_can_b
 #[tokio::test]
 async fn the_reconciler_requeues_an_order_whose_job_was_lost() {
     let app = TestApp::spawn().await;
-    let merchant = create_merchant(app.store(), "M").await;
+    let merchant = create_ready_merchant(app.store(), "M").await;
     // Stored without its job, as if the process died between the commit and the enqueue.
     let order = insert_order(app.store(), merchant, "1").await;
     let store = app.store().clone();
@@ -90,7 +90,7 @@ async fn the_reconciler_requeues_an_order_whose_job_was_lost() {
 #[tokio::test]
 async fn retry_is_refused_for_states_without_a_job() {
     let app = TestApp::spawn().await;
-    let merchant = create_merchant(app.store(), "M").await;
+    let merchant = create_ready_merchant(app.store(), "M").await;
     let order = app.store().insert_order(common::fixture_order(merchant, "1", "0")).await.unwrap().unwrap().id;
     enqueue_state_job(app.store(), order, OrderState::Imported).await.unwrap();
     let store = app.store().clone();

@@ -208,3 +208,32 @@ async fn cancelled_in_fortnox_before_sent_cancels_and_orders_never_import_twice(
     assert_eq!(flow.state_of(&kept).await, Some(OrderState::Reserved));
     flow.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_write_back_keeps_the_order_shipped_with_the_fix_and_a_retry_invoices_it_once() {
+    let flow = Flow::start().await;
+    flow.standard_setup().await;
+    let document = flow.create_order(Flow::order_json(json!([row("ART-1", "2")])));
+    flow.sync().await;
+    assert!(flow.wait_for(&document, OrderState::Sent, WAIT).await);
+    // After we sent it, the merchant changed the stock status in Fortnox.
+    flow.edit_in_fortnox(&document, json!({ "DeliveryState": "reservation" })).await;
+    assert_eq!(flow.ship_sent(None).await, 1);
+    let stalled = common::eventually(WAIT, || async { flow.order_json_of(&document).await["stalled"] == true }).await;
+    assert!(stalled, "{}", flow.order_json_of(&document).await);
+    let order = flow.order_json_of(&document).await;
+    assert_eq!(order["state"], "SHIPPED");
+    let error = order["events"].as_array().unwrap().iter().rev().find(|e| e["kind"] == "ERROR").expect("an error event")["message"].to_string();
+    assert!(error.contains("set Stock status to Delivery") && error.contains("No invoice was created"), "{error}");
+    assert_eq!(flow.sb().counters().invoices_for(TENANT, &document), 0);
+    assert!(flow.sb().counters().back_orders.is_empty());
+
+    flow.edit_in_fortnox(&document, json!({ "DeliveryState": "delivery" })).await;
+    let id = flow.order_id(&document).await.unwrap();
+    let body = flow.gql("mutation($id: ID!) { retryOrder(orderId: $id) { stalled } }", json!({ "id": id.to_string() })).await;
+    assert_eq!(body["data"]["retryOrder"]["stalled"], false, "{body}");
+    assert!(flow.wait_for(&document, OrderState::Invoiced, WAIT).await);
+    assert_eq!(flow.sb().counters().invoices_for(TENANT, &document), 1);
+    assert!(flow.sb().counters().back_orders.is_empty(), "delivered in full: no back order");
+    flow.stop().await;
+}

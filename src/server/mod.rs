@@ -1,6 +1,7 @@
 //! The HTTP server: GraphQL (POST, GraphiQL on GET, WebSocket subscriptions on the same
 //! path), health probes, and the job workers running beside it until shutdown.
 mod graphql_http;
+mod metrics;
 mod oauth_callback;
 
 use std::future::Future;
@@ -94,6 +95,7 @@ impl App {
             .route("/graphql", get(graphql_http::graphql_get).post(graphql_http::graphql_post))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics::metrics))
             .route(OAUTH_CALLBACK_PATH, get(oauth_callback::callback))
             .with_state(self.clone())
     }

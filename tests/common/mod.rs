@@ -167,9 +167,13 @@ impl TestApp {
     }
 }
 
-/// A merchant whose fixture orders pass the checks: product ART-1 and a rule for DHL.
 pub async fn create_merchant(store: &Store, name: &str) -> i64 {
-    let id = store.create_merchant(name).await.expect("create merchant").id;
+    store.create_merchant(name).await.expect("create merchant").id
+}
+
+/// A merchant whose fixture orders pass the checks: product ART-1 and a rule for DHL.
+pub async fn create_ready_merchant(store: &Store, name: &str) -> i64 {
+    let id = create_merchant(store, name).await;
     let product = fortnox_fulfilment::store::catalog::NewProduct {
         merchant_id: id,
         sku: "ART-1".into(),

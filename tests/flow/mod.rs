@@ -243,3 +243,18 @@ impl Flow {
         order["reasons"].as_array().map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
     }
 }
+
+impl Flow {
+    /// Changes an order in Fortnox, as the merchant would in its UI.
+    pub async fn edit_in_fortnox(&self, document: &str, fields: Value) {
+        let token = self.sb().issue_tokens(TENANT).access_token;
+        let response = reqwest::Client::new()
+            .put(format!("{}/3/orders/{document}", self.sandbox.api_base()))
+            .bearer_auth(token)
+            .json(&json!({ "Order": fields }))
+            .send()
+            .await
+            .expect("edit the order in Fortnox");
+        assert!(response.status().is_success(), "{}", response.text().await.unwrap_or_default());
+    }
+}

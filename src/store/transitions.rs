@@ -64,8 +64,9 @@ pub enum TransitionError {
     NotFound,
     #[error(transparent)]
     Refused(#[from] TransitionRefused),
-    #[error("the order changed meanwhile: expected {expected}, found {actual}; reload and try again")]
-    Conflict { expected: OrderState, actual: OrderState },
+    /// Another change won the race; `actual` is the state found, when it was read.
+    #[error("the order changed meanwhile (this change expected it to be {expected}); reload the order and try again")]
+    Conflict { expected: OrderState, actual: Option<OrderState> },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -100,7 +101,7 @@ macro_rules! transition_in_tx {
             current.parse().map_err(|e: crate::domain::state_machine::UnknownState| StoreError::Corrupt(e.to_string()))?;
         if let Some(expected) = req.expected {
             if expected != current {
-                return Err(TransitionError::Conflict { expected, actual: current });
+                return Err(TransitionError::Conflict { expected, actual: Some(current) });
             }
         }
         check_transition(current, req.to, req.forced)?;
@@ -117,8 +118,7 @@ macro_rules! transition_in_tx {
             .await?;
         if updated.rows_affected() != 1 {
             // Someone else committed a change between our read and our write.
-            let actual = reread_state_after_conflict(current);
-            return Err(TransitionError::Conflict { expected: current, actual });
+            return Err(TransitionError::Conflict { expected: current, actual: None });
         }
         for (line_id, quantity) in &req.shipped_quantities {
             sqlx::query(sqlx::AssertSqlSafe($sql(UPDATE_SHIPPED)))
@@ -143,12 +143,6 @@ macro_rules! transition_in_tx {
         $push(&mut *tx, jobs_for(req.order_id, req.to)?).await?;
         (current, merchant_id, event_id)
     }};
-}
-
-/// The compare-and-set lost; we do not know the new state without another read, and the
-/// caller only needs to know it lost. Report the state we expected to leave.
-fn reread_state_after_conflict(current: OrderState) -> OrderState {
-    current
 }
 
 fn jobs_for(order_id: i64, state: OrderState) -> Result<Vec<QueuedTask>, StoreError> {

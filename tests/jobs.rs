@@ -101,3 +101,40 @@ async fn retry_is_refused_for_states_without_a_job() {
     assert!(body["errors"][0]["message"].as_str().unwrap_or("").contains("nothing to retry"), "{body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn finished_tasks_are_pruned_after_a_week_and_live_ones_never() {
+    use fortnox_fulfilment::store::{jobs_table, Pool, Store};
+    let db = common::TestDb::new().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let merchant = create_ready_merchant(&store, "M").await;
+    let old = insert_order(&store, merchant, "1").await;
+    let live = insert_order(&store, merchant, "2").await;
+    for id in [old, live] {
+        enqueue_state_job(&store, id, OrderState::Imported).await.unwrap();
+    }
+    let eight_days_ago = chrono::Utc::now() - chrono::Duration::days(8);
+    let key = format!("order:{old}:%");
+    match &store.pool {
+        Pool::Sqlite(pool) => sqlx::query("UPDATE Jobs SET status = 'Done', done_at = ? WHERE idempotency_key LIKE ?")
+            .bind(eight_days_ago.timestamp())
+            .bind(&key)
+            .execute(pool)
+            .await
+            .map(|_| ()),
+        Pool::Postgres(pool) => sqlx::query("UPDATE apalis.jobs SET status = 'Done', done_at = $1 WHERE idempotency_key LIKE $2")
+            .bind(eight_days_ago)
+            .bind(&key)
+            .execute(pool)
+            .await
+            .map(|_| ()),
+    }
+    .unwrap();
+    let deleted = jobs_table::prune_finished(&store.pool, Duration::from_secs(7 * 24 * 3600)).await.unwrap();
+    assert_eq!(deleted, 1);
+    assert!(order_tasks(&store, "validate_order", old).await.is_empty());
+    assert_eq!(order_tasks(&store, "validate_order", live).await.len(), 1, "a pending task is kept");
+    store.close().await;
+    db.cleanup().await;
+}

@@ -103,3 +103,43 @@ async fn cancel_local(ctx: &JobContext, merchant_id: i64, item: &OrderListItem) 
         Err(TransitionError::Store(e)) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(fields: serde_json::Value) -> Order {
+        let mut base = serde_json::json!({
+            "DocumentNumber": "7", "OrderDate": "2026-11-10", "Cancelled": false, "NotCompleted": false,
+            "InvoiceReference": "0", "OrderRows": []
+        });
+        if let (Some(base), Some(extra)) = (base.as_object_mut(), fields.as_object()) {
+            base.extend(extra.clone());
+        }
+        serde_json::from_value(base).expect("order")
+    }
+
+    fn date(text: &str) -> Option<NaiveDate> {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+    }
+
+    #[test]
+    fn a_done_uninvoiced_order_is_imported() {
+        assert!(importable(&order(serde_json::json!({})), None));
+        assert!(importable(&order(serde_json::json!({ "InvoiceReference": "" })), None));
+    }
+
+    #[test]
+    fn not_done_cancelled_or_invoiced_orders_are_not() {
+        assert!(!importable(&order(serde_json::json!({ "NotCompleted": true })), None));
+        assert!(!importable(&order(serde_json::json!({ "Cancelled": true })), None));
+        assert!(!importable(&order(serde_json::json!({ "InvoiceReference": "12" })), None));
+    }
+
+    #[test]
+    fn orders_before_the_first_order_date_are_not() {
+        assert!(importable(&order(serde_json::json!({})), date("2026-11-10")));
+        assert!(!importable(&order(serde_json::json!({})), date("2026-11-11")));
+        assert!(!importable(&order(serde_json::json!({ "OrderDate": null })), date("2026-11-01")));
+    }
+}

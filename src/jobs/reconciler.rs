@@ -6,6 +6,8 @@ use crate::store::jobs_table;
 use crate::store::StoreError;
 
 const BATCH: u64 = 500;
+/// Finished tasks are kept this long (for inspection), then deleted.
+const KEEP_FINISHED_TASKS: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// One pass; returns how many orders got a new job.
 pub async fn reconcile_once(ctx: &JobContext) -> Result<usize, StoreError> {
@@ -32,6 +34,11 @@ pub(super) async fn run(ctx: JobContext, mut shutdown: tokio::sync::watch::Recei
             _ = ticker.tick() => {
                 if let Err(error) = reconcile_once(&ctx).await {
                     tracing::error!(%error, "reconciler pass failed; trying again next interval");
+                }
+                match jobs_table::prune_finished(&ctx.store.pool, KEEP_FINISHED_TASKS).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "pruned finished job tasks"),
+                    Err(error) => tracing::warn!(%error, "could not prune finished job tasks"),
                 }
             }
             _ = shutdown.changed() => return,

@@ -125,3 +125,27 @@ pub async fn has_live_job(pool: &Pool, order_id: i64) -> Result<bool, StoreError
     };
     Ok(count > 0)
 }
+
+/// Deletes tasks that finished (done, or given up) more than `older_than` ago, so that the
+/// queue's table does not grow without end. Order history lives in `order_events`.
+pub async fn prune_finished(pool: &Pool, older_than: Duration) -> Result<u64, StoreError> {
+    const FINISHED: &str = "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))";
+    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::days(7));
+    let deleted = match pool {
+        Pool::Sqlite(pool) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM Jobs WHERE {FINISHED} AND done_at < ?")))
+                .bind(cutoff.timestamp())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }
+        Pool::Postgres(pool) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM apalis.jobs WHERE {FINISHED} AND done_at < $1")))
+                .bind(cutoff)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }
+    };
+    Ok(deleted)
+}

@@ -95,7 +95,7 @@ pub struct Config {
     #[arg(long, env = "FORTNOX_PROCESSES", default_value_t = 1, global = true)]
     pub fortnox_processes: u32,
     /// Attempts per job before the order is stopped with an error event.
-    #[arg(long, env = "JOB_MAX_ATTEMPTS", default_value_t = 8, global = true)]
+    #[arg(long, env = "JOB_MAX_ATTEMPTS", default_value_t = 12, global = true)]
     pub job_max_attempts: u32,
     /// First retry delay in milliseconds; doubles per attempt (capped at 15 minutes).
     #[arg(long, env = "JOB_RETRY_BASE_MS", default_value_t = 5000, global = true)]
@@ -103,6 +103,9 @@ pub struct Config {
     /// Worker heartbeat in seconds; tasks of a worker silent for 3 heartbeats are re-run.
     #[arg(long, env = "JOB_HEARTBEAT_SECS", default_value_t = 10, global = true)]
     pub job_heartbeat_secs: u64,
+    /// How long one job may hold an order; after a crash the order waits this long.
+    #[arg(long, env = "JOB_LEASE_SECS", default_value_t = 600, global = true)]
+    pub job_lease_secs: u64,
     #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value_t = 60, global = true)]
     pub reconcile_interval_secs: u64,
     /// How often each connected merchant's Fortnox is polled for done orders.
@@ -122,6 +125,7 @@ impl Config {
             reconcile_interval: Duration::from_secs(self.reconcile_interval_secs.max(1)),
             reconcile_idle: Duration::from_secs(self.reconcile_idle_secs),
             import_interval: Duration::from_secs(self.import_interval_secs.max(1)),
+            lease: Duration::from_secs(self.job_lease_secs.max(1)),
             ..JobSettings::default()
         }
     }

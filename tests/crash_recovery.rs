@@ -23,6 +23,7 @@ fn start_binary(db: &TestDb, log: &std::path::Path) -> Child {
         .env("JWT_SECRET", JWT_SECRET)
         .env("JOB_HEARTBEAT_SECS", "1")
         .env("JOB_RETRY_BASE_MS", "200")
+        .env("JOB_LEASE_SECS", "3")
         .env("RECONCILE_INTERVAL_SECS", "2")
         .env("RECONCILE_IDLE_SECS", "5")
         .env("RUST_LOG", "warn")

@@ -216,3 +216,22 @@ async fn websocket_without_a_valid_token_is_refused_and_foreign_merchants_are_no
     assert!(msg.to_string().contains("not found"), "{msg}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn only_the_warehouse_cancels_an_order_it_holds() {
+    let app = TestApp::spawn().await;
+    let merchant_id = create_merchant(app.store(), "M").await;
+    let order = insert_order(app.store(), merchant_id, "1").await;
+    let mut sent = fortnox_fulfilment::store::transitions::TransitionRequest::new(order, None, fortnox_fulfilment::domain::OrderState::Sent, "setup", "test");
+    sent.forced = true;
+    fortnox_fulfilment::store::transitions::apply_transition(app.store(), &app.app.bus, sent).await.expect("setup");
+    let cancel = "mutation($id: ID!) { cancelOrder(orderId: $id, reason: \"customer changed their mind\") { state } }";
+    let vars = json!({ "id": order.to_string() });
+    for t in [token(Role::Merchant, vec![merchant_id]), admin_token()] {
+        let body = app.graphql(&t, cancel, vars.clone()).await;
+        assert_eq!(error_code(&body), Some("TRANSITION_REFUSED"), "{body}");
+    }
+    let body = app.graphql(&token(Role::Warehouse, vec![]), cancel, vars).await;
+    assert_eq!(body["data"]["cancelOrder"]["state"], "CANCELLED", "{body}");
+    app.stop().await;
+}

@@ -98,7 +98,7 @@ async fn ignore_missing_products_ships_and_invoices_only_known_products_and_warn
     let warnings = body["data"]["updateFortnoxSettings"]["warnings"].to_string();
     assert!(warnings.contains("ignoreMissingProducts is on"), "{body}");
 
-    let document = flow.create_order(Flow::order_json(json!([row("ART-1", "2"), row("ART-3", "5")])));
+    let document = flow.create_order(Flow::order_json(json!([row("ART-1", "2"), row("ART-3", "5"), row("FRAKT", "1")])));
     flow.sync().await;
     assert!(flow.wait_for(&document, OrderState::Sent, WAIT).await);
     let order = flow.order_json_of(&document).await;
@@ -112,7 +112,8 @@ async fn ignore_missing_products_ships_and_invoices_only_known_products_and_warn
     let invoices = flow.sb().invoices(TENANT);
     let invoice = invoices.iter().find(|i| i.order_reference.as_deref() == Some(document.as_str())).expect("invoice");
     let invoiced: Vec<String> = invoice.invoice_rows.iter().filter(|r| r.delivered_quantity.as_ref().is_some_and(|q| !q.is_zero())).filter_map(|r| r.article_number.clone()).collect();
-    assert_eq!(invoiced, vec!["ART-1".to_string()], "only the known product is invoiced");
+    assert_eq!(invoiced, vec!["ART-1".to_string(), "FRAKT".to_string()], "the known product and the freight service are invoiced, the missing product is not");
+    assert_eq!(lines[2]["pickQuantity"], serde_json::Value::Null, "a service is not picked");
     flow.stop().await;
 }
 
@@ -168,6 +169,13 @@ async fn a_partial_shipment_is_written_back_and_leaves_a_back_order() {
     flow.sync().await;
     assert!(flow.wait_for(&document, OrderState::Sent, WAIT).await);
     assert_eq!(flow.ship_sent(Some("1")).await, 1);
+    // The warehouse repeats its report (a lost response): answered, not refused.
+    let id = flow.order_id(&document).await.unwrap();
+    let again = flow
+        .app
+        .graphql(&flow.warehouse, "mutation($id: ID!) { confirmShipment(orderId: $id, trackingNumbers: [\"T\"], lines: []) { state } }", json!({ "id": id.to_string() }))
+        .await;
+    assert!(again["errors"].is_null(), "{again}");
     assert!(flow.wait_for(&document, OrderState::Invoiced, WAIT).await);
     let fortnox = flow.sb().order(TENANT, &document).expect("order");
     let delivered: Vec<String> = fortnox.order_rows.iter().map(|r| r.delivered_quantity.as_ref().map(|q| q.0.normalize().to_string()).unwrap_or_default()).collect();
@@ -235,5 +243,43 @@ async fn refused_write_back_keeps_the_order_shipped_with_the_fix_and_a_retry_inv
     assert!(flow.wait_for(&document, OrderState::Invoiced, WAIT).await);
     assert_eq!(flow.sb().counters().invoices_for(TENANT, &document), 1);
     assert!(flow.sb().counters().back_orders.is_empty(), "delivered in full: no back order");
+    flow.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_invoice_jobs_for_one_order_make_one_invoice() {
+    let flow = Flow::start().await;
+    flow.standard_setup().await;
+    let document = flow.create_order(Flow::order_json(json!([row("ART-1", "1")])));
+    flow.sync().await;
+    assert!(flow.wait_for(&document, OrderState::Sent, WAIT).await);
+    assert_eq!(flow.ship_sent(None).await, 1);
+    let id = flow.order_id(&document).await.unwrap();
+    for _ in 0..4 {
+        fortnox_fulfilment::jobs::enqueue_state_job(flow.app.store(), id, OrderState::Shipped).await.unwrap();
+    }
+    assert!(flow.wait_for(&document, OrderState::Invoiced, WAIT).await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(flow.sb().counters().invoices_for(TENANT, &document), 1);
+    flow.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_changed_in_fortnox_after_import_are_never_overwritten() {
+    let flow = Flow::start().await;
+    flow.standard_setup().await;
+    let document = flow.create_order(Flow::order_json(json!([row("ART-1", "1")])));
+    flow.sync().await;
+    assert!(flow.wait_for(&document, OrderState::Sent, WAIT).await);
+    // The merchant adds a row in Fortnox after the order went to the warehouse.
+    let row_id = flow.sb().order(TENANT, &document).unwrap().order_rows[0].row_id.unwrap();
+    flow.edit_in_fortnox(&document, json!({ "OrderRows": [{ "RowId": row_id }, row("ART-2", "1")] })).await;
+    assert_eq!(flow.ship_sent(None).await, 1);
+    let stalled = common::eventually(WAIT, || async { flow.order_json_of(&document).await["stalled"] == true }).await;
+    assert!(stalled, "{}", flow.order_json_of(&document).await);
+    let error = flow.order_json_of(&document).await["lastError"].to_string();
+    assert!(error.contains("changed in Fortnox"), "{error}");
+    assert_eq!(flow.sb().order(TENANT, &document).unwrap().order_rows.len(), 2, "no row was deleted");
+    assert_eq!(flow.sb().counters().invoices_for(TENANT, &document), 0);
     flow.stop().await;
 }

@@ -28,6 +28,9 @@ pub struct Model {
     /// Set when a job for the current state gave up after its last attempt; cleared by a
     /// retry or the next transition. The reconciler leaves stalled orders alone.
     pub stalled_at: Option<DateTimeUtc>,
+    /// While set and in the future, one job holds the order (see `store::leases`).
+    pub lease_until: Option<DateTimeUtc>,
+    pub lease_token: Option<String>,
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -134,6 +134,8 @@ impl MigrationTrait for Migration {
                     .col(json_binary(Orders::FortnoxSnapshot))
                     .col(timestamp_with_time_zone_null(Orders::InvoiceRequestedAt))
                     .col(timestamp_with_time_zone_null(Orders::StalledAt))
+                    .col(timestamp_with_time_zone_null(Orders::LeaseUntil))
+                    .col(string_null(Orders::LeaseToken))
                     .col(text_null(Orders::LastError))
                     .col(timestamp_with_time_zone(Orders::CreatedAt))
                     .col(timestamp_with_time_zone(Orders::UpdatedAt))
@@ -283,7 +285,7 @@ enum ShippingRules { Table, Id, MerchantId, Pattern, ShippingMethodId, CreatedAt
 enum Orders {
     Table, Id, MerchantId, FortnoxDocumentNumber, State, Reasons, DeliveryAddress, WayOfDelivery,
     ShippingMethodId, WarehouseReference, TrackingNumbers, InvoiceNumber, FortnoxSnapshot,
-    InvoiceRequestedAt, StalledAt, LastError, CreatedAt, UpdatedAt,
+    InvoiceRequestedAt, StalledAt, LeaseUntil, LeaseToken, LastError, CreatedAt, UpdatedAt,
 }
 
 #[derive(DeriveIden, Clone, Copy)]

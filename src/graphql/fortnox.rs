@@ -160,6 +160,12 @@ impl FortnoxMutation {
             stock_location: stock_location.map(Some),
         };
         store(ctx).update_settings(merchant_id, update).await.map_err(internal)?;
+        if ignore_missing_products == Some(true) {
+            // Orders waiting only for missing products can go on now.
+            if let Err(error) = crate::jobs::revalidate_reserved(store(ctx), merchant_id).await {
+                tracing::warn!(merchant_id, %error, "could not queue the re-check of reserved orders");
+            }
+        }
         integration(ctx, merchant_id).await
     }
 

@@ -15,6 +15,9 @@ impl RoleGuard {
     pub fn warehouse_or_admin() -> Self {
         RoleGuard { roles: &[Role::Admin, Role::Warehouse] }
     }
+    pub fn merchant_warehouse_or_admin() -> Self {
+        RoleGuard { roles: &[Role::Admin, Role::Merchant, Role::Warehouse] }
+    }
     /// Merchants acting on their own data, and admins.
     pub fn merchant_or_admin() -> Self {
         RoleGuard { roles: &[Role::Admin, Role::Merchant] }

@@ -64,12 +64,22 @@ impl OrderMutation {
         load_order(ctx, id).await
     }
 
-    /// Cancels an order that has not been sent to the warehouse yet.
-    #[graphql(guard = "RoleGuard::merchant_or_admin()")]
+    /// Cancels an order. Merchants and admins cancel orders not yet sent to the warehouse;
+    /// a SENT order only the warehouse cancels (it holds the goods). Admins can force.
+    #[graphql(guard = "RoleGuard::merchant_warehouse_or_admin()")]
     async fn cancel_order(&self, ctx: &Context<'_>, order_id: ID, reason: Option<String>) -> Result<Order> {
         let principal = principal(ctx)?;
         let id = parse_id(&order_id, "order")?;
         let order = load_order(ctx, id).await?;
+        let allowed = match principal.role {
+            crate::auth::Role::Warehouse => order.state == OrderState::Sent,
+            _ => matches!(order.state, OrderState::Imported | OrderState::Validated | OrderState::Reserved),
+        };
+        if !allowed {
+            let who = if principal.role == crate::auth::Role::Warehouse { "the warehouse cancels only SENT orders" } else { "orders already at the warehouse are cancelled by the warehouse" };
+            return Err(async_graphql::Error::new(format!("cannot cancel an order in {}: {who}", order.state))
+                .extend_with(|_, e| e.set("code", "TRANSITION_REFUSED")));
+        }
         let mut request = TransitionRequest::new(id, Some(order.state), OrderState::Cancelled, "cancelled_by_user", &principal.actor());
         request.message = reason;
         apply_transition(store(ctx), bus(ctx), request).await.map_err(transition_error)?;
@@ -103,6 +113,10 @@ impl OrderMutation {
         let principal = principal(ctx)?;
         let id = parse_id(&order_id, "order")?;
         let order = load_order(ctx, id).await?;
+        if matches!(order.state, OrderState::Shipped | OrderState::Invoiced) {
+            // A repeated report (say, after a lost response) is answered, not refused.
+            return Ok(order);
+        }
         let store = store(ctx);
         let picks: Vec<Pick> = store
             .order_lines(id)

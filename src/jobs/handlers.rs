@@ -17,13 +17,36 @@ pub(super) async fn handle(kind: JobKind, order_id: i64, ctx: &JobContext) -> Re
         return Ok(());
     };
     let state = OrderState::from_str(&order.state).map_err(|e| JobError::NeedsAttention(e.to_string()))?;
+    let runnable = matches!(
+        (kind, state),
+        (JobKind::ValidateOrder, OrderState::Imported | OrderState::Reserved)
+            | (JobKind::SendToWarehouse, OrderState::Validated)
+            | (JobKind::InvoiceOrder, OrderState::Shipped)
+    );
+    if !runnable {
+        tracing::debug!(order_id, ?kind, %state, "stale job: the order has moved on");
+        return Ok(());
+    }
+    let lease = match ctx.store.claim(order_id, state.as_str(), ctx.settings.lease()).await? {
+        Ok(lease) => lease,
+        Err(held) => return Err(JobError::Busy(held.until)),
+    };
+    let result = run(kind, state, order, ctx).await;
+    if let Err(error) = ctx.store.release(lease).await {
+        // The lease runs out by itself; the next job only waits for that.
+        tracing::warn!(order_id, %error, "could not release the order's lease");
+    }
+    result
+}
+
+async fn run(kind: JobKind, state: OrderState, order: entity::order::Model, ctx: &JobContext) -> Result<(), JobError> {
     match (kind, state) {
         // Validation also re-checks RESERVED orders (`revalidateOrder`, or a fix elsewhere).
         (JobKind::ValidateOrder, OrderState::Imported | OrderState::Reserved) => validate::run(ctx, order, state).await,
         (JobKind::SendToWarehouse, OrderState::Validated) => send::run(ctx, order).await,
         (JobKind::InvoiceOrder, OrderState::Shipped) => invoice::run(ctx, order).await,
         _ => {
-            tracing::debug!(order_id, ?kind, %state, "stale job: the order has moved on");
+            tracing::debug!(order_id = order.id, ?kind, %state, "stale job: the order has moved on");
             Ok(())
         }
     }

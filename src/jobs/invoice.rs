@@ -63,26 +63,49 @@ async fn invoiced(ctx: &JobContext, order: &order::Model, invoice: &str, adopted
 }
 
 /// Every row of the order, in Fortnox's order, with the quantity delivered: shipped lines
-/// as shipped (0 for dropped ones), service rows in full, text rows untouched.
-fn row_updates(lines: &[order_line::Model], fortnox_rows: Option<&Order>) -> Result<Vec<RowUpdate>, FortnoxError> {
+/// as shipped (0 for dropped ones), service and free-text rows in full. Rows are matched
+/// by position; with a fresh read of the order, its rows must still be ours (same count,
+/// same articles), or the quantities would land on the wrong rows and rows left out
+/// would be deleted.
+fn row_updates(lines: &[order_line::Model], fresh: Option<&Order>) -> Result<Vec<RowUpdate>, FortnoxError> {
+    let changed = |why: String| FortnoxError::Document {
+        status: 400,
+        code: None,
+        message: format!("the order's rows changed in Fortnox after it was imported ({why}); restore them or cancel the order and create a new one"),
+    };
+    if let Some(order) = fresh {
+        if order.order_rows.len() != lines.len() {
+            return Err(changed(format!("{} rows now, {} when imported", order.order_rows.len(), lines.len())));
+        }
+        for (row, line) in order.order_rows.iter().zip(lines) {
+            let now = row.article_number.as_deref().map(str::trim).filter(|a| !a.is_empty());
+            if now != line.article_number.as_deref().map(str::trim) {
+                return Err(changed(format!("row {} is now {}", line.position, now.unwrap_or("a text row"))));
+            }
+        }
+    }
     let mut rows = Vec::with_capacity(lines.len());
     for (index, line) in lines.iter().enumerate() {
         // Fortnox renumbers rows after each update: prefer ids from a fresh read.
-        let row_id = match fortnox_rows {
+        let row_id = match fresh {
             Some(order) => order.order_rows.get(index).and_then(|r| r.row_id),
             None => line.fortnox_row_id.map(|id| id as u64),
         };
         let Some(row_id) = row_id else {
-            return Err(FortnoxError::Document {
-                status: 400,
-                code: None,
-                message: format!("row {} of the order has no RowId; the order's rows changed in Fortnox since it was imported", line.position),
-            });
+            return Err(changed(format!("row {} has no RowId", line.position)));
         };
-        let delivered = match (&line.pick_quantity, &line.article_number) {
-            (Some(_), _) => Some(line.shipped_quantity.as_deref().unwrap_or("0")),
-            (None, Some(_)) => Some(line.ordered_quantity.as_str()),
-            (None, None) => None,
+        let delivered = match (&line.pick_quantity, &line.shipped_quantity) {
+            (Some(_), Some(shipped)) => Some(shipped.as_str()),
+            (Some(pick), None) if pick.as_str() == "0" => Some("0"),
+            (Some(_), None) => {
+                return Err(FortnoxError::Document {
+                    status: 400,
+                    code: None,
+                    message: format!("row {} has no shipped quantity (was the order forced to SHIPPED?): confirm the shipment with its quantities", line.position),
+                })
+            }
+            // Services and free-text rows are delivered as ordered, so they are invoiced.
+            (None, _) => Some(line.ordered_quantity.as_str()).filter(|q| Decimal::from_str(q).is_ok_and(|q| q > Decimal::ZERO)),
         };
         let delivered_quantity = match delivered {
             Some(text) => Some(Quantity(Decimal::from_str(text).map_err(|_| FortnoxError::Document {
@@ -127,10 +150,17 @@ async fn refused_rows(
             "Fortnox refused the delivered quantities because order {number} is already marked Delivery done (WarehouseReady): untick Delivery done on the order in Fortnox, then retry the order. No invoice was created. ({error})"
         )));
     }
-    let stale_ids = fresh.order_rows.len() == lines.len()
-        && fresh.order_rows.iter().zip(lines).any(|(row, line)| row.row_id.map(|id| id as i64) != line.fortnox_row_id);
-    if stale_ids {
-        let updated = write_delivered(tenant, doc, lines, Some(&fresh)).await.map_err(fortnox_error)?;
+    let ids_moved = fresh.order_rows.iter().map(|r| r.row_id.map(|id| id as i64)).ne(lines.iter().map(|l| l.fortnox_row_id));
+    if ids_moved {
+        // The order was edited in Fortnox after import: write again with its current row
+        // ids, but only if its rows are still the ones we shipped.
+        let rows = row_updates(lines, Some(&fresh)).map_err(|e| match e {
+            FortnoxError::Document { message, .. } => {
+                JobError::NeedsAttention(format!("Order {number} cannot be written back: {message}. No invoice was created."))
+            }
+            other => fortnox_error(other),
+        })?;
+        let updated = tenant.update_order_rows(doc, rows).await.map_err(fortnox_error)?;
         ctx.store.mark_invoice_requested(order.id).await?;
         let outcome = tenant.create_invoice_given(doc, Some(updated)).await.map_err(fortnox_error)?;
         return invoiced(ctx, order, outcome.invoice.document_number.as_str(), outcome.adopted).await;

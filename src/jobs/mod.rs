@@ -43,12 +43,20 @@ pub struct JobSettings {
     pub reconcile_idle: Duration,
     /// How often each connected merchant's Fortnox is polled for done orders.
     pub import_interval: Duration,
+    /// How long a job may hold an order; a crashed job's order waits this long.
+    pub lease: Duration,
+}
+
+impl JobSettings {
+    pub fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::minutes(10))
+    }
 }
 
 impl Default for JobSettings {
     fn default() -> Self {
         JobSettings {
-            max_attempts: 8,
+            max_attempts: 12,
             retry_base: Duration::from_secs(5),
             retry_max: Duration::from_secs(15 * 60),
             poll_interval: Duration::from_millis(250),
@@ -56,6 +64,7 @@ impl Default for JobSettings {
             reconcile_interval: Duration::from_secs(60),
             reconcile_idle: Duration::from_secs(60),
             import_interval: Duration::from_secs(120),
+            lease: Duration::from_secs(600),
         }
     }
 }
@@ -136,11 +145,17 @@ pub enum JobError {
     /// Will fail the same way until a person changes something; the message says what.
     #[error("{0}")]
     NeedsAttention(String),
+    /// Another job holds the order (until the time given, if known): try again then,
+    /// without counting an attempt.
+    #[error("another job is working on the order")]
+    Busy(Option<chrono::DateTime<chrono::Utc>>),
 }
 
 impl From<StoreError> for JobError {
-    fn from(e: StoreError) -> Self {
-        JobError::Retryable(e.to_string())
+    fn from(error: StoreError) -> Self {
+        // The details are for the log; the order's event says only what kind of failure.
+        tracing::warn!(%error, "database error in a job");
+        JobError::Retryable("a temporary database problem (the details are in the service log)".into())
     }
 }
 

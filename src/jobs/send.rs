@@ -42,8 +42,17 @@ pub(super) async fn run(ctx: &JobContext, order: order::Model) -> Result<(), Job
         Ok(reference) => {
             let mut transition = TransitionRequest::new(order.id, Some(OrderState::Validated), OrderState::Sent, "warehouse_accepted", ACTOR)
                 .message(format!("Warehouse reference {reference}"));
-            transition.warehouse_reference = Some(reference);
-            super::handlers::finish(ctx, transition).await
+            transition.warehouse_reference = Some(reference.clone());
+            match crate::store::transitions::apply_transition(&ctx.store, &ctx.bus, transition).await {
+                Ok(_) => Ok(()),
+                Err(crate::store::transitions::TransitionError::Store(e)) => Err(e.into()),
+                Err(_) => {
+                    // The order changed (e.g. cancelled) while the warehouse took it.
+                    let message = format!("The warehouse accepted this order (reference {reference}) while it was being changed here: stop it in the warehouse if it should not ship");
+                    ctx.store.record_order_error(order.id, "warehouse_holds_order", ACTOR, &message, false).await?;
+                    Ok(())
+                }
+            }
         }
         Err(WarehouseError::Refused(reason)) => {
             let reason = format!("The warehouse refused the order: {reason}");

@@ -31,16 +31,15 @@ pub(super) async fn run(ctx: &JobContext, order: order::Model, state: OrderState
         ..CheckContext::default()
     };
     let mut outcome = check_order(&to_check, &check_ctx);
-    if !outcome.passes() && connected {
-        // Only now look up which articles are services and what the ways of delivery are
-        // called: most orders pass without, and every Fortnox call counts.
+    // A failure, or a row dropped as a missing product, may only be a service article or a
+    // way of delivery matched by its description. Only then look those up in Fortnox: most
+    // orders pass without, and every Fortnox call counts.
+    let needs_catalog = !outcome.passes() || !outcome.warnings.is_empty();
+    if needs_catalog && connected {
         let catalog = ctx.catalog.get(&ctx.fortnox, order.merchant_id).await.map_err(fortnox_error)?;
         check_ctx.non_stock_article_numbers = catalog.non_stock_articles.clone();
         check_ctx.way_of_delivery_descriptions = catalog.way_of_delivery_descriptions.clone();
         outcome = check_order(&to_check, &check_ctx);
-        if !outcome.passes() {
-            ctx.catalog.forget(order.merchant_id);
-        }
     }
     decide(ctx, &order, state, outcome, &check_ctx).await
 }

@@ -14,6 +14,16 @@ async fn run_order_job(kind: JobKind, job: OrderJob, ctx: &JobContext) -> Result
     let actor = format!("system:{}", jobs_table::queue_name(kind));
     let (message, retry) = match handlers::handle(kind, job.order_id, ctx).await {
         Ok(()) => return Ok(()),
+        Err(JobError::Busy(until)) => {
+            // Not a failure: the same attempt runs again once the other job is done.
+            let wait = until
+                .and_then(|until| (until - chrono::Utc::now()).to_std().ok())
+                .unwrap_or_default()
+                .clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(60));
+            tracing::debug!(order_id = job.order_id, ?kind, ?wait, "order busy with another job; trying later");
+            jobs_table::push(&ctx.store.pool, vec![jobs_table::order_task(kind, &job, Some(wait))?]).await?;
+            return Ok(());
+        }
         Err(JobError::Retryable(message)) => (message, true),
         Err(JobError::NeedsAttention(message)) => (message, false),
     };

@@ -47,7 +47,7 @@ pub async fn callback(State(app): State<App>, Query(params): Query<CallbackParam
     };
     if let Err(error) = app.fortnox.connect(&merchant_id.to_string(), &code).await {
         tracing::warn!(merchant_id, %error, "OAuth callback: code exchange failed");
-        return page(StatusCode::BAD_GATEWAY, "Fortnox was not connected", &format!("Fortnox did not accept the connection: {error}. Start the connection again."));
+        return page(StatusCode::BAD_GATEWAY, "Fortnox was not connected", "Fortnox did not accept the connection. Start the connection again; if it keeps failing, contact support (the details are in the service log).");
     }
     tracing::info!(merchant_id, "Fortnox connected");
     match crate::jobs::resume_stalled(&app.store, merchant_id).await {

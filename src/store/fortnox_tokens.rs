@@ -2,11 +2,12 @@
 //!
 //! Refresh tokens are single-use, so a refresh holds the merchant's row for its whole
 //! length: on PostgreSQL a transaction with `SELECT ... FOR UPDATE` (any number of
-//! processes), on SQLite a `BEGIN IMMEDIATE` transaction (one writer at a time anyway).
+//! processes). SQLite serves one process, and its only lock is database-wide, which must
+//! not be held across an HTTP call: there a per-merchant lock in the process does it.
 //! The rotated tokens are committed before the new access token is handed out.
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Postgres, Sqlite, Transaction};
+use sqlx::{Postgres, Transaction};
 
 use super::{numbered_placeholders, Pool};
 use crate::fortnox::crypto::TokenCipher;
@@ -20,11 +21,20 @@ pub const STATUS_DISCONNECTED: &str = "DISCONNECTED";
 pub struct DbTokenStore {
     pool: Pool,
     cipher: TokenCipher,
+    /// SQLite only: the per-merchant refresh locks.
+    local_locks: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl DbTokenStore {
     pub fn new(pool: Pool, cipher: TokenCipher) -> DbTokenStore {
-        DbTokenStore { pool, cipher }
+        DbTokenStore { pool, cipher, local_locks: Default::default() }
+    }
+
+    fn local_lock(&self, merchant_id: i64) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        match self.local_locks.lock() {
+            Ok(mut locks) => locks.entry(merchant_id).or_default().clone(),
+            Err(poisoned) => poisoned.into_inner().entry(merchant_id).or_default().clone(),
+        }
     }
 
     fn decode(&self, row: Option<TokenRow>) -> Result<TokenState, StoreError> {
@@ -136,9 +146,9 @@ impl TokenStore for DbTokenStore {
         let id = merchant_id(merchant)?;
         let (tx, row) = match &self.pool {
             Pool::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
-                let row: Option<Row> = sqlx::query_as(sql(false, SELECT)).bind(id).fetch_optional(&mut *tx).await.map_err(db_error)?;
-                (LeaseTx::Sqlite(tx), row)
+                let guard = self.local_lock(id).lock_owned().await;
+                let row: Option<Row> = sqlx::query_as(sql(false, SELECT)).bind(id).fetch_optional(pool).await.map_err(db_error)?;
+                (LeaseTx::Sqlite { pool: pool.clone(), _guard: guard }, row)
             }
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await.map_err(db_error)?;
@@ -153,7 +163,7 @@ impl TokenStore for DbTokenStore {
 }
 
 enum LeaseTx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite { pool: sqlx::SqlitePool, _guard: tokio::sync::OwnedMutexGuard<()> },
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -192,7 +202,7 @@ impl RefreshLease for DbLease {
             }};
         }
         match self.tx {
-            LeaseTx::Sqlite(tx) => rotate!(tx, false),
+            LeaseTx::Sqlite { pool, _guard } => rotate!(pool.begin().await.map_err(db_error)?, false),
             LeaseTx::Postgres(tx) => rotate!(tx, true),
         }
         .map_err(db_error)
@@ -215,7 +225,7 @@ impl RefreshLease for DbLease {
             }};
         }
         match self.tx {
-            LeaseTx::Sqlite(tx) => mark!(tx, false),
+            LeaseTx::Sqlite { pool, _guard } => mark!(pool.begin().await.map_err(db_error)?, false),
             LeaseTx::Postgres(tx) => mark!(tx, true),
         }
         .map_err(db_error)?;

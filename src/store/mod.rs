@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod fortnox_tokens;
 pub mod integrations;
 pub mod jobs_table;
+pub mod leases;
 pub mod orders;
 pub mod pipeline;
 pub mod transitions;

@@ -117,7 +117,13 @@ impl Store {
             ..Default::default()
         }
         .insert(&txn)
-        .await?;
+        .await;
+        let model = match model {
+            Ok(model) => model,
+            // Another process imported it between our look and our insert.
+            Err(error) if matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
         super::pipeline::insert_lines(&txn, model.id, new.lines).await?;
         order_event::ActiveModel {
             order_id: Set(model.id),

@@ -67,6 +67,7 @@ pub fn test_config(database_url: &str) -> Config {
     config.job_heartbeat_secs = 1;
     config.reconcile_interval_secs = 1;
     config.reconcile_idle_secs = 2;
+    config.job_lease_secs = 10;
     config
 }
 

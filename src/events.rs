@@ -47,3 +47,69 @@ impl Default for EventBus {
         Self::new()
     }
 }
+
+/// PostgreSQL: feeds the bus from `NOTIFY order_state_changed`, so that a subscriber on any
+/// process sees every change. Runs until `shutdown`; reconnects when the connection drops.
+pub async fn listen_postgres(pool: sqlx::PgPool, bus: EventBus, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for order changes; retrying in 5 s");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => continue,
+                    _ = shutdown.changed() => return,
+                }
+            }
+        };
+        if let Err(error) = listener.listen("order_state_changed").await {
+            tracing::error!(%error, "cannot listen for order changes; retrying in 5 s");
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            continue;
+        }
+        loop {
+            tokio::select! {
+                notification = listener.recv() => match notification {
+                    Ok(notification) => {
+                        let Ok(event_id) = notification.payload().parse::<i64>() else { continue };
+                        match load_event(&pool, event_id).await {
+                            Ok(Some(event)) => bus.publish(event),
+                            Ok(None) => {}
+                            Err(error) => tracing::warn!(event_id, %error, "cannot load a notified order change"),
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "order change listener lost its connection; reconnecting");
+                        break;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+async fn load_event(pool: &sqlx::PgPool, event_id: i64) -> Result<Option<OrderStateChanged>, sqlx::Error> {
+    type Row = (i64, i64, i64, Option<String>, Option<String>, String, String, Option<String>, bool, DateTime<Utc>);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, order_id, merchant_id, from_state, to_state, cause, actor, message, forced, created_at \
+         FROM order_events WHERE id = $1 AND kind = 'TRANSITION'",
+    )
+    .bind(event_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|(event_id, order_id, merchant_id, from, to, cause, actor, message, forced, at)| {
+        Some(OrderStateChanged {
+            event_id,
+            order_id,
+            merchant_id,
+            from: from?.parse().ok()?,
+            to: to?.parse().ok()?,
+            cause,
+            actor,
+            message,
+            forced,
+            at,
+        })
+    }))
+}

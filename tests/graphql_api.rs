@@ -235,3 +235,44 @@ async fn only_the_warehouse_cancels_an_order_it_holds() {
     assert_eq!(body["data"]["cancelOrder"]["state"], "CANCELLED", "{body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn on_postgresql_a_subscriber_sees_changes_made_by_another_process() {
+    let app = TestApp::spawn().await;
+    if !app.db.is_postgres() {
+        // SQLite serves one process; its bus is in-process by design.
+        app.stop().await;
+        return;
+    }
+    // A second server process on the same database.
+    let other = fortnox_fulfilment::server::App::build(&app.config, common::JWT_SECRET).await.expect("second app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let other_task = tokio::spawn(other.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+
+    let merchant_id = create_merchant(app.store(), "M").await;
+    let order = insert_order(app.store(), merchant_id, "1").await;
+    let mut subscriber = Subscriber::connect(&app, &admin_token()).await.expect("subscribe on the first process");
+    subscriber.subscribe("subscription($o: ID) { orderStateChanged(orderId: $o) { toState } }", json!({ "o": order.to_string() })).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let body: Value = reqwest::Client::new()
+        .post(format!("http://{other_addr}/graphql"))
+        .bearer_auth(admin_token())
+        .json(&json!({ "query": FORCE, "variables": { "id": order.to_string(), "state": "CANCELLED", "reason": "via the other process" } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["forceOrderState"]["state"], "CANCELLED", "{body}");
+    let msg = subscriber.next_json().await.expect("the change made on the other process");
+    assert_eq!(msg["payload"]["data"]["orderStateChanged"]["toState"], "CANCELLED", "{msg}");
+    let _ = stop.send(());
+    let _ = other_task.await;
+    app.stop().await;
+}

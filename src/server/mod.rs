@@ -126,6 +126,9 @@ impl App {
             let _ = rx.wait_for(|stopped| *stopped).await;
         };
         let workers = tokio::spawn(jobs::run_workers(self.job_context(), wait(stop_rx.clone())));
+        if let crate::store::Pool::Postgres(pool) = &self.store.pool {
+            tokio::spawn(crate::events::listen_postgres(pool.clone(), self.bus.clone(), stop_rx.clone()));
+        }
         tracing::info!(%addr, "listening; GraphiQL at http://{addr}/graphql");
         axum::serve(listener, self.router()).with_graceful_shutdown(wait(stop_rx)).await?;
         tracing::info!("HTTP server stopped; waiting for running jobs");

@@ -84,6 +84,9 @@ const UPDATE_STATE: &str = "UPDATE orders SET state = ?, reasons = ?, \
     invoice_number = COALESCE(?, invoice_number), \
     stalled_at = NULL, last_error = NULL, updated_at = ? \
     WHERE id = ? AND state = ?";
+/// PostgreSQL: tell every process (see `events::listen_postgres`); the payload is the event
+/// id, since NOTIFY payloads are small and the event row has everything.
+const NOTIFY: &str = "SELECT pg_notify('order_state_changed', $1)";
 const UPDATE_SHIPPED: &str = "UPDATE order_lines SET shipped_quantity = ? WHERE id = ? AND order_id = ?";
 const INSERT_EVENT: &str = "INSERT INTO order_events \
     (order_id, merchant_id, kind, from_state, to_state, cause, actor, message, forced, created_at) \
@@ -91,7 +94,7 @@ const INSERT_EVENT: &str = "INSERT INTO order_events \
 
 /// Runs the same statements on either backend's transaction.
 macro_rules! transition_in_tx {
-    ($tx:expr, $req:expr, $now:expr, $sql:expr, $push:path) => {{
+    ($tx:expr, $req:expr, $now:expr, $sql:expr, $push:path, $notify:expr) => {{
         let tx = $tx;
         let req: &TransitionRequest = $req;
         let row: Option<(String, i64)> =
@@ -141,6 +144,10 @@ macro_rules! transition_in_tx {
             .fetch_one(&mut *tx)
             .await?;
         $push(&mut *tx, jobs_for(req.order_id, req.to)?).await?;
+        if let Some(notify) = $notify {
+            // Delivered to every process's listener when (and only if) this commits.
+            sqlx::query(notify).bind(event_id.to_string()).execute(&mut *tx).await?;
+        }
         (current, merchant_id, event_id)
     }};
 }
@@ -168,13 +175,13 @@ pub async fn apply_transition(
             // after the other and the second sees the first's state (a clean conflict),
             // instead of failing with SQLITE_BUSY when upgrading a read lock.
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            let result = transition_in_tx!(&mut *tx, &req, now, same_sql, jobs_table::push_sqlite);
+            let result = transition_in_tx!(&mut *tx, &req, now, same_sql, jobs_table::push_sqlite, None::<&'static str>);
             tx.commit().await?;
             result
         }
         Pool::Postgres(pool) => {
             let mut tx = pool.begin().await?;
-            let result = transition_in_tx!(&mut *tx, &req, now, numbered_placeholders, jobs_table::push_postgres);
+            let result = transition_in_tx!(&mut *tx, &req, now, numbered_placeholders, jobs_table::push_postgres, Some(NOTIFY));
             tx.commit().await?;
             result
         }
@@ -192,6 +199,9 @@ pub async fn apply_transition(
         at: now,
     };
     tracing::info!(order_id = event.order_id, from = %event.from, to = %event.to, cause = %event.cause, actor = %event.actor, forced = event.forced, "order state changed");
-    bus.publish(event.clone());
+    if !store.is_postgres() {
+        // On PostgreSQL the listener publishes it, in this process and every other.
+        bus.publish(event.clone());
+    }
     Ok(event)
 }

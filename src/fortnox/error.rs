@@ -18,7 +18,7 @@ pub enum ErrorClass {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FortnoxError {
-    #[error("Fortnox is unavailable ({status:?}): {message}")]
+    #[error("Fortnox is unavailable ({}): {message}", status.map(|s| format!("HTTP {s}")).unwrap_or_else(|| "no answer".into()))]
     Retryable {
         status: Option<u16>,
         message: String,
@@ -28,7 +28,7 @@ pub enum FortnoxError {
     NeedsReauthorization { reason: String },
 
     /// Fortnox's own `ErrorInformation` (message, code) for this document.
-    #[error("Fortnox refused the request ({status}, code {code:?}): {message}")]
+    #[error("{message} (Fortnox answered HTTP {status}{})", code.map(|c| format!(", error code {c}")).unwrap_or_default())]
     Document {
         status: u16,
         code: Option<i64>,

@@ -17,7 +17,7 @@ pub(super) fn fortnox_error(error: FortnoxError) -> JobError {
         ErrorClass::NeedsReauthorization => JobError::NeedsAttention(
             "Fortnox no longer accepts our access (the connection was revoked or expired): connect Fortnox again; the order continues after reconnecting".into(),
         ),
-        ErrorClass::Document => JobError::NeedsAttention(format!("Fortnox refused: {error}")),
+        ErrorClass::Document => JobError::NeedsAttention(format!("Fortnox refused the request: {error}")),
     }
 }
 

@@ -126,7 +126,7 @@ impl From<Mapping> for WayOfDeliveryMapping {
     }
 }
 
-fn catalog_error(error: CatalogError) -> async_graphql::Error {
+pub(super) fn catalog_error(error: CatalogError) -> async_graphql::Error {
     let code = match &error {
         CatalogError::Invalid(_) => "INVALID_INPUT",
         CatalogError::DuplicateSku { .. } => "DUPLICATE_SKU",
@@ -137,13 +137,15 @@ fn catalog_error(error: CatalogError) -> async_graphql::Error {
         CatalogError::FortnoxNeedsReauthorization { .. } => "FORTNOX_NEEDS_REAUTHORIZATION",
         CatalogError::FortnoxUnavailable(_) => "FORTNOX_UNAVAILABLE",
         CatalogError::Fortnox(_) => "FORTNOX_ERROR",
+        CatalogError::UnknownArticles(_) => "UNKNOWN_ARTICLE",
+        CatalogError::UnknownSkus(_) => "UNKNOWN_SKU",
         CatalogError::Store(e) => return internal(e),
     };
     async_graphql::Error::new(error.to_string()).extend_with(|_, e| e.set("code", code))
 }
 
 /// The merchant id, if the merchant exists and the caller may see it; otherwise "not found".
-async fn scoped_merchant(ctx: &Context<'_>, id: &ID) -> Result<i64> {
+pub(super) async fn scoped_merchant(ctx: &Context<'_>, id: &ID) -> Result<i64> {
     let scope = &principal(ctx)?.scope;
     let merchant_id = id.parse::<i64>().map_err(|_| not_found("merchant"))?;
     store(ctx).merchant(scope, merchant_id).await.map_err(internal)?.ok_or_else(|| not_found("merchant"))?;
@@ -153,7 +155,7 @@ async fn scoped_merchant(ctx: &Context<'_>, id: &ID) -> Result<i64> {
 /// Queues a re-check of the merchant's RESERVED orders, which the change may have fixed.
 /// The change itself is saved already, so a failure here is logged, not returned: the
 /// merchant can still `revalidateOrder`.
-async fn revalidate_reserved(ctx: &Context<'_>, merchant_id: i64) {
+pub(super) async fn revalidate_reserved(ctx: &Context<'_>, merchant_id: i64) {
     if let Err(error) = crate::jobs::revalidate_reserved(store(ctx), merchant_id).await {
         tracing::error!(%error, merchant_id, "could not queue the revalidation of RESERVED orders");
     }

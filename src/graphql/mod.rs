@@ -5,6 +5,7 @@ mod catalog;
 mod fortnox;
 mod guard;
 mod mutation;
+mod product_sync;
 mod query;
 mod subscription;
 mod types;
@@ -15,6 +16,7 @@ pub use guard::RoleGuard;
 use catalog::{CatalogMutation, CatalogQuery};
 use fortnox::{FortnoxMutation, FortnoxQuery};
 use mutation::OrderMutation;
+use product_sync::{ProductSyncMutation, ProductSyncQuery};
 use query::OrderQuery;
 use subscription::SubscriptionRoot;
 
@@ -47,10 +49,10 @@ pub fn sdl() -> String {
 }
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(OrderQuery, FortnoxQuery, CatalogQuery);
+pub struct QueryRoot(OrderQuery, FortnoxQuery, CatalogQuery, ProductSyncQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(OrderMutation, FortnoxMutation, CatalogMutation);
+pub struct MutationRoot(OrderMutation, FortnoxMutation, CatalogMutation, ProductSyncMutation);
 
 pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Principal> {
     ctx.data_opt::<Principal>().ok_or_else(|| unauthenticated())

@@ -10,6 +10,7 @@ mod import;
 mod invoice;
 mod reconciler;
 mod send;
+mod stock;
 mod validate;
 mod workers;
 

@@ -108,11 +108,18 @@ macro_rules! register_workers {
                 .build(invoice_order)
         });
         let (c, p, cfg, st) = (ctx.clone(), pool.clone(), config(jobs_table::IMPORT_QUEUE), strategy.clone());
-        monitor.register(move |_| {
+        let monitor = monitor.register(move |_| {
             WorkerBuilder::new(worker_name(jobs_table::IMPORT_QUEUE))
                 .backend($storage::<jobs_table::ImportOrders>::new(&p).with_config(cfg.clone()).poll_with_strategy(st()))
                 .data(c.clone())
                 .build(import_orders)
+        });
+        let (c, p, cfg, st) = (ctx.clone(), pool.clone(), config(jobs_table::PUSH_STOCK_QUEUE), strategy.clone());
+        monitor.register(move |_| {
+            WorkerBuilder::new(worker_name(jobs_table::PUSH_STOCK_QUEUE))
+                .backend($storage::<jobs_table::PushStock>::new(&p).with_config(cfg.clone()).poll_with_strategy(st()))
+                .data(c.clone())
+                .build(super::stock::push_stock)
         })
     }};
 }

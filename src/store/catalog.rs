@@ -47,6 +47,10 @@ pub enum CatalogError {
     FortnoxUnavailable(String),
     #[error("Fortnox refused the request: {0}")]
     Fortnox(String),
+    #[error("{0}")]
+    UnknownArticles(String),
+    #[error("{0}")]
+    UnknownSkus(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -162,7 +166,7 @@ pub fn normalize_price(price: Option<String>) -> Result<Option<String>, CatalogE
 }
 
 impl NewProduct {
-    fn validated(self) -> Result<NewProduct, CatalogError> {
+    pub(crate) fn validated(self) -> Result<NewProduct, CatalogError> {
         Ok(NewProduct {
             merchant_id: self.merchant_id,
             sku: normalize_sku(&self.sku)?,
@@ -433,7 +437,7 @@ pub fn map_ways_of_delivery(rules: &[RuleWithMethod], ways: &[(String, Option<St
         .collect()
 }
 
-fn fortnox_error(error: FortnoxError) -> CatalogError {
+pub(crate) fn fortnox_error(error: FortnoxError) -> CatalogError {
     match error.class() {
         ErrorClass::NeedsReauthorization => match error {
             FortnoxError::NeedsReauthorization { reason } if reason.contains("not connected") => CatalogError::FortnoxNotConnected,
@@ -446,17 +450,22 @@ fn fortnox_error(error: FortnoxError) -> CatalogError {
 }
 
 impl Store {
+    /// Refuses, with what to do, when the merchant's Fortnox cannot be called.
+    pub(crate) async fn require_fortnox_connected(&self, merchant_id: i64) -> Result<(), CatalogError> {
+        match self.integration(merchant_id).await?.map(|i| i.status) {
+            Some(status) if status == STATUS_CONNECTED => Ok(()),
+            Some(status) if status == STATUS_NEEDS_REAUTHORIZATION => {
+                Err(CatalogError::FortnoxNeedsReauthorization { reason: "the refresh token is no longer valid".into() })
+            }
+            _ => Err(CatalogError::FortnoxNotConnected),
+        }
+    }
+
     /// For every way of delivery in the merchant's Fortnox (sorted by code), the rule and
     /// method it maps to, or why it maps to none. The description tried is the Swedish
     /// one, or the English one when that is all there is, as in the order checks.
     pub async fn way_of_delivery_mappings(&self, fortnox: &FortnoxClient, merchant_id: i64) -> Result<Vec<WayOfDeliveryMapping>, CatalogError> {
-        match self.integration(merchant_id).await?.map(|i| i.status) {
-            Some(status) if status == STATUS_CONNECTED => {}
-            Some(status) if status == STATUS_NEEDS_REAUTHORIZATION => {
-                return Err(CatalogError::FortnoxNeedsReauthorization { reason: "the refresh token is no longer valid".into() })
-            }
-            _ => return Err(CatalogError::FortnoxNotConnected),
-        }
+        self.require_fortnox_connected(merchant_id).await?;
         let mut ways = fortnox.tenant(merchant_id.to_string()).list_ways_of_delivery().await.map_err(fortnox_error)?;
         ways.sort_by(|a, b| a.code.cmp(&b.code));
         let ways: Vec<(String, Option<String>)> = ways.into_iter().map(|w| (w.code, w.description.or(w.description_english))).collect();

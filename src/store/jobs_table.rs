@@ -24,6 +24,18 @@ pub struct ImportOrders {
 
 pub const IMPORT_QUEUE: &str = "import_orders";
 
+/// Payload of a stock push: the products (by SKU) whose stored stock level goes to their
+/// Fortnox article. The level is read when the job runs, so the latest report wins.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PushStock {
+    pub merchant_id: i64,
+    pub skus: Vec<String>,
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+pub const PUSH_STOCK_QUEUE: &str = "push_stock";
+
 pub fn queue_name(kind: JobKind) -> &'static str {
     match kind {
         JobKind::ValidateOrder => "validate_order",
@@ -65,6 +77,17 @@ pub fn order_task(kind: JobKind, job: &OrderJob, delay: Option<Duration>) -> Res
 pub fn import_task(merchant_id: i64) -> Result<QueuedTask, StoreError> {
     let payload = serde_json::to_vec(&ImportOrders { merchant_id }).map_err(|e| StoreError::Queue(e.to_string()))?;
     Ok(QueuedTask { queue: IMPORT_QUEUE, task: TaskBuilder::new(payload).max_attempts(TASK_MAX_ATTEMPTS).build() })
+}
+
+pub fn push_stock_task(job: &PushStock, delay: Option<Duration>) -> Result<QueuedTask, StoreError> {
+    let payload = serde_json::to_vec(job).map_err(|e| StoreError::Queue(e.to_string()))?;
+    let mut builder = TaskBuilder::new(payload)
+        .max_attempts(TASK_MAX_ATTEMPTS)
+        .idempotency_key(format!("stock:{}:{}", job.merchant_id, uuid::Uuid::new_v4().simple()));
+    if let Some(delay) = delay {
+        builder = builder.run_after(delay);
+    }
+    Ok(QueuedTask { queue: PUSH_STOCK_QUEUE, task: builder.build() })
 }
 
 /// The import of one schedule slot; its key makes a second one for the slot a no-op.

@@ -8,6 +8,7 @@ pub mod jobs_table;
 pub mod leases;
 pub mod orders;
 pub mod pipeline;
+pub mod product_sync;
 pub mod transitions;
 
 use std::str::FromStr;

@@ -24,7 +24,7 @@ pub struct Flow {
     pub warehouse: String,
 }
 
-fn article(number: &str, stock: bool) -> Article {
+pub fn article(number: &str, stock: bool) -> Article {
     Article {
         url: None,
         article_number: number.into(),

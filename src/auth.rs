@@ -37,7 +37,9 @@ pub struct Claims {
 }
 
 /// GraphQL ids are strings, so tools may put `"12"` in the claim; accept both spellings.
-fn ids_as_numbers_or_strings<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<i64>, D::Error> {
+fn ids_as_numbers_or_strings<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<i64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Id {
@@ -48,7 +50,9 @@ fn ids_as_numbers_or_strings<'de, D: Deserializer<'de>>(deserializer: D) -> Resu
     ids.into_iter()
         .map(|id| match id {
             Id::Number(n) => Ok(n),
-            Id::Text(s) => s.parse().map_err(|_| serde::de::Error::custom(format!("merchant id `{s}` is not a number"))),
+            Id::Text(s) => s.parse().map_err(|_| {
+                serde::de::Error::custom(format!("merchant id `{s}` is not a number"))
+            }),
         })
         .collect()
 }
@@ -74,7 +78,11 @@ impl Principal {
             Role::Admin | Role::Warehouse => TenantScope::All,
             Role::Merchant | Role::Partner => TenantScope::Merchants(claims.merchants),
         };
-        Principal { sub: claims.sub, role: claims.role, scope }
+        Principal {
+            sub: claims.sub,
+            role: claims.role,
+            scope,
+        }
     }
 }
 
@@ -94,7 +102,10 @@ pub struct JwtKeys {
 
 impl JwtKeys {
     pub fn new(secret: &str) -> JwtKeys {
-        JwtKeys { encoding: EncodingKey::from_secret(secret.as_bytes()), decoding: DecodingKey::from_secret(secret.as_bytes()) }
+        JwtKeys {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+        }
     }
 
     pub fn issue(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
@@ -107,17 +118,23 @@ impl JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 5;
-        let data = decode::<Claims>(token, &self.decoding, &validation).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let data = decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
         Ok(Principal::from_claims(data.claims))
     }
 
     /// Verifies the value of an `Authorization` header (`Bearer <JWT>`).
     pub fn verify_header(&self, header: Option<&str>) -> Result<Principal, AuthError> {
-        let header = header.map(str::trim).filter(|h| !h.is_empty()).ok_or(AuthError::Missing)?;
+        let header = header
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .ok_or(AuthError::Missing)?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| AuthError::Invalid("the Authorization header must be `Bearer <JWT>`".into()))?;
+            .ok_or_else(|| {
+                AuthError::Invalid("the Authorization header must be `Bearer <JWT>`".into())
+            })?;
         self.verify(token.trim())
     }
 }
@@ -134,14 +151,21 @@ mod tests {
     use super::*;
 
     fn claims(exp_offset: i64) -> Claims {
-        Claims { sub: "u1".into(), exp: chrono::Utc::now().timestamp() + exp_offset, role: Role::Partner, merchants: vec![3] }
+        Claims {
+            sub: "u1".into(),
+            exp: chrono::Utc::now().timestamp() + exp_offset,
+            role: Role::Partner,
+            merchants: vec![3],
+        }
     }
 
     #[test]
     fn a_valid_token_gives_a_scoped_principal() {
         let keys = JwtKeys::new("secret");
         let token = keys.issue(&claims(60)).unwrap();
-        let principal = keys.verify_header(Some(&format!("Bearer {token}"))).unwrap();
+        let principal = keys
+            .verify_header(Some(&format!("Bearer {token}")))
+            .unwrap();
         assert_eq!(principal.scope, TenantScope::Merchants(vec![3]));
         assert_eq!(principal.actor(), "partner:u1");
     }
@@ -150,13 +174,17 @@ mod tests {
     fn expired_wrong_key_and_missing_tokens_are_refused() {
         let keys = JwtKeys::new("secret");
         assert!(keys.verify(&keys.issue(&claims(-3600)).unwrap()).is_err());
-        assert!(keys.verify(&JwtKeys::new("other").issue(&claims(60)).unwrap()).is_err());
+        assert!(keys
+            .verify(&JwtKeys::new("other").issue(&claims(60)).unwrap())
+            .is_err());
         assert_eq!(keys.verify_header(None).unwrap_err(), AuthError::Missing);
     }
 
     #[test]
     fn merchant_ids_may_be_strings() {
-        let claims: Claims = serde_json::from_str(r#"{"sub":"a","exp":1,"role":"merchant","merchants":["7",8]}"#).unwrap();
+        let claims: Claims =
+            serde_json::from_str(r#"{"sub":"a","exp":1,"role":"merchant","merchants":["7",8]}"#)
+                .unwrap();
         assert_eq!(claims.merchants, vec![7, 8]);
     }
 }

@@ -9,7 +9,11 @@ use crate::auth::Role;
 use crate::jobs::JobSettings;
 
 #[derive(Parser, Debug)]
-#[command(name = "fortnox-fulfilment", version, about = "Connects merchants' Fortnox accounts to a fulfilment warehouse")]
+#[command(
+    name = "fortnox-fulfilment",
+    version,
+    about = "Connects merchants' Fortnox accounts to a fulfilment warehouse"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -70,26 +74,61 @@ pub enum SandboxSeed {
 #[derive(Args, Debug, Clone)]
 pub struct Config {
     /// `sqlite://FILE` (created if missing) or `postgres://USER@HOST/DB`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://fortnox-fulfilment.db", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://fortnox-fulfilment.db",
+        global = true
+    )]
     pub database_url: String,
-    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "BIND_ADDR",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub bind_addr: SocketAddr,
     /// HS256 secret for API tokens. Unset: a random one is generated and logged (development only).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
     /// 32 bytes, base64 or hex, encrypting Fortnox tokens at rest.
-    #[arg(long, env = "TOKEN_ENCRYPTION_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "TOKEN_ENCRYPTION_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     pub token_encryption_key: Option<String>,
     #[arg(long, env = "FORTNOX_CLIENT_ID", global = true)]
     pub fortnox_client_id: Option<String>,
-    #[arg(long, env = "FORTNOX_CLIENT_SECRET", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "FORTNOX_CLIENT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
     pub fortnox_client_secret: Option<String>,
-    #[arg(long, env = "FORTNOX_API_URL", default_value = "https://api.fortnox.se", global = true)]
+    #[arg(
+        long,
+        env = "FORTNOX_API_URL",
+        default_value = "https://api.fortnox.se",
+        global = true
+    )]
     pub fortnox_api_url: String,
-    #[arg(long, env = "FORTNOX_AUTH_URL", default_value = "https://apps.fortnox.se", global = true)]
+    #[arg(
+        long,
+        env = "FORTNOX_AUTH_URL",
+        default_value = "https://apps.fortnox.se",
+        global = true
+    )]
     pub fortnox_auth_url: String,
     /// Where users reach this service; used for the OAuth callback URL.
-    #[arg(long, env = "PUBLIC_URL", default_value = "http://localhost:8080", global = true)]
+    #[arg(
+        long,
+        env = "PUBLIC_URL",
+        default_value = "http://localhost:8080",
+        global = true
+    )]
     pub public_url: String,
     /// Server processes sharing the database; each keeps 1/N of Fortnox's rate limit.
     #[arg(long, env = "FORTNOX_PROCESSES", default_value_t = 1, global = true)]
@@ -106,10 +145,20 @@ pub struct Config {
     /// How long one job may hold an order; after a crash the order waits this long.
     #[arg(long, env = "JOB_LEASE_SECS", default_value_t = 600, global = true)]
     pub job_lease_secs: u64,
-    #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value_t = 60, global = true)]
+    #[arg(
+        long,
+        env = "RECONCILE_INTERVAL_SECS",
+        default_value_t = 60,
+        global = true
+    )]
     pub reconcile_interval_secs: u64,
     /// How often each connected merchant's Fortnox is polled for done orders.
-    #[arg(long, env = "IMPORT_INTERVAL_SECS", default_value_t = 120, global = true)]
+    #[arg(
+        long,
+        env = "IMPORT_INTERVAL_SECS",
+        default_value_t = 120,
+        global = true
+    )]
     pub import_interval_secs: u64,
     /// An order idle this long in a state that needs a job, with no live job, is re-enqueued.
     #[arg(long, env = "RECONCILE_IDLE_SECS", default_value_t = 60, global = true)]

@@ -51,19 +51,36 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let app = App::build(&config, &secret).await?;
     let listener = tokio::net::TcpListener::bind(config.bind_addr)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e} (pass --bind-addr or BIND_ADDR with a free port)", config.bind_addr))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e} (pass --bind-addr or BIND_ADDR with a free port)",
+                config.bind_addr
+            )
+        })?;
     let mut changes = app.bus.subscribe();
     let server = tokio::spawn(app.clone().serve(listener, shutdown_signal()));
 
     let keys = JwtKeys::new(&secret);
     let token = |role: Role| -> anyhow::Result<String> {
         let exp = (chrono::Utc::now() + chrono::Duration::hours(12)).timestamp();
-        Ok(keys.issue(&Claims { sub: format!("demo-{}", role.as_str()), exp, role, merchants: vec![] })?)
+        Ok(keys.issue(&Claims {
+            sub: format!("demo-{}", role.as_str()),
+            exp,
+            role,
+            merchants: vec![],
+        })?)
     };
-    let api = Api { http: reqwest::Client::new(), url: format!("{}/graphql", config.public_url), token: token(Role::Admin)? };
+    let api = Api {
+        http: reqwest::Client::new(),
+        url: format!("{}/graphql", config.public_url),
+        token: token(Role::Admin)?,
+    };
     let merchant = setup_merchant(&api, &sandbox).await?;
     let admin_token = api.token.clone();
-    let warehouse = Api { token: token(Role::Warehouse)?, ..api.clone() };
+    let warehouse = Api {
+        token: token(Role::Warehouse)?,
+        ..api.clone()
+    };
     tokio::spawn(simulated_warehouse(warehouse));
     tokio::spawn(async move {
         // Progress, one line per change, as a merchant would want to watch it.
@@ -76,7 +93,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     println!("  GraphiQL:     {}/graphql", config.public_url);
     println!("  Header:       {{\"Authorization\": \"Bearer {admin_token}\"}}");
     println!("  Merchant:     {merchant}");
-    println!("  Sandbox:      {} (a stand-in for Fortnox)", sandbox.api_base());
+    println!(
+        "  Sandbox:      {} (a stand-in for Fortnox)",
+        sandbox.api_base()
+    );
     println!("\n  Paste this into GraphiQL (with the header) and run it a few times:\n");
     println!("  {{ orders(first: 60) {{ edges {{ node {{ fortnoxDocumentNumber state reasons invoiceNumber trackingNumbers }} }} }} }}\n");
     println!("  Or watch the changes live:  subscription {{ orderStateChanged {{ orderId fromState toState cause }} }}");
@@ -95,8 +115,15 @@ struct Api {
 
 impl Api {
     async fn call(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
-        let response: Value =
-            self.http.post(&self.url).bearer_auth(&self.token).json(&json!({ "query": query, "variables": variables })).send().await?.json().await?;
+        let response: Value = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await?
+            .json()
+            .await?;
         if let Some(errors) = response.get("errors").filter(|e| !e.is_null()) {
             anyhow::bail!("GraphQL error: {errors}");
         }
@@ -106,8 +133,16 @@ impl Api {
 
 /// What a merchant does on the integration page, through the same API a frontend uses.
 async fn setup_merchant(api: &Api, sandbox: &Sandbox) -> anyhow::Result<String> {
-    let data = api.call("mutation { createMerchant(name: \"Verktygsboden AB\") { id } }", json!({})).await?;
-    let merchant = data["createMerchant"]["id"].as_str().unwrap_or_default().to_owned();
+    let data = api
+        .call(
+            "mutation { createMerchant(name: \"Verktygsboden AB\") { id } }",
+            json!({}),
+        )
+        .await?;
+    let merchant = data["createMerchant"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let vars = json!({ "m": merchant });
     api.call("mutation($m: ID!) { updateFortnoxSettings(merchantId: $m, firstOrderDate: \"2026-11-01\") { status } }", vars.clone()).await?;
     for (pattern, method) in RULES {
@@ -119,7 +154,8 @@ async fn setup_merchant(api: &Api, sandbox: &Sandbox) -> anyhow::Result<String> 
     }
     // The warehouse stocks every active stock article of the account.
     for article in sandbox.handle().articles(sandbox_demo::DEMO_TENANT) {
-        let stocked = article.article_type.as_deref() == Some("STOCK") && article.active != Some(false);
+        let stocked =
+            article.article_type.as_deref() == Some("STOCK") && article.active != Some(false);
         if stocked {
             api.call(
                 "mutation($m: ID!, $s: String!, $n: String!, $e: String) { createProduct(merchantId: $m, sku: $s, name: $n, ean: $e) { id } }",
@@ -129,7 +165,9 @@ async fn setup_merchant(api: &Api, sandbox: &Sandbox) -> anyhow::Result<String> 
         }
     }
     // The real OAuth flow: the authorize page approves at once and redirects to our callback.
-    let data = api.call("mutation($m: ID!) { connectFortnox(merchantId: $m) }", vars).await?;
+    let data = api
+        .call("mutation($m: ID!) { connectFortnox(merchantId: $m) }", vars)
+        .await?;
     let authorize = data["connectFortnox"].as_str().unwrap_or_default();
     let page = reqwest::get(authorize).await?.text().await?;
     if !page.contains("Fortnox connected") {
@@ -146,10 +184,19 @@ async fn simulated_warehouse(api: Api) {
         let Ok(data) = api.call("{ orders(states: [SENT], first: 200) { edges { node { id lines { id pickQuantity } } } } }", json!({})).await else {
             continue;
         };
-        for edge in data["orders"]["edges"].as_array().cloned().unwrap_or_default() {
+        for edge in data["orders"]["edges"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
             let node = &edge["node"];
             let id = node["id"].as_str().unwrap_or_default().to_owned();
-            if first_seen.entry(id.clone()).or_insert_with(Instant::now).elapsed() < SHIPPING_DELAY {
+            if first_seen
+                .entry(id.clone())
+                .or_insert_with(Instant::now)
+                .elapsed()
+                < SHIPPING_DELAY
+            {
                 continue;
             }
             let lines: Vec<Value> = node["lines"]

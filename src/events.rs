@@ -50,7 +50,11 @@ impl Default for EventBus {
 
 /// PostgreSQL: feeds the bus from `NOTIFY order_state_changed`, so that a subscriber on any
 /// process sees every change. Runs until `shutdown`; reconnects when the connection drops.
-pub async fn listen_postgres(pool: sqlx::PgPool, bus: EventBus, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn listen_postgres(
+    pool: sqlx::PgPool,
+    bus: EventBus,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
@@ -89,8 +93,22 @@ pub async fn listen_postgres(pool: sqlx::PgPool, bus: EventBus, mut shutdown: to
     }
 }
 
-async fn load_event(pool: &sqlx::PgPool, event_id: i64) -> Result<Option<OrderStateChanged>, sqlx::Error> {
-    type Row = (i64, i64, i64, Option<String>, Option<String>, String, String, Option<String>, bool, DateTime<Utc>);
+async fn load_event(
+    pool: &sqlx::PgPool,
+    event_id: i64,
+) -> Result<Option<OrderStateChanged>, sqlx::Error> {
+    type Row = (
+        i64,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        bool,
+        DateTime<Utc>,
+    );
     let row: Option<Row> = sqlx::query_as(
         "SELECT id, order_id, merchant_id, from_state, to_state, cause, actor, message, forced, created_at \
          FROM order_events WHERE id = $1 AND kind = 'TRANSITION'",
@@ -98,18 +116,20 @@ async fn load_event(pool: &sqlx::PgPool, event_id: i64) -> Result<Option<OrderSt
     .bind(event_id)
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|(event_id, order_id, merchant_id, from, to, cause, actor, message, forced, at)| {
-        Some(OrderStateChanged {
-            event_id,
-            order_id,
-            merchant_id,
-            from: from?.parse().ok()?,
-            to: to?.parse().ok()?,
-            cause,
-            actor,
-            message,
-            forced,
-            at,
-        })
-    }))
+    Ok(row.and_then(
+        |(event_id, order_id, merchant_id, from, to, cause, actor, message, forced, at)| {
+            Some(OrderStateChanged {
+                event_id,
+                order_id,
+                merchant_id,
+                from: from?.parse().ok()?,
+                to: to?.parse().ok()?,
+                cause,
+                actor,
+                message,
+                forced,
+                at,
+            })
+        },
+    ))
 }

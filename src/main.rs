@@ -10,7 +10,10 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,apalis=warn")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,apalis=warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -33,26 +36,48 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::PrintSchema { output } => {
             let sdl = graphql::sdl();
             match output {
-                Some(path) => std::fs::write(&path, sdl).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display())),
+                Some(path) => std::fs::write(&path, sdl)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display())),
                 None => {
                     print!("{sdl}");
                     Ok(())
                 }
             }
         }
-        Command::Token { role, merchants, ttl, sub } => {
+        Command::Token {
+            role,
+            merchants,
+            ttl,
+            sub,
+        } => {
             let secret = config
                 .jwt_secret
                 .ok_or_else(|| anyhow::anyhow!("JWT_SECRET is not set: set it to the server's secret so that the server accepts the token"))?;
             let ttl = chrono::Duration::from_std(*ttl)?;
-            let claims = Claims { sub, exp: (chrono::Utc::now() + ttl).timestamp(), role, merchants };
+            let claims = Claims {
+                sub,
+                exp: (chrono::Utc::now() + ttl).timestamp(),
+                role,
+                merchants,
+            };
             println!("{}", JwtKeys::new(&secret).issue(&claims)?);
             Ok(())
         }
         Command::Seed => seed(config).await,
         Command::Demo => fortnox_fulfilment::demo::run(config).await,
-        Command::Sandbox { bind, seed, client_id, client_secret } => {
-            fortnox_fulfilment::fortnox::sandbox::run_standalone(bind, client_id, client_secret, seed.is_some()).await
+        Command::Sandbox {
+            bind,
+            seed,
+            client_id,
+            client_secret,
+        } => {
+            fortnox_fulfilment::fortnox::sandbox::run_standalone(
+                bind,
+                client_id,
+                client_secret,
+                seed.is_some(),
+            )
+            .await
         }
     }
 }
@@ -66,7 +91,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 "JWT_SECRET is not set: using a generated development secret for this run only. \
                  Set JWT_SECRET in production. Development secret: {secret}"
             );
-            let admin = Claims { sub: "dev-admin".into(), exp: (chrono::Utc::now() + chrono::Duration::hours(12)).timestamp(), role: fortnox_fulfilment::auth::Role::Admin, merchants: vec![] };
+            let admin = Claims {
+                sub: "dev-admin".into(),
+                exp: (chrono::Utc::now() + chrono::Duration::hours(12)).timestamp(),
+                role: fortnox_fulfilment::auth::Role::Admin,
+                merchants: vec![],
+            };
             let token = JwtKeys::new(&secret).issue(&admin)?;
             tracing::warn!("development admin token (12 h): {token}");
             secret
@@ -75,7 +105,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let app = App::build(&config, &secret).await?;
     let listener = tokio::net::TcpListener::bind(config.bind_addr)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e} (set BIND_ADDR to a free address)", config.bind_addr))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e} (set BIND_ADDR to a free address)",
+                config.bind_addr
+            )
+        })?;
     app.serve(listener, shutdown_signal()).await
 }
 
@@ -97,24 +132,42 @@ async fn seed(config: Config) -> anyhow::Result<()> {
         depth_mm: None,
         price: None,
     };
-    store.create_product(product).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    store.add_shipping_rule(merchant.id, "DHL*", "DHL_EXPRESS_WORLDWIDE").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    store
+        .create_product(product)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    store
+        .add_shipping_rule(merchant.id, "DHL*", "DHL_EXPRESS_WORLDWIDE")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let quantities = [("1", "2"), ("2", "1"), ("3", "0")];
     for (document, quantity) in quantities {
         let order = NewOrder {
             merchant_id: merchant.id,
             fortnox_document_number: document.to_owned(),
             way_of_delivery: Some("DHL".into()),
-            delivery_address: Some(serde_json::json!({"name": "Anna Andersson", "street": "Storgatan 1", "zip_code": "111 22", "city": "Stockholm", "country": "Sverige", "country_code": "SE"})),
+            delivery_address: Some(
+                serde_json::json!({"name": "Anna Andersson", "street": "Storgatan 1", "zip_code": "111 22", "city": "Stockholm", "country": "Sverige", "country_code": "SE"}),
+            ),
             fortnox_snapshot: serde_json::json!({
                 "DocumentNumber": document, "CustomerName": "Anna Andersson", "Address1": "Storgatan 1",
                 "ZipCode": "111 22", "City": "Stockholm", "Country": "Sverige", "WayOfDelivery": "DHL",
                 "DeliveryState": "delivery", "WarehouseReady": false, "NotCompleted": false,
             }),
-            lines: vec![NewOrderLine { fortnox_row_id: Some(1), article_number: Some("ART-1".into()), description: "T-shirt".into(), ordered_quantity: quantity.into() }],
+            lines: vec![NewOrderLine {
+                fortnox_row_id: Some(1),
+                article_number: Some("ART-1".into()),
+                description: "T-shirt".into(),
+                ordered_quantity: quantity.into(),
+            }],
         };
         if let Some(order) = store.insert_order(order).await? {
-            jobs::enqueue_state_job(&store, order.id, fortnox_fulfilment::domain::OrderState::Imported).await?;
+            jobs::enqueue_state_job(
+                &store,
+                order.id,
+                fortnox_fulfilment::domain::OrderState::Imported,
+            )
+            .await?;
             println!("order {} (Fortnox {document})", order.id);
         }
     }

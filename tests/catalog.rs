@@ -54,32 +54,87 @@ async fn products_are_created_updated_and_listed_page_by_page() {
     assert_eq!(product["sku"], "ART-1", "the SKU is trimmed: {body}");
     assert_eq!(product["name"], "T-shirt");
     assert_eq!(product["merchantId"], merchant.to_string());
-    assert_eq!((product["ean"].as_str(), product["weightGrams"].as_i64(), product["price"].as_str()), (Some("7350000000017"), Some(250), Some("199.50")));
-    assert_eq!((product["widthMm"].as_i64(), product["heightMm"].as_i64(), product["depthMm"].as_i64()), (Some(100), Some(50), Some(20)));
+    assert_eq!(
+        (
+            product["ean"].as_str(),
+            product["weightGrams"].as_i64(),
+            product["price"].as_str()
+        ),
+        (Some("7350000000017"), Some(250), Some("199.50"))
+    );
+    assert_eq!(
+        (
+            product["widthMm"].as_i64(),
+            product["heightMm"].as_i64(),
+            product["depthMm"].as_i64()
+        ),
+        (Some(100), Some(50), Some(20))
+    );
     let id = product["id"].as_str().unwrap().to_owned();
 
     // The same SKU again is refused with an error that says so; so are bad inputs.
     let body = create(&app, &me, merchant, "ART-1").await;
     assert_eq!(error_code(&body), Some("DUPLICATE_SKU"), "{body}");
-    assert!(error_message(&body).contains("ART-1") && error_message(&body).contains("already exists"), "{body}");
+    assert!(
+        error_message(&body).contains("ART-1") && error_message(&body).contains("already exists"),
+        "{body}"
+    );
     let body = create(&app, &me, merchant, "   ").await;
     assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
     assert!(error_message(&body).contains("sku"), "{body}");
-    let body = app.graphql(&me, CREATE, json!({ "m": merchant.to_string(), "sku": "ART-X", "name": "X", "price": "12,50" })).await;
+    let body = app
+        .graphql(
+            &me,
+            CREATE,
+            json!({ "m": merchant.to_string(), "sku": "ART-X", "name": "X", "price": "12,50" }),
+        )
+        .await;
     assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
     assert!(error_message(&body).contains("decimal point"), "{body}");
-    let body = app.graphql(&me, CREATE, json!({ "m": merchant.to_string(), "sku": "ART-X", "name": "X", "w": -1 })).await;
+    let body = app
+        .graphql(
+            &me,
+            CREATE,
+            json!({ "m": merchant.to_string(), "sku": "ART-X", "name": "X", "w": -1 }),
+        )
+        .await;
     assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
 
     // Update: given fields change, null clears, omitted stay; the SKU is not an argument.
     let update = "mutation($id: ID!) { updateProduct(id: $id, name: \"Blue T-shirt\", ean: null, price: \"149.00\") { id sku name ean weightGrams price } }";
     let body = app.graphql(&me, update, json!({ "id": id })).await;
     let updated = &body["data"]["updateProduct"];
-    assert_eq!((updated["sku"].as_str(), updated["name"].as_str()), (Some("ART-1"), Some("Blue T-shirt")), "{body}");
-    assert_eq!((updated["ean"].clone(), updated["weightGrams"].as_i64(), updated["price"].as_str()), (Value::Null, Some(250), Some("149.00")));
-    let body = app.graphql(&me, "mutation($id: ID!) { updateProduct(id: $id, sku: \"NEW\") { id } }", json!({ "id": id })).await;
-    assert!(body["errors"].is_array() && body["data"].is_null(), "the SKU cannot be changed: {body}");
-    let body = app.graphql(&me, "mutation($id: ID!) { updateProduct(id: $id, price: \"-3\") { id } }", json!({ "id": id })).await;
+    assert_eq!(
+        (updated["sku"].as_str(), updated["name"].as_str()),
+        (Some("ART-1"), Some("Blue T-shirt")),
+        "{body}"
+    );
+    assert_eq!(
+        (
+            updated["ean"].clone(),
+            updated["weightGrams"].as_i64(),
+            updated["price"].as_str()
+        ),
+        (Value::Null, Some(250), Some("149.00"))
+    );
+    let body = app
+        .graphql(
+            &me,
+            "mutation($id: ID!) { updateProduct(id: $id, sku: \"NEW\") { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert!(
+        body["errors"].is_array() && body["data"].is_null(),
+        "the SKU cannot be changed: {body}"
+    );
+    let body = app
+        .graphql(
+            &me,
+            "mutation($id: ID!) { updateProduct(id: $id, price: \"-3\") { id } }",
+            json!({ "id": id }),
+        )
+        .await;
     assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
 
     // Seven products in all, listed three at a time in creation order.
@@ -91,32 +146,74 @@ async fn products_are_created_updated_and_listed_page_by_page() {
     let mut after: Option<String> = None;
     let mut pages = 0;
     loop {
-        let body = app.graphql(&me, PAGE, json!({ "m": merchant.to_string(), "first": 3, "after": after })).await;
+        let body = app
+            .graphql(
+                &me,
+                PAGE,
+                json!({ "m": merchant.to_string(), "first": 3, "after": after }),
+            )
+            .await;
         let connection = &body["data"]["products"];
-        let edges = connection["edges"].as_array().unwrap_or_else(|| panic!("{body}"));
-        skus.extend(edges.iter().map(|e| e["node"]["sku"].as_str().unwrap().to_owned()));
+        let edges = connection["edges"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"));
+        skus.extend(
+            edges
+                .iter()
+                .map(|e| e["node"]["sku"].as_str().unwrap().to_owned()),
+        );
         assert_eq!(connection["pageInfo"]["hasPreviousPage"], after.is_some());
         pages += 1;
         if connection["pageInfo"]["hasNextPage"] != true {
             break;
         }
-        after = Some(connection["pageInfo"]["endCursor"].as_str().unwrap().to_owned());
+        after = Some(
+            connection["pageInfo"]["endCursor"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     assert_eq!(pages, 3);
-    assert_eq!(skus, (1..=7).map(|n| format!("ART-{n}")).collect::<Vec<_>>());
+    assert_eq!(
+        skus,
+        (1..=7).map(|n| format!("ART-{n}")).collect::<Vec<_>>()
+    );
 
     // The warehouse and partners read products; a partner cannot write them.
     let warehouse = token(Role::Warehouse, vec![]);
-    let body = app.graphql(&warehouse, PAGE, json!({ "m": merchant.to_string(), "first": 50 })).await;
-    assert_eq!(body["data"]["products"]["edges"].as_array().map(Vec::len), Some(7), "{body}");
+    let body = app
+        .graphql(
+            &warehouse,
+            PAGE,
+            json!({ "m": merchant.to_string(), "first": 50 }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["products"]["edges"].as_array().map(Vec::len),
+        Some(7),
+        "{body}"
+    );
     let partner = token(Role::Partner, vec![merchant]);
-    let body = app.graphql(&partner, "query($id: ID!) { product(id: $id) { sku } }", json!({ "id": id })).await;
+    let body = app
+        .graphql(
+            &partner,
+            "query($id: ID!) { product(id: $id) { sku } }",
+            json!({ "id": id }),
+        )
+        .await;
     assert_eq!(body["data"]["product"]["sku"], "ART-1", "{body}");
     let body = create(&app, &partner, merchant, "ART-P").await;
     assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
     let body = create(&app, &warehouse, merchant, "ART-W").await;
     assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
-    let body = app.graphql(&partner, "mutation($id: ID!) { updateProduct(id: $id, name: \"x\") { id } }", json!({ "id": id })).await;
+    let body = app
+        .graphql(
+            &partner,
+            "mutation($id: ID!) { updateProduct(id: $id, name: \"x\") { id } }",
+            json!({ "id": id }),
+        )
+        .await;
     assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
 
     // An admin may create for any merchant; a missing merchant is not found.
@@ -132,18 +229,51 @@ async fn another_tenants_products_are_not_found() {
     let app = TestApp::spawn().await;
     let mine = create_merchant(app.store(), "Mine").await;
     let theirs = create_merchant(app.store(), "Theirs").await;
-    let body = create(&app, &token(Role::Merchant, vec![theirs]), theirs, "SECRET-1").await;
-    let their_product = body["data"]["createProduct"]["id"].as_str().unwrap_or_else(|| panic!("{body}")).to_owned();
+    let body = create(
+        &app,
+        &token(Role::Merchant, vec![theirs]),
+        theirs,
+        "SECRET-1",
+    )
+    .await;
+    let their_product = body["data"]["createProduct"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
     let me = token(Role::Merchant, vec![mine]);
 
-    let body = app.graphql(&me, "query($id: ID!) { product(id: $id) { sku } }", json!({ "id": their_product })).await;
+    let body = app
+        .graphql(
+            &me,
+            "query($id: ID!) { product(id: $id) { sku } }",
+            json!({ "id": their_product }),
+        )
+        .await;
     assert_eq!(body["data"]["product"], Value::Null, "{body}");
-    let body = app.graphql(&me, "mutation($id: ID!) { updateProduct(id: $id, name: \"mine now\") { id } }", json!({ "id": their_product })).await;
+    let body = app
+        .graphql(
+            &me,
+            "mutation($id: ID!) { updateProduct(id: $id, name: \"mine now\") { id } }",
+            json!({ "id": their_product }),
+        )
+        .await;
     assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
     assert_eq!(error_message(&body), "product not found");
-    let body = app.graphql(&me, "mutation { updateProduct(id: \"999999\", name: \"x\") { id } }", json!({})).await;
-    assert_eq!(error_message(&body), "product not found", "a missing product reads the same: {body}");
-    let body = app.graphql(&me, PAGE, json!({ "m": theirs.to_string() })).await;
+    let body = app
+        .graphql(
+            &me,
+            "mutation { updateProduct(id: \"999999\", name: \"x\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        error_message(&body),
+        "product not found",
+        "a missing product reads the same: {body}"
+    );
+    let body = app
+        .graphql(&me, PAGE, json!({ "m": theirs.to_string() }))
+        .await;
     assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
     let body = create(&app, &me, theirs, "INTRUDER").await;
     assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
@@ -161,15 +291,46 @@ async fn shipping_rules_are_added_listed_and_removed() {
     let me = token(Role::Merchant, vec![merchant]);
     let m = merchant.to_string();
 
-    let body = app.graphql(&me, ADD_RULE, json!({ "m": m, "p": " DHL* ", "c": "DHL_PARCEL_CONNECT" })).await;
+    let body = app
+        .graphql(
+            &me,
+            ADD_RULE,
+            json!({ "m": m, "p": " DHL* ", "c": "DHL_PARCEL_CONNECT" }),
+        )
+        .await;
     let rule = &body["data"]["addShippingRule"];
-    assert_eq!((rule["pattern"].as_str(), rule["literalCharacters"].as_i64()), (Some("DHL*"), Some(3)), "{body}");
-    assert_eq!(rule["shippingMethod"], json!({ "code": "DHL_PARCEL_CONNECT", "carrier": "DHL Parcel", "name": "DHL Parcel Connect" }));
+    assert_eq!(
+        (rule["pattern"].as_str(), rule["literalCharacters"].as_i64()),
+        (Some("DHL*"), Some(3)),
+        "{body}"
+    );
+    assert_eq!(
+        rule["shippingMethod"],
+        json!({ "code": "DHL_PARCEL_CONNECT", "carrier": "DHL Parcel", "name": "DHL Parcel Connect" })
+    );
     let dhl = rule["id"].as_str().unwrap().to_owned();
-    let body = app.graphql(&me, ADD_RULE, json!({ "m": m, "p": "*", "c": "postnord_mypack_home" })).await;
-    assert_eq!(body["data"]["addShippingRule"]["shippingMethod"]["code"], "POSTNORD_MYPACK_HOME", "codes ignore case: {body}");
-    let body = app.graphql(&me, ADD_RULE, json!({ "m": m, "p": "DHL-Express*", "c": "DHL_EXPRESS_DOMESTIC" })).await;
-    let express = body["data"]["addShippingRule"]["id"].as_str().unwrap_or_else(|| panic!("{body}")).to_owned();
+    let body = app
+        .graphql(
+            &me,
+            ADD_RULE,
+            json!({ "m": m, "p": "*", "c": "postnord_mypack_home" }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["addShippingRule"]["shippingMethod"]["code"], "POSTNORD_MYPACK_HOME",
+        "codes ignore case: {body}"
+    );
+    let body = app
+        .graphql(
+            &me,
+            ADD_RULE,
+            json!({ "m": m, "p": "DHL-Express*", "c": "DHL_EXPRESS_DOMESTIC" }),
+        )
+        .await;
+    let express = body["data"]["addShippingRule"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
 
     // Listed most specific first, with their methods.
     let body = app.graphql(&me, RULES, json!({ "m": m })).await;
@@ -177,51 +338,132 @@ async fn shipping_rules_are_added_listed_and_removed() {
         .as_array()
         .unwrap_or_else(|| panic!("{body}"))
         .iter()
-        .map(|r| (r["pattern"].as_str().unwrap(), r["literalCharacters"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r["pattern"].as_str().unwrap(),
+                r["literalCharacters"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(listed, vec![("DHL-Express*", 11), ("DHL*", 3), ("*", 0)]);
 
     // Refusals that say what to do.
-    let body = app.graphql(&me, ADD_RULE, json!({ "m": m, "p": "   ", "c": "DHL_PARCEL_CONNECT" })).await;
+    let body = app
+        .graphql(
+            &me,
+            ADD_RULE,
+            json!({ "m": m, "p": "   ", "c": "DHL_PARCEL_CONNECT" }),
+        )
+        .await;
     assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
     assert!(error_message(&body).contains("empty"), "{body}");
-    let body = app.graphql(&me, ADD_RULE, json!({ "m": m, "p": "A\tB", "c": "DHL_PARCEL_CONNECT" })).await;
+    let body = app
+        .graphql(
+            &me,
+            ADD_RULE,
+            json!({ "m": m, "p": "A\tB", "c": "DHL_PARCEL_CONNECT" }),
+        )
+        .await;
     assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
-    let body = app.graphql(&me, ADD_RULE, json!({ "m": m, "p": "x".repeat(101), "c": "DHL_PARCEL_CONNECT" })).await;
+    let body = app
+        .graphql(
+            &me,
+            ADD_RULE,
+            json!({ "m": m, "p": "x".repeat(101), "c": "DHL_PARCEL_CONNECT" }),
+        )
+        .await;
     assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
-    let body = app.graphql(&me, ADD_RULE, json!({ "m": m, "p": "UPS*", "c": "UPS_STANDARD" })).await;
+    let body = app
+        .graphql(
+            &me,
+            ADD_RULE,
+            json!({ "m": m, "p": "UPS*", "c": "UPS_STANDARD" }),
+        )
+        .await;
     assert_eq!(error_code(&body), Some("UNKNOWN_SHIPPING_METHOD"), "{body}");
-    assert!(error_message(&body).contains("UPS_STANDARD") && error_message(&body).contains("shippingMethods"), "{body}");
-    assert!(error_message(&body).contains("DHL_PARCEL_CONNECT"), "the known codes are listed: {body}");
-    let body = app.graphql(&me, ADD_RULE, json!({ "m": m, "p": "dhl*", "c": "GLS_BUSINESS_PARCEL" })).await;
+    assert!(
+        error_message(&body).contains("UPS_STANDARD")
+            && error_message(&body).contains("shippingMethods"),
+        "{body}"
+    );
+    assert!(
+        error_message(&body).contains("DHL_PARCEL_CONNECT"),
+        "the known codes are listed: {body}"
+    );
+    let body = app
+        .graphql(
+            &me,
+            ADD_RULE,
+            json!({ "m": m, "p": "dhl*", "c": "GLS_BUSINESS_PARCEL" }),
+        )
+        .await;
     assert_eq!(error_code(&body), Some("DUPLICATE_SHIPPING_RULE"), "{body}");
 
     // Scope and roles: partners read, the warehouse does not, only merchants and admins write.
     let partner = token(Role::Partner, vec![merchant]);
     let body = app.graphql(&partner, RULES, json!({ "m": m })).await;
-    assert_eq!(body["data"]["shippingRules"].as_array().map(Vec::len), Some(3), "{body}");
-    let body = app.graphql(&partner, ADD_RULE, json!({ "m": m, "p": "GLS*", "c": "GLS_BUSINESS_PARCEL" })).await;
+    assert_eq!(
+        body["data"]["shippingRules"].as_array().map(Vec::len),
+        Some(3),
+        "{body}"
+    );
+    let body = app
+        .graphql(
+            &partner,
+            ADD_RULE,
+            json!({ "m": m, "p": "GLS*", "c": "GLS_BUSINESS_PARCEL" }),
+        )
+        .await;
     assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
-    let body = app.graphql(&partner, REMOVE_RULE, json!({ "id": dhl })).await;
+    let body = app
+        .graphql(&partner, REMOVE_RULE, json!({ "id": dhl }))
+        .await;
     assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
-    let body = app.graphql(&token(Role::Warehouse, vec![]), RULES, json!({ "m": m })).await;
+    let body = app
+        .graphql(&token(Role::Warehouse, vec![]), RULES, json!({ "m": m }))
+        .await;
     assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
     let stranger = token(Role::Merchant, vec![other]);
     let body = app.graphql(&stranger, RULES, json!({ "m": m })).await;
     assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
-    let body = app.graphql(&stranger, ADD_RULE, json!({ "m": m, "p": "GLS*", "c": "GLS_BUSINESS_PARCEL" })).await;
+    let body = app
+        .graphql(
+            &stranger,
+            ADD_RULE,
+            json!({ "m": m, "p": "GLS*", "c": "GLS_BUSINESS_PARCEL" }),
+        )
+        .await;
     assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
-    let body = app.graphql(&stranger, REMOVE_RULE, json!({ "id": dhl })).await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "another tenant's rule is not found: {body}");
+    let body = app
+        .graphql(&stranger, REMOVE_RULE, json!({ "id": dhl }))
+        .await;
+    assert_eq!(
+        error_code(&body),
+        Some("NOT_FOUND"),
+        "another tenant's rule is not found: {body}"
+    );
 
     let body = app.graphql(&me, REMOVE_RULE, json!({ "id": dhl })).await;
-    assert_eq!(body["data"]["removeShippingRule"], json!({ "id": dhl, "pattern": "DHL*" }), "{body}");
+    assert_eq!(
+        body["data"]["removeShippingRule"],
+        json!({ "id": dhl, "pattern": "DHL*" }),
+        "{body}"
+    );
     let body = app.graphql(&me, REMOVE_RULE, json!({ "id": dhl })).await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "removed twice: {body}");
-    let body = app.graphql(&admin_token(), REMOVE_RULE, json!({ "id": express })).await;
+    assert_eq!(
+        error_code(&body),
+        Some("NOT_FOUND"),
+        "removed twice: {body}"
+    );
+    let body = app
+        .graphql(&admin_token(), REMOVE_RULE, json!({ "id": express }))
+        .await;
     assert!(body["errors"].is_null(), "admins remove any rule: {body}");
     let body = app.graphql(&me, RULES, json!({ "m": m })).await;
-    assert_eq!(body["data"]["shippingRules"], json!([{ "id": body["data"]["shippingRules"][0]["id"], "pattern": "*", "literalCharacters": 0, "shippingMethod": { "code": "POSTNORD_MYPACK_HOME", "carrier": "PostNord", "name": "PostNord MyPack Home" } }]));
+    assert_eq!(
+        body["data"]["shippingRules"],
+        json!([{ "id": body["data"]["shippingRules"][0]["id"], "pattern": "*", "literalCharacters": 0, "shippingMethod": { "code": "POSTNORD_MYPACK_HOME", "carrier": "PostNord", "name": "PostNord MyPack Home" } }])
+    );
     app.stop().await;
 }
 
@@ -229,9 +471,19 @@ async fn shipping_rules_are_added_listed_and_removed() {
 async fn reserved_order(app: &TestApp, merchant: i64, document: &str) -> (i64, usize) {
     let order = insert_order(app.store(), merchant, document).await;
     let force = "mutation($id: ID!) { forceOrderState(orderId: $id, state: RESERVED, reason: \"waiting for the catalogue\") { state } }";
-    let body = app.graphql(&admin_token(), force, json!({ "id": order.to_string() })).await;
-    assert_eq!(body["data"]["forceOrderState"]["state"], "RESERVED", "{body}");
-    (order, order_tasks(app.store(), "validate_order", order).await.len())
+    let body = app
+        .graphql(&admin_token(), force, json!({ "id": order.to_string() }))
+        .await;
+    assert_eq!(
+        body["data"]["forceOrderState"]["state"], "RESERVED",
+        "{body}"
+    );
+    (
+        order,
+        order_tasks(app.store(), "validate_order", order)
+            .await
+            .len(),
+    )
 }
 
 #[tokio::test]
@@ -245,29 +497,70 @@ async fn a_new_product_or_rule_queues_a_recheck_of_reserved_orders() {
 
     let body = create(&app, &me, merchant, "ART-1").await;
     assert!(body["errors"].is_null(), "{body}");
-    assert_eq!(order_tasks(app.store(), "validate_order", order).await.len(), before + 1, "the RESERVED order is re-checked");
-    assert_eq!(order_tasks(app.store(), "validate_order", other_order).await.len(), other_before, "another merchant's order is not");
+    assert_eq!(
+        order_tasks(app.store(), "validate_order", order)
+            .await
+            .len(),
+        before + 1,
+        "the RESERVED order is re-checked"
+    );
+    assert_eq!(
+        order_tasks(app.store(), "validate_order", other_order)
+            .await
+            .len(),
+        other_before,
+        "another merchant's order is not"
+    );
 
-    let body = app.graphql(&me, ADD_RULE, json!({ "m": merchant.to_string(), "p": "DHL", "c": "DHL_PARCEL_CONNECT" })).await;
+    let body = app
+        .graphql(
+            &me,
+            ADD_RULE,
+            json!({ "m": merchant.to_string(), "p": "DHL", "c": "DHL_PARCEL_CONNECT" }),
+        )
+        .await;
     assert!(body["errors"].is_null(), "{body}");
     let tasks = order_tasks(app.store(), "validate_order", order).await;
-    assert!(tasks.len() >= before + 2, "adding a rule re-checks too: {tasks:?}");
-    assert_eq!(order_tasks(app.store(), "validate_order", other_order).await.len(), other_before);
+    assert!(
+        tasks.len() >= before + 2,
+        "adding a rule re-checks too: {tasks:?}"
+    );
+    assert_eq!(
+        order_tasks(app.store(), "validate_order", other_order)
+            .await
+            .len(),
+        other_before
+    );
     app.stop().await;
 }
 
 fn way(code: &str, description: &str) -> WayOfDelivery {
-    WayOfDelivery { url: None, code: code.into(), description: Some(description.into()), description_english: None }
+    WayOfDelivery {
+        url: None,
+        code: code.into(),
+        description: Some(description.into()),
+        description_english: None,
+    }
 }
 
 #[tokio::test]
 async fn the_mapping_preview_shows_each_fortnox_way_of_delivery() {
-    let sandbox = Sandbox::start(SandboxConfig { rate_limit: None, ..SandboxConfig::default() }).await.expect("sandbox");
+    let sandbox = Sandbox::start(SandboxConfig {
+        rate_limit: None,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox");
     let sb = sandbox.handle();
     sb.create_tenant(TENANT, None);
     sb.add_ways_of_delivery(
         TENANT,
-        vec![way("DHL", "DHL Paket"), way("DHL-EXP", "DHL Express"), way("PN2", "PostNord MyPack Home"), way("UPS", "UPS Standard")],
+        vec![
+            way("DHL", "DHL Paket"),
+            way("DHL-EXP", "DHL Express"),
+            way("PN2", "PostNord MyPack Home"),
+            way("UPS", "UPS Standard"),
+        ],
     );
     let (api, auth) = (sandbox.api_base(), sandbox.auth_base());
     let app = TestApp::spawn_with(|config| {
@@ -280,30 +573,69 @@ async fn the_mapping_preview_shows_each_fortnox_way_of_delivery() {
     .await;
     let merchant = create_merchant(app.store(), "Connected").await;
     let unconnected = create_merchant(app.store(), "Not connected").await;
-    let tokens = DbTokenStore::new(app.store().pool.clone(), TokenCipher::from_key_text(KEY).expect("key"));
+    let tokens = DbTokenStore::new(
+        app.store().pool.clone(),
+        TokenCipher::from_key_text(KEY).expect("key"),
+    );
     let issued = sb.issue_tokens(TENANT);
-    tokens.save(&merchant.to_string(), &TokenSet::from_response(issued, chrono::Utc::now())).await.expect("save tokens");
+    tokens
+        .save(
+            &merchant.to_string(),
+            &TokenSet::from_response(issued, chrono::Utc::now()),
+        )
+        .await
+        .expect("save tokens");
 
     let me = token(Role::Merchant, vec![merchant, unconnected]);
     let m = merchant.to_string();
-    for (pattern, code) in [("DHL*", "DHL_PARCEL_CONNECT"), ("*DHL", "DHL_EXPRESS_DOMESTIC"), ("postnord*", "POSTNORD_MYPACK_HOME")] {
-        let body = app.graphql(&me, ADD_RULE, json!({ "m": m, "p": pattern, "c": code })).await;
+    for (pattern, code) in [
+        ("DHL*", "DHL_PARCEL_CONNECT"),
+        ("*DHL", "DHL_EXPRESS_DOMESTIC"),
+        ("postnord*", "POSTNORD_MYPACK_HOME"),
+    ] {
+        let body = app
+            .graphql(&me, ADD_RULE, json!({ "m": m, "p": pattern, "c": code }))
+            .await;
         assert!(body["errors"].is_null(), "{body}");
     }
 
     let body = app.graphql(&me, MAPPINGS, json!({ "m": m })).await;
-    let mappings = body["data"]["wayOfDeliveryMappings"].as_array().unwrap_or_else(|| panic!("{body}"));
-    let codes: Vec<&str> = mappings.iter().map(|w| w["code"].as_str().unwrap()).collect();
-    assert_eq!(codes, vec!["DHL", "DHL-EXP", "PN2", "UPS"], "every way of delivery, by code");
+    let mappings = body["data"]["wayOfDeliveryMappings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"));
+    let codes: Vec<&str> = mappings
+        .iter()
+        .map(|w| w["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        vec!["DHL", "DHL-EXP", "PN2", "UPS"],
+        "every way of delivery, by code"
+    );
 
     // DHL: `DHL*` and `*DHL` both match with 3 literal characters and different methods.
     let dhl = &mappings[0];
-    assert_eq!((dhl["outcome"].as_str(), dhl["description"].as_str()), (Some("CONFLICT"), Some("DHL Paket")), "{dhl}");
-    assert_eq!((dhl["rule"].clone(), dhl["shippingMethod"].clone()), (Value::Null, Value::Null));
-    let tied: HashSet<&str> = dhl["conflictingRules"].as_array().unwrap().iter().map(|r| r["pattern"].as_str().unwrap()).collect();
+    assert_eq!(
+        (dhl["outcome"].as_str(), dhl["description"].as_str()),
+        (Some("CONFLICT"), Some("DHL Paket")),
+        "{dhl}"
+    );
+    assert_eq!(
+        (dhl["rule"].clone(), dhl["shippingMethod"].clone()),
+        (Value::Null, Value::Null)
+    );
+    let tied: HashSet<&str> = dhl["conflictingRules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["pattern"].as_str().unwrap())
+        .collect();
     assert_eq!(tied, HashSet::from(["DHL*", "*DHL"]));
     let message = dhl["message"].as_str().unwrap();
-    assert!(message.contains("DHL*") && message.contains("*DHL") && message.contains("remove"), "{message}");
+    assert!(
+        message.contains("DHL*") && message.contains("*DHL") && message.contains("remove"),
+        "{message}"
+    );
 
     // DHL-EXP: only `DHL*` matches.
     assert_eq!(mappings[1]["outcome"], "MATCHED", "{}", mappings[1]);
@@ -312,38 +644,98 @@ async fn the_mapping_preview_shows_each_fortnox_way_of_delivery() {
     assert_eq!(mappings[1]["conflictingRules"], json!([]));
     // PN2: matched through its description, case-insensitively.
     assert_eq!(mappings[2]["outcome"], "MATCHED", "{}", mappings[2]);
-    assert_eq!(mappings[2]["shippingMethod"]["code"], "POSTNORD_MYPACK_HOME");
+    assert_eq!(
+        mappings[2]["shippingMethod"]["code"],
+        "POSTNORD_MYPACK_HOME"
+    );
     // UPS: nothing matches.
     assert_eq!(mappings[3]["outcome"], "NO_MATCH", "{}", mappings[3]);
-    assert_eq!((mappings[3]["rule"].clone(), mappings[3]["shippingMethod"].clone()), (Value::Null, Value::Null));
-    assert!(mappings[3]["message"].as_str().unwrap().contains("addShippingRule"), "{}", mappings[3]);
+    assert_eq!(
+        (
+            mappings[3]["rule"].clone(),
+            mappings[3]["shippingMethod"].clone()
+        ),
+        (Value::Null, Value::Null)
+    );
+    assert!(
+        mappings[3]["message"]
+            .as_str()
+            .unwrap()
+            .contains("addShippingRule"),
+        "{}",
+        mappings[3]
+    );
 
     // Removing one of the tied rules settles the conflict.
-    let star_dhl = dhl["conflictingRules"].as_array().unwrap().iter().find(|r| r["pattern"] == "*DHL").unwrap()["id"].clone();
-    let body = app.graphql(&me, REMOVE_RULE, json!({ "id": star_dhl })).await;
+    let star_dhl = dhl["conflictingRules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["pattern"] == "*DHL")
+        .unwrap()["id"]
+        .clone();
+    let body = app
+        .graphql(&me, REMOVE_RULE, json!({ "id": star_dhl }))
+        .await;
     assert!(body["errors"].is_null(), "{body}");
     let body = app.graphql(&me, MAPPINGS, json!({ "m": m })).await;
-    assert_eq!(body["data"]["wayOfDeliveryMappings"][0]["outcome"], "MATCHED", "{body}");
-    assert_eq!(body["data"]["wayOfDeliveryMappings"][0]["shippingMethod"]["code"], "DHL_PARCEL_CONNECT");
+    assert_eq!(
+        body["data"]["wayOfDeliveryMappings"][0]["outcome"], "MATCHED",
+        "{body}"
+    );
+    assert_eq!(
+        body["data"]["wayOfDeliveryMappings"][0]["shippingMethod"]["code"],
+        "DHL_PARCEL_CONNECT"
+    );
 
     // Partners may look; the warehouse may not; other tenants get "not found".
-    let body = app.graphql(&token(Role::Partner, vec![merchant]), MAPPINGS, json!({ "m": m })).await;
-    assert_eq!(body["data"]["wayOfDeliveryMappings"].as_array().map(Vec::len), Some(4), "{body}");
-    let body = app.graphql(&token(Role::Warehouse, vec![]), MAPPINGS, json!({ "m": m })).await;
+    let body = app
+        .graphql(
+            &token(Role::Partner, vec![merchant]),
+            MAPPINGS,
+            json!({ "m": m }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["wayOfDeliveryMappings"]
+            .as_array()
+            .map(Vec::len),
+        Some(4),
+        "{body}"
+    );
+    let body = app
+        .graphql(&token(Role::Warehouse, vec![]), MAPPINGS, json!({ "m": m }))
+        .await;
     assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
-    let body = app.graphql(&token(Role::Merchant, vec![unconnected]), MAPPINGS, json!({ "m": m })).await;
+    let body = app
+        .graphql(
+            &token(Role::Merchant, vec![unconnected]),
+            MAPPINGS,
+            json!({ "m": m }),
+        )
+        .await;
     assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
 
     // Not connected, or access revoked: an error that says what to do.
-    let body = app.graphql(&me, MAPPINGS, json!({ "m": unconnected.to_string() })).await;
+    let body = app
+        .graphql(&me, MAPPINGS, json!({ "m": unconnected.to_string() }))
+        .await;
     assert_eq!(error_code(&body), Some("FORTNOX_NOT_CONNECTED"), "{body}");
     assert!(error_message(&body).contains("connectFortnox"), "{body}");
     sb.revoke_tokens(TENANT);
     let body = app.graphql(&me, MAPPINGS, json!({ "m": m })).await;
-    assert_eq!(error_code(&body), Some("FORTNOX_NEEDS_REAUTHORIZATION"), "{body}");
+    assert_eq!(
+        error_code(&body),
+        Some("FORTNOX_NEEDS_REAUTHORIZATION"),
+        "{body}"
+    );
     assert!(error_message(&body).contains("connectFortnox"), "{body}");
     let body = app.graphql(&me, MAPPINGS, json!({ "m": m })).await;
-    assert_eq!(error_code(&body), Some("FORTNOX_NEEDS_REAUTHORIZATION"), "stays so until reconnected: {body}");
+    assert_eq!(
+        error_code(&body),
+        Some("FORTNOX_NEEDS_REAUTHORIZATION"),
+        "stays so until reconnected: {body}"
+    );
 
     app.stop().await;
     sandbox.shutdown().await;
@@ -354,11 +746,21 @@ async fn concurrent_creations_of_one_sku_make_one_product() {
     let app = TestApp::spawn().await;
     let merchant = create_merchant(app.store(), "Mine").await;
     let me = token(Role::Merchant, vec![merchant]);
-    let bodies = futures::future::join_all((0..8).map(|_| create(&app, &me, merchant, "RACE-1"))).await;
+    let bodies =
+        futures::future::join_all((0..8).map(|_| create(&app, &me, merchant, "RACE-1"))).await;
     let created = bodies.iter().filter(|b| b["errors"].is_null()).count();
-    let duplicates = bodies.iter().filter(|b| error_code(b) == Some("DUPLICATE_SKU")).count();
+    let duplicates = bodies
+        .iter()
+        .filter(|b| error_code(b) == Some("DUPLICATE_SKU"))
+        .count();
     assert_eq!((created, duplicates), (1, 7), "{bodies:?}");
-    let body = app.graphql(&me, PAGE, json!({ "m": merchant.to_string() })).await;
-    assert_eq!(body["data"]["products"]["edges"].as_array().map(Vec::len), Some(1), "{body}");
+    let body = app
+        .graphql(&me, PAGE, json!({ "m": merchant.to_string() }))
+        .await;
+    assert_eq!(
+        body["data"]["products"]["edges"].as_array().map(Vec::len),
+        Some(1),
+        "{body}"
+    );
     app.stop().await;
 }

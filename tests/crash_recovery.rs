@@ -14,8 +14,15 @@ use fortnox_fulfilment::store::Store;
 const ORDERS: usize = 300;
 
 fn start_binary(db: &TestDb, log: &std::path::Path) -> Child {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
     Command::new(env!("CARGO_BIN_EXE_fortnox-fulfilment"))
         .arg("serve")
         .env("DATABASE_URL", &db.url)
@@ -34,8 +41,15 @@ fn start_binary(db: &TestDb, log: &std::path::Path) -> Child {
 }
 
 async fn count_in(store: &Store, state: OrderState) -> usize {
-    let filter = OrderFilter { merchant_id: None, states: vec![state] };
-    store.orders_page(&TenantScope::All, &filter, None, 10_000).await.expect("count").len()
+    let filter = OrderFilter {
+        merchant_id: None,
+        states: vec![state],
+    };
+    store
+        .orders_page(&TenantScope::All, &filter, None, 10_000)
+        .await
+        .expect("count")
+        .len()
 }
 
 #[tokio::test]
@@ -45,26 +59,53 @@ async fn sigkill_with_jobs_in_flight_then_restart_completes_every_job_once() {
     store.migrate().await.expect("migrate");
     let merchant = create_ready_merchant(&store, "M").await;
     for n in 0..ORDERS {
-        let order = store.insert_order(fixture_order(merchant, &n.to_string(), "1")).await.unwrap().unwrap();
-        enqueue_state_job(&store, order.id, OrderState::Imported).await.unwrap();
+        let order = store
+            .insert_order(fixture_order(merchant, &n.to_string(), "1"))
+            .await
+            .unwrap()
+            .unwrap();
+        enqueue_state_job(&store, order.id, OrderState::Imported)
+            .await
+            .unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("server.log");
 
     let mut first = start_binary(&db, &log);
-    let started = eventually(Duration::from_secs(60), || async { count_in(&store, OrderState::Sent).await > 0 }).await;
-    assert!(started, "the first process made progress; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    let started = eventually(Duration::from_secs(60), || async {
+        count_in(&store, OrderState::Sent).await > 0
+    })
+    .await;
+    assert!(
+        started,
+        "the first process made progress; log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     first.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
     first.wait().expect("reap");
     let sent_at_kill = count_in(&store, OrderState::Sent).await;
     eprintln!("{sent_at_kill} of {ORDERS} orders were SENT when the first process was killed");
-    assert!(sent_at_kill < ORDERS, "killed while work was left ({sent_at_kill} of {ORDERS} done)");
+    assert!(
+        sent_at_kill < ORDERS,
+        "killed while work was left ({sent_at_kill} of {ORDERS} done)"
+    );
 
     let mut second = start_binary(&db, &log);
-    let all_done = eventually(Duration::from_secs(120), || async { count_in(&store, OrderState::Sent).await == ORDERS }).await;
-    assert!(all_done, "every order reached SENT after the restart; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    let all_done = eventually(Duration::from_secs(120), || async {
+        count_in(&store, OrderState::Sent).await == ORDERS
+    })
+    .await;
+    assert!(
+        all_done,
+        "every order reached SENT after the restart; log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 
-    for order in store.orders_page(&TenantScope::All, &OrderFilter::default(), None, 10_000).await.unwrap() {
+    for order in store
+        .orders_page(&TenantScope::All, &OrderFilter::default(), None, 10_000)
+        .await
+        .unwrap()
+    {
         let transitions: Vec<_> = store
             .order_events(order.id)
             .await
@@ -73,19 +114,30 @@ async fn sigkill_with_jobs_in_flight_then_restart_completes_every_job_once() {
             .filter(|e| e.kind == "TRANSITION")
             .map(|e| e.to_state.unwrap_or_default())
             .collect();
-        assert_eq!(transitions, vec!["IMPORTED", "VALIDATED", "SENT"], "order {}", order.id);
+        assert_eq!(
+            transitions,
+            vec!["IMPORTED", "VALIDATED", "SENT"],
+            "order {}",
+            order.id
+        );
     }
 
     // SIGTERM: a graceful stop.
     let pid = second.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().expect("send SIGTERM");
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("send SIGTERM");
     let stopped = eventually(Duration::from_secs(40), || {
         let exited = second.try_wait().ok().flatten().is_some();
         async move { exited }
     })
     .await;
     assert!(stopped, "the binary stops on SIGTERM");
-    assert!(second.wait().expect("exit status").success(), "a graceful stop exits 0");
+    assert!(
+        second.wait().expect("exit status").success(),
+        "a graceful stop exits 0"
+    );
     store.close().await;
     db.cleanup().await;
 }

@@ -12,7 +12,10 @@ async fn the_demo_brings_most_orders_to_invoiced_and_stops_some_with_reasons() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_fortnox-fulfilment"))
         .args(["demo", "--bind-addr", &format!("127.0.0.1:{port}")])
         .current_dir(dir.path())
@@ -43,19 +46,44 @@ async fn the_demo_brings_most_orders_to_invoiced_and_stops_some_with_reasons() {
     let (mut invoiced, mut reserved) = (0, Vec::new());
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let Ok(response) = http.post(format!("http://127.0.0.1:{port}/graphql")).bearer_auth(&token).json(&query).send().await else { continue };
+        let Ok(response) = http
+            .post(format!("http://127.0.0.1:{port}/graphql"))
+            .bearer_auth(&token)
+            .json(&query)
+            .send()
+            .await
+        else {
+            continue;
+        };
         let body: Value = response.json().await.unwrap_or_default();
-        let nodes: Vec<Value> = body["data"]["orders"]["edges"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["node"].clone()).collect();
+        let nodes: Vec<Value> = body["data"]["orders"]["edges"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e["node"].clone())
+            .collect();
         invoiced = nodes.iter().filter(|n| n["state"] == "INVOICED").count();
-        reserved = nodes.iter().filter(|n| n["state"] == "RESERVED").map(|n| n["reasons"][0].as_str().unwrap_or("").to_owned()).collect();
+        reserved = nodes
+            .iter()
+            .filter(|n| n["state"] == "RESERVED")
+            .map(|n| n["reasons"][0].as_str().unwrap_or("").to_owned())
+            .collect();
         if invoiced >= 40 && reserved.len() >= 7 {
             break;
         }
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(invoiced >= 40, "most demo orders reach INVOICED ({invoiced})");
+    assert!(
+        invoiced >= 40,
+        "most demo orders reach INVOICED ({invoiced})"
+    );
     assert_eq!(reserved.len(), 7, "seven stop in RESERVED: {reserved:?}");
     let distinct: std::collections::HashSet<&String> = reserved.iter().collect();
-    assert_eq!(distinct.len(), 7, "each for a different reason: {reserved:?}");
+    assert_eq!(
+        distinct.len(),
+        7,
+        "each for a different reason: {reserved:?}"
+    );
 }

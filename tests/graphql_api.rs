@@ -24,27 +24,50 @@ async fn requests_without_a_valid_token_are_refused() {
     let app = TestApp::spawn().await;
     let query = "{ merchants { id } }";
     let (status, body) = app.graphql_status(None, query, json!({})).await;
-    assert_eq!((status, error_code(&body)), (401, Some("UNAUTHENTICATED")), "no token: {body}");
+    assert_eq!(
+        (status, error_code(&body)),
+        (401, Some("UNAUTHENTICATED")),
+        "no token: {body}"
+    );
 
     let expired = token_with_exp(Role::Admin, vec![], chrono::Utc::now().timestamp() - 3600);
     let (status, body) = app.graphql_status(Some(&expired), query, json!({})).await;
     assert_eq!(status, 401, "expired token: {body}");
-    assert!(body["errors"][0]["message"].as_str().unwrap_or("").contains("Expired"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Expired"),
+        "{body}"
+    );
 
     let claims = json!({"sub": "x", "exp": chrono::Utc::now().timestamp() + 3600, "role": "admin", "merchants": []});
-    let forged = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(b"not-the-secret")).unwrap();
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"not-the-secret"),
+    )
+    .unwrap();
     let (status, _) = app.graphql_status(Some(&forged), query, json!({})).await;
     assert_eq!(status, 401, "wrong signature");
 
     let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-    let unsigned = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&claims));
+    let unsigned = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&claims)
+    );
     let (status, _) = app.graphql_status(Some(&unsigned), query, json!({})).await;
     assert_eq!(status, 401, "alg none");
 
-    let (status, _) = app.graphql_status(Some("not-a-jwt"), query, json!({})).await;
+    let (status, _) = app
+        .graphql_status(Some("not-a-jwt"), query, json!({}))
+        .await;
     assert_eq!(status, 401, "garbage");
 
-    let (status, body) = app.graphql_status(Some(&admin_token()), query, json!({})).await;
+    let (status, body) = app
+        .graphql_status(Some(&admin_token()), query, json!({}))
+        .await;
     assert_eq!(status, 200, "{body}");
     app.stop().await;
 }
@@ -58,26 +81,85 @@ async fn tenants_see_only_their_own_orders() {
     let their_order = insert_order(app.store(), theirs, "1").await;
     let merchant = token(Role::Merchant, vec![mine]);
 
-    let body = app.graphql(&merchant, ORDER_QUERY, json!({ "id": their_order.to_string() })).await;
-    assert_eq!(body["data"]["order"], Value::Null, "another tenant's order is not found: {body}");
-    let body = app.graphql(&merchant, ORDER_QUERY, json!({ "id": my_order.to_string() })).await;
+    let body = app
+        .graphql(
+            &merchant,
+            ORDER_QUERY,
+            json!({ "id": their_order.to_string() }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["order"],
+        Value::Null,
+        "another tenant's order is not found: {body}"
+    );
+    let body = app
+        .graphql(
+            &merchant,
+            ORDER_QUERY,
+            json!({ "id": my_order.to_string() }),
+        )
+        .await;
     assert_eq!(body["data"]["order"]["id"], json!(my_order.to_string()));
 
-    let body = app.graphql(&merchant, "{ orders(first: 50) { edges { node { id merchantId } } } }", json!({})).await;
-    let ids: Vec<&str> = body["data"]["orders"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["merchantId"].as_str().unwrap()).collect();
-    assert!(!ids.is_empty() && ids.iter().all(|m| *m == mine.to_string()), "{body}");
-    let body = app.graphql(&merchant, "query($m: ID) { orders(merchantId: $m) { edges { node { id } } } }", json!({ "m": theirs.to_string() })).await;
+    let body = app
+        .graphql(
+            &merchant,
+            "{ orders(first: 50) { edges { node { id merchantId } } } }",
+            json!({}),
+        )
+        .await;
+    let ids: Vec<&str> = body["data"]["orders"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["merchantId"].as_str().unwrap())
+        .collect();
+    assert!(
+        !ids.is_empty() && ids.iter().all(|m| *m == mine.to_string()),
+        "{body}"
+    );
+    let body = app
+        .graphql(
+            &merchant,
+            "query($m: ID) { orders(merchantId: $m) { edges { node { id } } } }",
+            json!({ "m": theirs.to_string() }),
+        )
+        .await;
     assert_eq!(body["data"]["orders"]["edges"], json!([]), "{body}");
 
-    let body = app.graphql(&merchant, "{ merchants { id } }", json!({})).await;
-    assert_eq!(body["data"]["merchants"], json!([{ "id": mine.to_string() }]));
-    let body = app.graphql(&merchant, "query($id: ID!) { merchant(id: $id) { id } }", json!({ "id": theirs.to_string() })).await;
+    let body = app
+        .graphql(&merchant, "{ merchants { id } }", json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["merchants"],
+        json!([{ "id": mine.to_string() }])
+    );
+    let body = app
+        .graphql(
+            &merchant,
+            "query($id: ID!) { merchant(id: $id) { id } }",
+            json!({ "id": theirs.to_string() }),
+        )
+        .await;
     assert_eq!(body["data"]["merchant"], Value::Null);
 
     // Mutations on another tenant's order say "not found", exactly like a missing one.
-    let body = app.graphql(&merchant, "mutation($id: ID!) { cancelOrder(orderId: $id) { id } }", json!({ "id": their_order.to_string() })).await;
+    let body = app
+        .graphql(
+            &merchant,
+            "mutation($id: ID!) { cancelOrder(orderId: $id) { id } }",
+            json!({ "id": their_order.to_string() }),
+        )
+        .await;
     assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
-    let body = app.graphql(&merchant, "mutation($id: ID!) { cancelOrder(orderId: $id) { id } }", json!({ "id": "999999" })).await;
+    let body = app
+        .graphql(
+            &merchant,
+            "mutation($id: ID!) { cancelOrder(orderId: $id) { id } }",
+            json!({ "id": "999999" }),
+        )
+        .await;
     assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
     app.stop().await;
 }
@@ -93,48 +175,105 @@ async fn only_admins_force_states_or_create_merchants_and_partners_only_read() {
     for role in [Role::Merchant, Role::Partner, Role::Warehouse] {
         let t = token(role, vec![merchant_id]);
         let body = app.graphql(&t, FORCE, vars.clone()).await;
-        assert_eq!(error_code(&body), Some("FORBIDDEN"), "{role:?} force: {body}");
+        assert_eq!(
+            error_code(&body),
+            Some("FORBIDDEN"),
+            "{role:?} force: {body}"
+        );
         let body = app.graphql(&t, create, json!({})).await;
-        assert_eq!(error_code(&body), Some("FORBIDDEN"), "{role:?} createMerchant: {body}");
+        assert_eq!(
+            error_code(&body),
+            Some("FORBIDDEN"),
+            "{role:?} createMerchant: {body}"
+        );
     }
     let partner = token(Role::Partner, vec![merchant_id]);
-    for mutation in ["mutation($id: ID!) { cancelOrder(orderId: $id) { id } }", "mutation($id: ID!) { retryOrder(orderId: $id) { id } }"] {
-        let body = app.graphql(&partner, mutation, json!({ "id": order.to_string() })).await;
+    for mutation in [
+        "mutation($id: ID!) { cancelOrder(orderId: $id) { id } }",
+        "mutation($id: ID!) { retryOrder(orderId: $id) { id } }",
+    ] {
+        let body = app
+            .graphql(&partner, mutation, json!({ "id": order.to_string() }))
+            .await;
         assert_eq!(error_code(&body), Some("FORBIDDEN"), "partner: {body}");
     }
-    let body = app.graphql(&partner, ORDER_QUERY, json!({ "id": order.to_string() })).await;
-    assert_eq!(body["data"]["order"]["id"], json!(order.to_string()), "partners read their merchants' orders");
+    let body = app
+        .graphql(&partner, ORDER_QUERY, json!({ "id": order.to_string() }))
+        .await;
+    assert_eq!(
+        body["data"]["order"]["id"],
+        json!(order.to_string()),
+        "partners read their merchants' orders"
+    );
 
     let admin = admin_token();
     let body = app.graphql(&admin, create, json!({})).await;
     assert!(body["data"]["createMerchant"]["id"].is_string(), "{body}");
-    let body = app.graphql(&admin, FORCE, json!({ "id": order.to_string(), "state": "CANCELLED", "reason": " " })).await;
-    assert!(body["errors"][0]["message"].as_str().unwrap_or("").contains("reason"), "a reason is required: {body}");
+    let body = app
+        .graphql(
+            &admin,
+            FORCE,
+            json!({ "id": order.to_string(), "state": "CANCELLED", "reason": " " }),
+        )
+        .await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("reason"),
+        "a reason is required: {body}"
+    );
     let body = app.graphql(&admin, FORCE, vars).await;
-    assert_eq!(body["data"]["forceOrderState"]["state"], "CANCELLED", "{body}");
+    assert_eq!(
+        body["data"]["forceOrderState"]["state"], "CANCELLED",
+        "{body}"
+    );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn depth_limit_rejects_abusive_queries() {
     let app = TestApp::spawn().await;
-    let deep = format!("{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}", "ofType { ".repeat(12), "} ".repeat(12));
+    let deep = format!(
+        "{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}",
+        "ofType { ".repeat(12),
+        "} ".repeat(12)
+    );
     let body = app.graphql(&admin_token(), &deep, json!({})).await;
-    assert!(body["errors"][0]["message"].as_str().unwrap_or("").to_lowercase().contains("nested too deep"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("nested too deep"),
+        "{body}"
+    );
     app.stop().await;
 }
 
 struct Subscriber {
-    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
 }
 
 impl Subscriber {
     async fn connect(app: &TestApp, token: &str) -> Result<Subscriber, String> {
-        let mut request = format!("ws://{}/graphql", app.addr).into_client_request().unwrap();
-        request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| e.to_string())?;
+        let mut request = format!("ws://{}/graphql", app.addr)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(|e| e.to_string())?;
         let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
-        socket.send(Message::Text(init.to_string().into())).await.map_err(|e| e.to_string())?;
+        socket
+            .send(Message::Text(init.to_string().into()))
+            .await
+            .map_err(|e| e.to_string())?;
         let mut subscriber = Subscriber { socket };
         match subscriber.next_json().await {
             Some(msg) if msg["type"] == "connection_ack" => Ok(subscriber),
@@ -144,12 +283,18 @@ impl Subscriber {
 
     async fn subscribe(&mut self, query: &str, variables: Value) {
         let msg = json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } });
-        self.socket.send(Message::Text(msg.to_string().into())).await.expect("send subscribe");
+        self.socket
+            .send(Message::Text(msg.to_string().into()))
+            .await
+            .expect("send subscribe");
     }
 
     async fn next_json(&mut self) -> Option<Value> {
         loop {
-            let msg = tokio::time::timeout(Duration::from_secs(10), self.socket.next()).await.ok()??.ok()?;
+            let msg = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+                .await
+                .ok()??
+                .ok()?;
             match msg {
                 Message::Text(text) => return serde_json::from_str(&text).ok(),
                 Message::Close(_) => return None,
@@ -163,16 +308,36 @@ impl Subscriber {
 async fn admin_forces_an_order_through_states_and_a_subscriber_sees_each_change() {
     let app = TestApp::spawn().await;
     let admin = admin_token();
-    let body = app.graphql(&admin, "mutation { createMerchant(name: \"Acme AB\") { id name } }", json!({})).await;
-    let merchant_id: i64 = body["data"]["createMerchant"]["id"].as_str().expect("merchant id").parse().unwrap();
+    let body = app
+        .graphql(
+            &admin,
+            "mutation { createMerchant(name: \"Acme AB\") { id name } }",
+            json!({}),
+        )
+        .await;
+    let merchant_id: i64 = body["data"]["createMerchant"]["id"]
+        .as_str()
+        .expect("merchant id")
+        .parse()
+        .unwrap();
     // An order in RESERVED needs no job, so only the forced changes below move it.
     let order = insert_order(app.store(), merchant_id, "1001").await;
-    let mut reserve = fortnox_fulfilment::store::transitions::TransitionRequest::new(order, None, fortnox_fulfilment::domain::OrderState::Reserved, "setup", "test");
+    let mut reserve = fortnox_fulfilment::store::transitions::TransitionRequest::new(
+        order,
+        None,
+        fortnox_fulfilment::domain::OrderState::Reserved,
+        "setup",
+        "test",
+    );
     reserve.forced = true;
-    fortnox_fulfilment::store::transitions::apply_transition(app.store(), &app.app.bus, reserve).await.expect("setup");
+    fortnox_fulfilment::store::transitions::apply_transition(app.store(), &app.app.bus, reserve)
+        .await
+        .expect("setup");
 
     let partner = token(Role::Partner, vec![merchant_id]);
-    let mut subscriber = Subscriber::connect(&app, &partner).await.expect("partner subscribes");
+    let mut subscriber = Subscriber::connect(&app, &partner)
+        .await
+        .expect("partner subscribes");
     subscriber
         .subscribe(
             "subscription($m: ID, $o: ID) { orderStateChanged(merchantId: $m, orderId: $o) { orderId fromState toState forced cause actor } }",
@@ -181,32 +346,63 @@ async fn admin_forces_an_order_through_states_and_a_subscriber_sees_each_change(
         .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let path = [("SENT", "RESERVED"), ("SHIPPED", "SENT"), ("CANCELLED", "SHIPPED")];
+    let path = [
+        ("SENT", "RESERVED"),
+        ("SHIPPED", "SENT"),
+        ("CANCELLED", "SHIPPED"),
+    ];
     for (to, from) in path {
-        let body = app.graphql(&admin, FORCE, json!({ "id": order.to_string(), "state": to, "reason": format!("move to {to}") })).await;
+        let body = app
+            .graphql(
+                &admin,
+                FORCE,
+                json!({ "id": order.to_string(), "state": to, "reason": format!("move to {to}") }),
+            )
+            .await;
         assert_eq!(body["data"]["forceOrderState"]["state"], to, "{body}");
         // On PostgreSQL changes arrive through NOTIFY, so the setup change may still come
         // after subscribing; skip it.
         let msg = loop {
-            let msg = subscriber.next_json().await.expect("a change on the subscription");
+            let msg = subscriber
+                .next_json()
+                .await
+                .expect("a change on the subscription");
             if msg["payload"]["data"]["orderStateChanged"]["cause"] != "setup" {
                 break msg;
             }
         };
         let change = &msg["payload"]["data"]["orderStateChanged"];
-        assert_eq!((change["fromState"].as_str(), change["toState"].as_str()), (Some(from), Some(to)), "{msg}");
+        assert_eq!(
+            (change["fromState"].as_str(), change["toState"].as_str()),
+            (Some(from), Some(to)),
+            "{msg}"
+        );
         assert_eq!(change["forced"], true);
         assert_eq!(change["actor"], "admin:test-admin");
     }
 
-    let body = app.graphql(&admin, ORDER_QUERY, json!({ "id": order.to_string() })).await;
+    let body = app
+        .graphql(&admin, ORDER_QUERY, json!({ "id": order.to_string() }))
+        .await;
     let events = body["data"]["order"]["events"].as_array().expect("events");
     let forced: Vec<(&str, &str)> = events
         .iter()
         .filter(|e| e["cause"] == "admin_forced")
-        .map(|e| (e["toState"].as_str().unwrap(), e["message"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["toState"].as_str().unwrap(),
+                e["message"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(forced, vec![("SENT", "move to SENT"), ("SHIPPED", "move to SHIPPED"), ("CANCELLED", "move to CANCELLED")]);
+    assert_eq!(
+        forced,
+        vec![
+            ("SENT", "move to SENT"),
+            ("SHIPPED", "move to SHIPPED"),
+            ("CANCELLED", "move to CANCELLED")
+        ]
+    );
     app.stop().await;
 }
 
@@ -216,10 +412,20 @@ async fn websocket_without_a_valid_token_is_refused_and_foreign_merchants_are_no
     assert!(Subscriber::connect(&app, "bogus").await.is_err());
     let mine = create_merchant(app.store(), "Mine").await;
     let theirs = create_merchant(app.store(), "Theirs").await;
-    let mut subscriber = Subscriber::connect(&app, &token(Role::Partner, vec![mine])).await.expect("connect");
-    subscriber.subscribe("subscription($m: ID) { orderStateChanged(merchantId: $m) { orderId } }", json!({ "m": theirs.to_string() })).await;
+    let mut subscriber = Subscriber::connect(&app, &token(Role::Partner, vec![mine]))
+        .await
+        .expect("connect");
+    subscriber
+        .subscribe(
+            "subscription($m: ID) { orderStateChanged(merchantId: $m) { orderId } }",
+            json!({ "m": theirs.to_string() }),
+        )
+        .await;
     let msg = subscriber.next_json().await.expect("an answer");
-    assert!(msg["type"] == "error" || msg["payload"]["data"].is_null(), "{msg}");
+    assert!(
+        msg["type"] == "error" || msg["payload"]["data"].is_null(),
+        "{msg}"
+    );
     assert!(msg.to_string().contains("not found"), "{msg}");
     app.stop().await;
 }
@@ -229,16 +435,26 @@ async fn only_the_warehouse_cancels_an_order_it_holds() {
     let app = TestApp::spawn().await;
     let merchant_id = create_merchant(app.store(), "M").await;
     let order = insert_order(app.store(), merchant_id, "1").await;
-    let mut sent = fortnox_fulfilment::store::transitions::TransitionRequest::new(order, None, fortnox_fulfilment::domain::OrderState::Sent, "setup", "test");
+    let mut sent = fortnox_fulfilment::store::transitions::TransitionRequest::new(
+        order,
+        None,
+        fortnox_fulfilment::domain::OrderState::Sent,
+        "setup",
+        "test",
+    );
     sent.forced = true;
-    fortnox_fulfilment::store::transitions::apply_transition(app.store(), &app.app.bus, sent).await.expect("setup");
+    fortnox_fulfilment::store::transitions::apply_transition(app.store(), &app.app.bus, sent)
+        .await
+        .expect("setup");
     let cancel = "mutation($id: ID!) { cancelOrder(orderId: $id, reason: \"customer changed their mind\") { state } }";
     let vars = json!({ "id": order.to_string() });
     for t in [token(Role::Merchant, vec![merchant_id]), admin_token()] {
         let body = app.graphql(&t, cancel, vars.clone()).await;
         assert_eq!(error_code(&body), Some("TRANSITION_REFUSED"), "{body}");
     }
-    let body = app.graphql(&token(Role::Warehouse, vec![]), cancel, vars).await;
+    let body = app
+        .graphql(&token(Role::Warehouse, vec![]), cancel, vars)
+        .await;
     assert_eq!(body["data"]["cancelOrder"]["state"], "CANCELLED", "{body}");
     app.stop().await;
 }
@@ -252,7 +468,9 @@ async fn on_postgresql_a_subscriber_sees_changes_made_by_another_process() {
         return;
     }
     // A second server process on the same database.
-    let other = fortnox_fulfilment::server::App::build(&app.config, common::JWT_SECRET).await.expect("second app");
+    let other = fortnox_fulfilment::server::App::build(&app.config, common::JWT_SECRET)
+        .await
+        .expect("second app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let other_addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -262,8 +480,15 @@ async fn on_postgresql_a_subscriber_sees_changes_made_by_another_process() {
 
     let merchant_id = create_merchant(app.store(), "M").await;
     let order = insert_order(app.store(), merchant_id, "1").await;
-    let mut subscriber = Subscriber::connect(&app, &admin_token()).await.expect("subscribe on the first process");
-    subscriber.subscribe("subscription($o: ID) { orderStateChanged(orderId: $o) { toState } }", json!({ "o": order.to_string() })).await;
+    let mut subscriber = Subscriber::connect(&app, &admin_token())
+        .await
+        .expect("subscribe on the first process");
+    subscriber
+        .subscribe(
+            "subscription($o: ID) { orderStateChanged(orderId: $o) { toState } }",
+            json!({ "o": order.to_string() }),
+        )
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let body: Value = reqwest::Client::new()
@@ -276,9 +501,18 @@ async fn on_postgresql_a_subscriber_sees_changes_made_by_another_process() {
         .json()
         .await
         .unwrap();
-    assert_eq!(body["data"]["forceOrderState"]["state"], "CANCELLED", "{body}");
-    let msg = subscriber.next_json().await.expect("the change made on the other process");
-    assert_eq!(msg["payload"]["data"]["orderStateChanged"]["toState"], "CANCELLED", "{msg}");
+    assert_eq!(
+        body["data"]["forceOrderState"]["state"], "CANCELLED",
+        "{body}"
+    );
+    let msg = subscriber
+        .next_json()
+        .await
+        .expect("the change made on the other process");
+    assert_eq!(
+        msg["payload"]["data"]["orderStateChanged"]["toState"], "CANCELLED",
+        "{msg}"
+    );
     let _ = stop.send(());
     let _ = other_task.await;
     app.stop().await;

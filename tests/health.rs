@@ -11,8 +11,24 @@ async fn health_and_readiness_answer_and_graphiql_is_served() {
     assert_eq!(readyz.status(), 200);
     let graphiql = app.http.get(app.url("/graphql")).send().await.unwrap();
     assert_eq!(graphiql.status(), 200);
-    assert!(graphiql.text().await.unwrap().to_lowercase().contains("graphiql"));
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("# TYPE fortnox_calls_total counter"), "{metrics}");
+    assert!(graphiql
+        .text()
+        .await
+        .unwrap()
+        .to_lowercase()
+        .contains("graphiql"));
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("# TYPE fortnox_calls_total counter"),
+        "{metrics}"
+    );
     app.stop().await;
 }

@@ -4,7 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{admin_token, create_ready_merchant, eventually, insert_order, order_state, order_tasks, TestApp};
+use common::{
+    admin_token, create_ready_merchant, eventually, insert_order, order_state, order_tasks, TestApp,
+};
 use fortnox_fulfilment::domain::{JobKind, OrderState};
 use fortnox_fulfilment::jobs::enqueue_state_job;
 use fortnox_fulfilment::store::orders::TenantScope;
@@ -15,17 +17,55 @@ async fn imported_orders_flow_through_their_jobs() {
     let app = TestApp::spawn().await;
     let merchant = create_ready_merchant(app.store(), "M").await;
     let good = insert_order(app.store(), merchant, "1").await;
-    let bad = app.store().insert_order(common::fixture_order(merchant, "2", "0")).await.unwrap().unwrap().id;
+    let bad = app
+        .store()
+        .insert_order(common::fixture_order(merchant, "2", "0"))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     for id in [good, bad] {
-        enqueue_state_job(app.store(), id, OrderState::Imported).await.unwrap();
+        enqueue_state_job(app.store(), id, OrderState::Imported)
+            .await
+            .unwrap();
     }
     let store = app.store().clone();
-    assert!(eventually(Duration::from_secs(20), || async { order_state(&store, good).await == OrderState::Sent }).await);
-    assert!(eventually(Duration::from_secs(20), || async { order_state(&store, bad).await == OrderState::Reserved }).await);
-    let reserved = app.store().order(&TenantScope::All, bad).await.unwrap().unwrap();
-    assert!(reserved.reasons.to_string().contains("quantities must be positive"), "{}", reserved.reasons);
-    let sent = app.store().order(&TenantScope::All, good).await.unwrap().unwrap();
-    assert_eq!(sent.warehouse_reference.as_deref(), Some(format!("WH-{good:08}").as_str()));
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            order_state(&store, good).await == OrderState::Sent
+        })
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            order_state(&store, bad).await == OrderState::Reserved
+        })
+        .await
+    );
+    let reserved = app
+        .store()
+        .order(&TenantScope::All, bad)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        reserved
+            .reasons
+            .to_string()
+            .contains("quantities must be positive"),
+        "{}",
+        reserved.reasons
+    );
+    let sent = app
+        .store()
+        .order(&TenantScope::All, good)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sent.warehouse_reference.as_deref(),
+        Some(format!("WH-{good:08}").as_str())
+    );
     app.stop().await;
 }
 
@@ -39,42 +79,77 @@ async fn a_job_that_keeps_failing_backs_off_then_leaves_an_error_event_and_can_b
     app.app.faults.fail_always(JobKind::ValidateOrder);
     let merchant = create_ready_merchant(app.store(), "M").await;
     let order = insert_order(app.store(), merchant, "1").await;
-    enqueue_state_job(app.store(), order, OrderState::Imported).await.unwrap();
+    enqueue_state_job(app.store(), order, OrderState::Imported)
+        .await
+        .unwrap();
 
     let store = app.store().clone();
     let stalled = eventually(Duration::from_secs(30), || async {
-        store.order(&TenantScope::All, order).await.unwrap().unwrap().stalled_at.is_some()
+        store
+            .order(&TenantScope::All, order)
+            .await
+            .unwrap()
+            .unwrap()
+            .stalled_at
+            .is_some()
     })
     .await;
-    assert!(stalled, "the order is marked stalled after the last attempt");
+    assert!(
+        stalled,
+        "the order is marked stalled after the last attempt"
+    );
 
     // Three attempts, each a task of its own, each scheduled later than the one before.
     let mut tasks = order_tasks(app.store(), "validate_order", order).await;
     // run_at has whole seconds: the first two may share one, so order by attempt.
     tasks.sort_by_key(|(job, _)| job["attempt"].as_u64());
-    let attempts: Vec<u64> = tasks.iter().map(|(job, _)| job["attempt"].as_u64().unwrap()).collect();
+    let attempts: Vec<u64> = tasks
+        .iter()
+        .map(|(job, _)| job["attempt"].as_u64().unwrap())
+        .collect();
     assert_eq!(attempts, vec![0, 1, 2]);
     let run_at: Vec<i64> = tasks.iter().map(|(_, at)| *at).collect();
-    assert!(run_at[1] < run_at[2], "the second retry waits longer than the first: {run_at:?}");
+    assert!(
+        run_at[1] < run_at[2],
+        "the second retry waits longer than the first: {run_at:?}"
+    );
 
     let events = app.store().order_events(order).await.unwrap();
     let errors: Vec<_> = events.iter().filter(|e| e.kind == "ERROR").collect();
     assert_eq!(errors.len(), 1, "one error event after the last attempt");
     let message = errors[0].message.as_deref().unwrap_or("");
     assert!(message.contains("gave up after 3 attempts"), "{message}");
-    assert_eq!(order_state(app.store(), order).await, OrderState::Imported, "the order is still there, unchanged");
+    assert_eq!(
+        order_state(app.store(), order).await,
+        OrderState::Imported,
+        "the order is still there, unchanged"
+    );
 
     // The reconciler leaves a stalled order alone.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(order_tasks(app.store(), "validate_order", order).await.len(), 3);
+    assert_eq!(
+        order_tasks(app.store(), "validate_order", order)
+            .await
+            .len(),
+        3
+    );
 
     // Once the cause is gone, retryOrder takes it on.
     app.app.faults.clear();
     let body = app
-        .graphql(&admin_token(), "mutation($id: ID!) { retryOrder(orderId: $id) { id stalled } }", json!({ "id": order.to_string() }))
+        .graphql(
+            &admin_token(),
+            "mutation($id: ID!) { retryOrder(orderId: $id) { id stalled } }",
+            json!({ "id": order.to_string() }),
+        )
         .await;
     assert_eq!(body["data"]["retryOrder"]["stalled"], false, "{body}");
-    assert!(eventually(Duration::from_secs(20), || async { order_state(&store, order).await == OrderState::Sent }).await);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            order_state(&store, order).await == OrderState::Sent
+        })
+        .await
+    );
     app.stop().await;
 }
 
@@ -85,7 +160,12 @@ async fn the_reconciler_requeues_an_order_whose_job_was_lost() {
     // Stored without its job, as if the process died between the commit and the enqueue.
     let order = insert_order(app.store(), merchant, "1").await;
     let store = app.store().clone();
-    assert!(eventually(Duration::from_secs(30), || async { order_state(&store, order).await == OrderState::Sent }).await);
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            order_state(&store, order).await == OrderState::Sent
+        })
+        .await
+    );
     app.stop().await;
 }
 
@@ -93,14 +173,37 @@ async fn the_reconciler_requeues_an_order_whose_job_was_lost() {
 async fn retry_is_refused_for_states_without_a_job() {
     let app = TestApp::spawn().await;
     let merchant = create_ready_merchant(app.store(), "M").await;
-    let order = app.store().insert_order(common::fixture_order(merchant, "1", "0")).await.unwrap().unwrap().id;
-    enqueue_state_job(app.store(), order, OrderState::Imported).await.unwrap();
+    let order = app
+        .store()
+        .insert_order(common::fixture_order(merchant, "1", "0"))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    enqueue_state_job(app.store(), order, OrderState::Imported)
+        .await
+        .unwrap();
     let store = app.store().clone();
-    assert!(eventually(Duration::from_secs(20), || async { order_state(&store, order).await == OrderState::Reserved }).await);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            order_state(&store, order).await == OrderState::Reserved
+        })
+        .await
+    );
     let body = app
-        .graphql(&admin_token(), "mutation($id: ID!) { retryOrder(orderId: $id) { id } }", json!({ "id": order.to_string() }))
+        .graphql(
+            &admin_token(),
+            "mutation($id: ID!) { retryOrder(orderId: $id) { id } }",
+            json!({ "id": order.to_string() }),
+        )
         .await;
-    assert!(body["errors"][0]["message"].as_str().unwrap_or("").contains("nothing to retry"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nothing to retry"),
+        "{body}"
+    );
     app.stop().await;
 }
 
@@ -114,29 +217,41 @@ async fn finished_tasks_are_pruned_after_a_week_and_live_ones_never() {
     let old = insert_order(&store, merchant, "1").await;
     let live = insert_order(&store, merchant, "2").await;
     for id in [old, live] {
-        enqueue_state_job(&store, id, OrderState::Imported).await.unwrap();
+        enqueue_state_job(&store, id, OrderState::Imported)
+            .await
+            .unwrap();
     }
     let eight_days_ago = chrono::Utc::now() - chrono::Duration::days(8);
     let key = format!("order:{old}:%");
     match &store.pool {
-        Pool::Sqlite(pool) => sqlx::query("UPDATE Jobs SET status = 'Done', done_at = ? WHERE idempotency_key LIKE ?")
-            .bind(eight_days_ago.timestamp())
-            .bind(&key)
-            .execute(pool)
-            .await
-            .map(|_| ()),
-        Pool::Postgres(pool) => sqlx::query("UPDATE apalis.jobs SET status = 'Done', done_at = $1 WHERE idempotency_key LIKE $2")
-            .bind(eight_days_ago)
-            .bind(&key)
-            .execute(pool)
-            .await
-            .map(|_| ()),
+        Pool::Sqlite(pool) => {
+            sqlx::query("UPDATE Jobs SET status = 'Done', done_at = ? WHERE idempotency_key LIKE ?")
+                .bind(eight_days_ago.timestamp())
+                .bind(&key)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        }
+        Pool::Postgres(pool) => sqlx::query(
+            "UPDATE apalis.jobs SET status = 'Done', done_at = $1 WHERE idempotency_key LIKE $2",
+        )
+        .bind(eight_days_ago)
+        .bind(&key)
+        .execute(pool)
+        .await
+        .map(|_| ()),
     }
     .unwrap();
-    let deleted = jobs_table::prune_finished(&store.pool, Duration::from_secs(7 * 24 * 3600)).await.unwrap();
+    let deleted = jobs_table::prune_finished(&store.pool, Duration::from_secs(7 * 24 * 3600))
+        .await
+        .unwrap();
     assert_eq!(deleted, 1);
     assert!(order_tasks(&store, "validate_order", old).await.is_empty());
-    assert_eq!(order_tasks(&store, "validate_order", live).await.len(), 1, "a pending task is kept");
+    assert_eq!(
+        order_tasks(&store, "validate_order", live).await.len(),
+        1,
+        "a pending task is kept"
+    );
     store.close().await;
     db.cleanup().await;
 }

@@ -18,7 +18,12 @@ fn two_rows() -> serde_json::Value {
 
 /// Calls to Fortnox's API, OAuth aside.
 fn api_calls(counters: &fortnox_fulfilment::fortnox::sandbox::Counters) -> u64 {
-    counters.calls.iter().filter(|(resource, _)| !resource.starts_with("oauth")).flat_map(|(_, by_status)| by_status.values()).sum()
+    counters
+        .calls
+        .iter()
+        .filter(|(resource, _)| !resource.starts_with("oauth"))
+        .flat_map(|(_, by_status)| by_status.values())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,31 +31,58 @@ async fn a_hundred_done_orders_are_invoiced_once_each_within_the_call_budget() {
     let flow = Flow::start().await;
     flow.standard_setup().await;
     const ORDERS: usize = 100;
-    let documents: Vec<String> = (0..ORDERS).map(|_| flow.create_order(Flow::order_json(two_rows()))).collect();
+    let documents: Vec<String> = (0..ORDERS)
+        .map(|_| flow.create_order(Flow::order_json(two_rows())))
+        .collect();
     let calls_before = api_calls(&flow.sb().counters());
     flow.sync().await;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
-    while flow.count_in(OrderState::Invoiced).await < ORDERS && tokio::time::Instant::now() < deadline {
+    while flow.count_in(OrderState::Invoiced).await < ORDERS
+        && tokio::time::Instant::now() < deadline
+    {
         flow.ship_sent(None).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let invoiced = flow.count_in(OrderState::Invoiced).await;
-    assert_eq!(invoiced, ORDERS, "every order reached INVOICED (reserved: {})", flow.count_in(OrderState::Reserved).await);
+    assert_eq!(
+        invoiced,
+        ORDERS,
+        "every order reached INVOICED (reserved: {})",
+        flow.count_in(OrderState::Reserved).await
+    );
 
     let counters = flow.sb().counters();
     for document in &documents {
-        assert_eq!(counters.invoices_for(TENANT, document), 1, "exactly one invoice for order {document}");
+        assert_eq!(
+            counters.invoices_for(TENANT, document),
+            1,
+            "exactly one invoice for order {document}"
+        );
     }
-    assert!(counters.back_orders.is_empty(), "no back orders: {:?}", counters.back_orders);
-    assert_eq!(counters.total_with_status(429), 0, "the client kept within the rate limit");
+    assert!(
+        counters.back_orders.is_empty(),
+        "no back orders: {:?}",
+        counters.back_orders
+    );
+    assert_eq!(
+        counters.total_with_status(429),
+        0,
+        "the client kept within the rate limit"
+    );
     let calls = api_calls(&counters) - calls_before;
     let per_order = calls as f64 / ORDERS as f64;
-    eprintln!("{calls} Fortnox calls for {ORDERS} orders ({per_order:.2} per order): {:?}", counters.calls);
+    eprintln!(
+        "{calls} Fortnox calls for {ORDERS} orders ({per_order:.2} per order): {:?}",
+        counters.calls
+    );
     assert!(per_order <= 3.05, "{per_order:.2} Fortnox calls per order");
 
     let order = flow.order_json_of(&documents[0]).await;
     assert!(order["invoiceNumber"].is_string(), "{order}");
-    assert_eq!(order["trackingNumbers"].as_array().map(|t| t.len()), Some(1));
+    assert_eq!(
+        order["trackingNumbers"].as_array().map(|t| t.len()),
+        Some(1)
+    );
     flow.stop().await;
 }

@@ -8,7 +8,9 @@ use fortnox_fulfilment::domain::OrderState;
 use fortnox_fulfilment::events::EventBus;
 use fortnox_fulfilment::store::jobs_table::has_live_job;
 use fortnox_fulfilment::store::orders::TenantScope;
-use fortnox_fulfilment::store::transitions::{apply_transition, TransitionError, TransitionRequest};
+use fortnox_fulfilment::store::transitions::{
+    apply_transition, TransitionError, TransitionRequest,
+};
 use fortnox_fulfilment::store::Store;
 
 async fn store(db: &TestDb) -> Store {
@@ -18,12 +20,21 @@ async fn store(db: &TestDb) -> Store {
 }
 
 /// Puts a fresh order into `state` by an admin's forced change.
-async fn order_in(store: &Store, bus: &EventBus, merchant: i64, document: &str, state: OrderState) -> i64 {
+async fn order_in(
+    store: &Store,
+    bus: &EventBus,
+    merchant: i64,
+    document: &str,
+    state: OrderState,
+) -> i64 {
     let id = insert_order(store, merchant, document).await;
     if state != OrderState::Imported {
-        let mut force = TransitionRequest::new(id, None, state, "admin_forced", "admin:test").message("setup");
+        let mut force =
+            TransitionRequest::new(id, None, state, "admin_forced", "admin:test").message("setup");
         force.forced = true;
-        apply_transition(store, bus, force).await.expect("forced setup transition");
+        apply_transition(store, bus, force)
+            .await
+            .expect("forced setup transition");
     }
     id
 }
@@ -36,21 +47,37 @@ async fn every_allowed_transition_succeeds_with_an_event_and_its_job() {
     let merchant = create_merchant(&store, "M").await;
     for (n, (from, to, _)) in TRANSITIONS.iter().enumerate() {
         let id = order_in(&store, &bus, merchant, &format!("A{n}"), *from).await;
-        let event = apply_transition(&store, &bus, TransitionRequest::new(id, Some(*from), *to, "test", "system:test"))
-            .await
-            .unwrap_or_else(|e| panic!("{from} -> {to} must succeed: {e}"));
+        let event = apply_transition(
+            &store,
+            &bus,
+            TransitionRequest::new(id, Some(*from), *to, "test", "system:test"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{from} -> {to} must succeed: {e}"));
         assert_eq!((event.from, event.to), (*from, *to));
         assert_eq!(order_state(&store, id).await, *to);
         let events = store.order_events(id).await.expect("events");
         let last = events.last().expect("an event");
-        assert_eq!((last.from_state.as_deref(), last.to_state.as_deref()), (Some(from.as_str()), Some(to.as_str())));
-        assert_eq!((last.cause.as_str(), last.actor.as_str(), last.forced), ("test", "system:test", false));
+        assert_eq!(
+            (last.from_state.as_deref(), last.to_state.as_deref()),
+            (Some(from.as_str()), Some(to.as_str()))
+        );
+        assert_eq!(
+            (last.cause.as_str(), last.actor.as_str(), last.forced),
+            ("test", "system:test", false)
+        );
         // The job the new state needs was committed with it.
         if to.job().is_some() {
-            assert!(has_live_job(&store.pool, id).await.expect("jobs"), "{from} -> {to} queues its job");
+            assert!(
+                has_live_job(&store.pool, id).await.expect("jobs"),
+                "{from} -> {to} queues its job"
+            );
         }
         if *from == OrderState::Imported && to.job().is_none() {
-            assert!(!has_live_job(&store.pool, id).await.expect("jobs"), "{to} needs no job");
+            assert!(
+                !has_live_job(&store.pool, id).await.expect("jobs"),
+                "{to} needs no job"
+            );
         }
     }
     store.close().await;
@@ -71,16 +98,29 @@ async fn every_forbidden_transition_is_refused_and_changes_nothing() {
             if TRANSITIONS.iter().any(|(f, t, _)| *f == from && *t == to) {
                 continue;
             }
-            match apply_transition(&store, &bus, TransitionRequest::new(id, Some(from), to, "test", "system:test")).await {
+            match apply_transition(
+                &store,
+                &bus,
+                TransitionRequest::new(id, Some(from), to, "test", "system:test"),
+            )
+            .await
+            {
                 Err(TransitionError::Refused(reason)) => {
-                    assert!(reason.to_string().contains(from.as_str()), "the reason names the state: {reason}");
+                    assert!(
+                        reason.to_string().contains(from.as_str()),
+                        "the reason names the state: {reason}"
+                    );
                     refused += 1;
                 }
                 other => panic!("{from} -> {to} must be refused, got {other:?}"),
             }
             assert_eq!(order_state(&store, id).await, from);
         }
-        assert_eq!(store.order_events(id).await.expect("events").len(), events_before, "no event for a refused change");
+        assert_eq!(
+            store.order_events(id).await.expect("events").len(),
+            events_before,
+            "no event for a refused change"
+        );
     }
     assert_eq!(refused, 7 * 7 - TRANSITIONS.len());
     store.close().await;
@@ -96,14 +136,43 @@ async fn of_two_concurrent_transitions_exactly_one_wins() {
     for round in 0..15 {
         let id = insert_order(&store, merchant, &format!("C{round}")).await;
         let (a, b) = tokio::join!(
-            apply_transition(&store, &bus, TransitionRequest::new(id, Some(OrderState::Imported), OrderState::Validated, "a", "system:a")),
-            apply_transition(&store, &bus, TransitionRequest::new(id, Some(OrderState::Imported), OrderState::Reserved, "b", "system:b")),
+            apply_transition(
+                &store,
+                &bus,
+                TransitionRequest::new(
+                    id,
+                    Some(OrderState::Imported),
+                    OrderState::Validated,
+                    "a",
+                    "system:a"
+                )
+            ),
+            apply_transition(
+                &store,
+                &bus,
+                TransitionRequest::new(
+                    id,
+                    Some(OrderState::Imported),
+                    OrderState::Reserved,
+                    "b",
+                    "system:b"
+                )
+            ),
         );
         let outcomes = [a, b];
         let winners = outcomes.iter().filter(|r| r.is_ok()).count();
-        let conflicts = outcomes.iter().filter(|r| matches!(r, Err(TransitionError::Conflict { .. }))).count();
+        let conflicts = outcomes
+            .iter()
+            .filter(|r| matches!(r, Err(TransitionError::Conflict { .. })))
+            .count();
         assert_eq!((winners, conflicts), (1, 1), "round {round}: {outcomes:?}");
-        let transitions = store.order_events(id).await.expect("events").into_iter().filter(|e| e.from_state.is_some()).count();
+        let transitions = store
+            .order_events(id)
+            .await
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.from_state.is_some())
+            .count();
         assert_eq!(transitions, 1, "only the winner left an event");
     }
     store.close().await;
@@ -117,14 +186,35 @@ async fn a_forced_change_is_recorded_as_forced() {
     let bus = EventBus::new();
     let merchant = create_merchant(&store, "M").await;
     let id = order_in(&store, &bus, merchant, "X", OrderState::Invoiced).await;
-    let mut request = TransitionRequest::new(id, Some(OrderState::Invoiced), OrderState::Shipped, "admin_forced", "admin:root").message("re-invoice");
+    let mut request = TransitionRequest::new(
+        id,
+        Some(OrderState::Invoiced),
+        OrderState::Shipped,
+        "admin_forced",
+        "admin:root",
+    )
+    .message("re-invoice");
     request.forced = true;
-    apply_transition(&store, &bus, request).await.expect("forced out of a final state");
-    let last = store.order_events(id).await.expect("events").pop().expect("event");
+    apply_transition(&store, &bus, request)
+        .await
+        .expect("forced out of a final state");
+    let last = store
+        .order_events(id)
+        .await
+        .expect("events")
+        .pop()
+        .expect("event");
     assert!(last.forced);
     assert_eq!(last.message.as_deref(), Some("re-invoice"));
-    assert!(has_live_job(&store.pool, id).await.expect("jobs"), "SHIPPED queues the invoice job");
-    assert!(store.order(&TenantScope::Merchants(vec![merchant + 1]), id).await.expect("read").is_none());
+    assert!(
+        has_live_job(&store.pool, id).await.expect("jobs"),
+        "SHIPPED queues the invoice job"
+    );
+    assert!(store
+        .order(&TenantScope::Merchants(vec![merchant + 1]), id)
+        .await
+        .expect("read")
+        .is_none());
     store.close().await;
     db.cleanup().await;
 }

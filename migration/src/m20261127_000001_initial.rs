@@ -5,15 +5,31 @@ pub struct Migration;
 
 /// The warehouse's carrier services. Codes are stable: shipping rules refer to them.
 const SHIPPING_METHODS: &[(&str, &str, &str)] = &[
-    ("DHL_EXPRESS_WORLDWIDE", "DHL Express", "DHL Express Worldwide"),
-    ("DHL_EXPRESS_DOMESTIC", "DHL Express", "DHL Express Domestic"),
+    (
+        "DHL_EXPRESS_WORLDWIDE",
+        "DHL Express",
+        "DHL Express Worldwide",
+    ),
+    (
+        "DHL_EXPRESS_DOMESTIC",
+        "DHL Express",
+        "DHL Express Domestic",
+    ),
     ("DHL_PARCEL_CONNECT", "DHL Parcel", "DHL Parcel Connect"),
     ("DHL_SERVICE_POINT", "DHL Parcel", "DHL Service Point"),
-    ("POSTNORD_MYPACK_COLLECT", "PostNord", "PostNord MyPack Collect"),
+    (
+        "POSTNORD_MYPACK_COLLECT",
+        "PostNord",
+        "PostNord MyPack Collect",
+    ),
     ("POSTNORD_MYPACK_HOME", "PostNord", "PostNord MyPack Home"),
     ("POSTNORD_VARUBREV", "PostNord", "PostNord Varubrev"),
     ("OMNIVA_PARCEL_MACHINE", "Omniva", "Omniva Parcel Machine"),
-    ("OMNIVA_INTERNATIONAL", "Omniva", "Omniva International Maxiletter"),
+    (
+        "OMNIVA_INTERNATIONAL",
+        "Omniva",
+        "Omniva International Maxiletter",
+    ),
     ("GLS_BUSINESS_PARCEL", "GLS", "GLS BusinessParcel"),
     ("GLS_EUROBUSINESS_PARCEL", "GLS", "GLS EuroBusinessParcel"),
     ("POSTI_EXPRESS_PARCEL", "Posti", "Posti Express Parcel"),
@@ -46,18 +62,27 @@ impl MigrationTrait for Migration {
                     .col(string(FortnoxIntegrations::Status))
                     .col(text_null(FortnoxIntegrations::AccessTokenEncrypted))
                     .col(text_null(FortnoxIntegrations::RefreshTokenEncrypted))
-                    .col(timestamp_with_time_zone_null(FortnoxIntegrations::AccessTokenExpiresAt))
+                    .col(timestamp_with_time_zone_null(
+                        FortnoxIntegrations::AccessTokenExpiresAt,
+                    ))
                     .col(string_null(FortnoxIntegrations::TokenScope))
                     .col(string_null(FortnoxIntegrations::OauthState))
-                    .col(timestamp_with_time_zone_null(FortnoxIntegrations::OauthStateExpiresAt))
+                    .col(timestamp_with_time_zone_null(
+                        FortnoxIntegrations::OauthStateExpiresAt,
+                    ))
                     .col(string_null(FortnoxIntegrations::FirstOrderDate))
                     .col(boolean(FortnoxIntegrations::IgnoreMissingProducts).default(false))
                     .col(string_null(FortnoxIntegrations::StockLocation))
-                    .col(timestamp_with_time_zone_null(FortnoxIntegrations::OrdersSyncedUntil))
+                    .col(timestamp_with_time_zone_null(
+                        FortnoxIntegrations::OrdersSyncedUntil,
+                    ))
                     .col(text_null(FortnoxIntegrations::LastError))
                     .col(timestamp_with_time_zone(FortnoxIntegrations::CreatedAt))
                     .col(timestamp_with_time_zone(FortnoxIntegrations::UpdatedAt))
-                    .foreign_key(&mut fk(FortnoxIntegrations::Table, FortnoxIntegrations::MerchantId))
+                    .foreign_key(&mut fk(
+                        FortnoxIntegrations::Table,
+                        FortnoxIntegrations::MerchantId,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -83,7 +108,13 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        unique_index(manager, "ux_products_merchant_sku", Products::Table, &[Products::MerchantId, Products::Sku]).await?;
+        unique_index(
+            manager,
+            "ux_products_merchant_sku",
+            Products::Table,
+            &[Products::MerchantId, Products::Sku],
+        )
+        .await?;
         manager
             .create_table(
                 Table::create()
@@ -143,8 +174,20 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        unique_index(manager, "ux_orders_merchant_document", Orders::Table, &[Orders::MerchantId, Orders::FortnoxDocumentNumber]).await?;
-        index(manager, "ix_orders_state", Orders::Table, &[Orders::State, Orders::UpdatedAt]).await?;
+        unique_index(
+            manager,
+            "ux_orders_merchant_document",
+            Orders::Table,
+            &[Orders::MerchantId, Orders::FortnoxDocumentNumber],
+        )
+        .await?;
+        index(
+            manager,
+            "ix_orders_state",
+            Orders::Table,
+            &[Orders::State, Orders::UpdatedAt],
+        )
+        .await?;
         manager
             .create_table(
                 Table::create()
@@ -169,7 +212,13 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "ix_order_lines_order", OrderLines::Table, &[OrderLines::OrderId]).await?;
+        index(
+            manager,
+            "ix_order_lines_order",
+            OrderLines::Table,
+            &[OrderLines::OrderId],
+        )
+        .await?;
         manager
             .create_table(
                 Table::create()
@@ -195,11 +244,21 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "ix_order_events_order", OrderEvents::Table, &[OrderEvents::OrderId, OrderEvents::Id]).await?;
+        index(
+            manager,
+            "ix_order_events_order",
+            OrderEvents::Table,
+            &[OrderEvents::OrderId, OrderEvents::Id],
+        )
+        .await?;
 
         let mut seed = Query::insert()
             .into_table(ShippingMethods::Table)
-            .columns([ShippingMethods::Code, ShippingMethods::Carrier, ShippingMethods::Name])
+            .columns([
+                ShippingMethods::Code,
+                ShippingMethods::Carrier,
+                ShippingMethods::Name,
+            ])
             .to_owned();
         for (code, carrier, name) in SHIPPING_METHODS {
             seed.values_panic([(*code).into(), (*carrier).into(), (*name).into()]);
@@ -219,13 +278,18 @@ impl MigrationTrait for Migration {
             FortnoxIntegrations::Table.into_iden(),
             Merchants::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }
 }
 
-fn fk<T: IntoIden + Copy + 'static, C: IntoIden + 'static>(table: T, column: C) -> ForeignKeyCreateStatement {
+fn fk<T: IntoIden + Copy + 'static, C: IntoIden + 'static>(
+    table: T,
+    column: C,
+) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .from(table, column)
         .to(Merchants::Table, Merchants::Id)
@@ -239,7 +303,12 @@ async fn unique_index<T: IntoIden + Copy + 'static, C: IntoIden + Copy + 'static
     table: T,
     columns: &[C],
 ) -> Result<(), DbErr> {
-    let mut stmt = Index::create().name(name).table(table).unique().if_not_exists().to_owned();
+    let mut stmt = Index::create()
+        .name(name)
+        .table(table)
+        .unique()
+        .if_not_exists()
+        .to_owned();
     for column in columns {
         stmt.col(*column);
     }
@@ -252,7 +321,11 @@ async fn index<T: IntoIden + Copy + 'static, C: IntoIden + Copy + 'static>(
     table: T,
     columns: &[C],
 ) -> Result<(), DbErr> {
-    let mut stmt = Index::create().name(name).table(table).if_not_exists().to_owned();
+    let mut stmt = Index::create()
+        .name(name)
+        .table(table)
+        .if_not_exists()
+        .to_owned();
     for column in columns {
         stmt.col(*column);
     }
@@ -260,41 +333,122 @@ async fn index<T: IntoIden + Copy + 'static, C: IntoIden + Copy + 'static>(
 }
 
 #[derive(DeriveIden, Clone, Copy)]
-enum Merchants { Table, Id, Name, CreatedAt }
+enum Merchants {
+    Table,
+    Id,
+    Name,
+    CreatedAt,
+}
 
 #[derive(DeriveIden, Clone, Copy)]
 enum FortnoxIntegrations {
-    Table, Id, MerchantId, Status, AccessTokenEncrypted, RefreshTokenEncrypted, AccessTokenExpiresAt, TokenScope,
-    OauthState, OauthStateExpiresAt, FirstOrderDate, IgnoreMissingProducts, StockLocation,
-    OrdersSyncedUntil, LastError, CreatedAt, UpdatedAt,
+    Table,
+    Id,
+    MerchantId,
+    Status,
+    AccessTokenEncrypted,
+    RefreshTokenEncrypted,
+    AccessTokenExpiresAt,
+    TokenScope,
+    OauthState,
+    OauthStateExpiresAt,
+    FirstOrderDate,
+    IgnoreMissingProducts,
+    StockLocation,
+    OrdersSyncedUntil,
+    LastError,
+    CreatedAt,
+    UpdatedAt,
 }
 
 #[derive(DeriveIden, Clone, Copy)]
 enum Products {
-    Table, Id, MerchantId, Sku, Name, Ean, WeightGrams, WidthMm, HeightMm, DepthMm, Price,
-    StockQuantity, CreatedAt, UpdatedAt,
+    Table,
+    Id,
+    MerchantId,
+    Sku,
+    Name,
+    Ean,
+    WeightGrams,
+    WidthMm,
+    HeightMm,
+    DepthMm,
+    Price,
+    StockQuantity,
+    CreatedAt,
+    UpdatedAt,
 }
 
 #[derive(DeriveIden, Clone, Copy)]
-enum ShippingMethods { Table, Id, Code, Carrier, Name }
+enum ShippingMethods {
+    Table,
+    Id,
+    Code,
+    Carrier,
+    Name,
+}
 
 #[derive(DeriveIden, Clone, Copy)]
-enum ShippingRules { Table, Id, MerchantId, Pattern, ShippingMethodId, CreatedAt }
+enum ShippingRules {
+    Table,
+    Id,
+    MerchantId,
+    Pattern,
+    ShippingMethodId,
+    CreatedAt,
+}
 
 #[derive(DeriveIden, Clone, Copy)]
 enum Orders {
-    Table, Id, MerchantId, FortnoxDocumentNumber, State, Reasons, DeliveryAddress, WayOfDelivery,
-    ShippingMethodId, WarehouseReference, TrackingNumbers, InvoiceNumber, FortnoxSnapshot,
-    InvoiceRequestedAt, StalledAt, LeaseUntil, LeaseToken, LastError, CreatedAt, UpdatedAt,
+    Table,
+    Id,
+    MerchantId,
+    FortnoxDocumentNumber,
+    State,
+    Reasons,
+    DeliveryAddress,
+    WayOfDelivery,
+    ShippingMethodId,
+    WarehouseReference,
+    TrackingNumbers,
+    InvoiceNumber,
+    FortnoxSnapshot,
+    InvoiceRequestedAt,
+    StalledAt,
+    LeaseUntil,
+    LeaseToken,
+    LastError,
+    CreatedAt,
+    UpdatedAt,
 }
 
 #[derive(DeriveIden, Clone, Copy)]
 enum OrderLines {
-    Table, Id, OrderId, Position, FortnoxRowId, ArticleNumber, Description, OrderedQuantity,
-    PickQuantity, ShippedQuantity, CreatedAt,
+    Table,
+    Id,
+    OrderId,
+    Position,
+    FortnoxRowId,
+    ArticleNumber,
+    Description,
+    OrderedQuantity,
+    PickQuantity,
+    ShippedQuantity,
+    CreatedAt,
 }
 
 #[derive(DeriveIden, Clone, Copy)]
 enum OrderEvents {
-    Table, Id, OrderId, MerchantId, Kind, FromState, ToState, Cause, Actor, Message, Forced, CreatedAt,
+    Table,
+    Id,
+    OrderId,
+    MerchantId,
+    Kind,
+    FromState,
+    ToState,
+    Cause,
+    Actor,
+    Message,
+    Forced,
+    CreatedAt,
 }

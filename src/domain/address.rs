@@ -69,7 +69,13 @@ pub enum AddressField {
 
 impl AddressField {
     /// The fields a parcel cannot be shipped without, in the order they are reported.
-    pub const REQUIRED: [AddressField; 5] = [Self::Name, Self::Street, Self::ZipCode, Self::City, Self::Country];
+    pub const REQUIRED: [AddressField; 5] = [
+        Self::Name,
+        Self::Street,
+        Self::ZipCode,
+        Self::City,
+        Self::Country,
+    ];
 
     /// How the field is called in a sentence for a merchant.
     pub fn label(self) -> &'static str {
@@ -136,14 +142,25 @@ pub fn delivery_address(fields: &OrderAddressFields) -> DeliveryAddress {
     };
     let [name, street, street2, zip_code, city, country] = chosen.map(non_empty);
     let country_code = country.as_deref().and_then(country_code).map(str::to_owned);
-    DeliveryAddress { name, street, street2, zip_code, city, country, country_code }
+    DeliveryAddress {
+        name,
+        street,
+        street2,
+        zip_code,
+        city,
+        country,
+        country_code,
+    }
 }
 
 impl DeliveryAddress {
     /// The required fields that are empty, in [`AddressField::REQUIRED`] order. A country
     /// that is present but cannot be mapped is not "missing": see `country_code`.
     pub fn missing_required_fields(&self) -> Vec<AddressField> {
-        AddressField::REQUIRED.into_iter().filter(|field| self.value(*field).is_none()).collect()
+        AddressField::REQUIRED
+            .into_iter()
+            .filter(|field| self.value(*field).is_none())
+            .collect()
     }
 
     pub fn value(&self, field: AddressField) -> Option<&str> {
@@ -159,7 +176,11 @@ impl DeliveryAddress {
 }
 
 fn non_empty(value: &Option<String>) -> Option<String> {
-    value.as_deref().map(str::trim).filter(|text| !text.is_empty()).map(str::to_owned)
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+        .map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -233,21 +254,39 @@ mod tests {
     #[test]
     fn a_blank_delivery_name_counts_as_empty() {
         for blank in [None, some(""), some("   "), some("\t")] {
-            let fields = OrderAddressFields { delivery_name: blank.clone(), ..with_delivery() };
-            assert_eq!(address_source(&fields), AddressSource::CustomerFields, "{blank:?}");
+            let fields = OrderAddressFields {
+                delivery_name: blank.clone(),
+                ..with_delivery()
+            };
+            assert_eq!(
+                address_source(&fields),
+                AddressSource::CustomerFields,
+                "{blank:?}"
+            );
             assert_eq!(delivery_address(&fields).name, some("Anna Andersson"));
-            assert_eq!(delivery_address(&fields).city, some("Stockholm"), "the delivery fields are ignored");
+            assert_eq!(
+                delivery_address(&fields).city,
+                some("Stockholm"),
+                "the delivery fields are ignored"
+            );
         }
     }
 
     #[test]
     fn fields_are_never_mixed_between_the_two_addresses() {
-        let fields = OrderAddressFields { delivery_zip_code: None, delivery_country: some(""), ..with_delivery() };
+        let fields = OrderAddressFields {
+            delivery_zip_code: None,
+            delivery_country: some(""),
+            ..with_delivery()
+        };
         let address = delivery_address(&fields);
         assert_eq!(address.zip_code, None, "not the customer's zip code");
         assert_eq!(address.country, None);
         assert_eq!(address.country_code, None);
-        assert_eq!(address.missing_required_fields(), vec![AddressField::ZipCode, AddressField::Country]);
+        assert_eq!(
+            address.missing_required_fields(),
+            vec![AddressField::ZipCode, AddressField::Country]
+        );
     }
 
     #[test]
@@ -261,13 +300,20 @@ mod tests {
         let address = delivery_address(&fields);
         assert_eq!(address.name, some("Anna Andersson"));
         assert_eq!(address.street2, None);
-        assert_eq!(address.country, some("finland"), "kept as written, only trimmed");
+        assert_eq!(
+            address.country,
+            some("finland"),
+            "kept as written, only trimmed"
+        );
         assert_eq!(address.country_code, some("FI"));
     }
 
     #[test]
     fn an_unknown_country_has_no_code_but_is_not_missing() {
-        let fields = OrderAddressFields { country: some("Atlantis"), ..customer_only() };
+        let fields = OrderAddressFields {
+            country: some("Atlantis"),
+            ..customer_only()
+        };
         let address = delivery_address(&fields);
         assert_eq!(address.country, some("Atlantis"));
         assert_eq!(address.country_code, None);
@@ -278,27 +324,54 @@ mod tests {
     fn every_required_field_can_be_reported_missing() {
         let address = delivery_address(&OrderAddressFields::default());
         assert_eq!(address, DeliveryAddress::default());
-        assert_eq!(address.missing_required_fields(), AddressField::REQUIRED.to_vec());
+        assert_eq!(
+            address.missing_required_fields(),
+            AddressField::REQUIRED.to_vec()
+        );
     }
 
     #[test]
     fn the_second_address_line_is_optional() {
-        let fields = OrderAddressFields { address2: None, ..customer_only() };
-        assert!(delivery_address(&fields).missing_required_fields().is_empty());
+        let fields = OrderAddressFields {
+            address2: None,
+            ..customer_only()
+        };
+        assert!(delivery_address(&fields)
+            .missing_required_fields()
+            .is_empty());
     }
 
     #[test]
     fn fortnox_field_names_per_source() {
         use AddressField::*;
-        let delivery: Vec<&str> =
-            [Name, Street, Street2, ZipCode, City, Country].map(|f| AddressSource::DeliveryFields.fortnox_field(f)).to_vec();
+        let delivery: Vec<&str> = [Name, Street, Street2, ZipCode, City, Country]
+            .map(|f| AddressSource::DeliveryFields.fortnox_field(f))
+            .to_vec();
         assert_eq!(
             delivery,
-            ["DeliveryName", "DeliveryAddress1", "DeliveryAddress2", "DeliveryZipCode", "DeliveryCity", "DeliveryCountry"]
+            [
+                "DeliveryName",
+                "DeliveryAddress1",
+                "DeliveryAddress2",
+                "DeliveryZipCode",
+                "DeliveryCity",
+                "DeliveryCountry"
+            ]
         );
-        let customer: Vec<&str> =
-            [Name, Street, Street2, ZipCode, City, Country].map(|f| AddressSource::CustomerFields.fortnox_field(f)).to_vec();
-        assert_eq!(customer, ["CustomerName", "Address1", "Address2", "ZipCode", "City", "Country"]);
+        let customer: Vec<&str> = [Name, Street, Street2, ZipCode, City, Country]
+            .map(|f| AddressSource::CustomerFields.fortnox_field(f))
+            .to_vec();
+        assert_eq!(
+            customer,
+            [
+                "CustomerName",
+                "Address1",
+                "Address2",
+                "ZipCode",
+                "City",
+                "Country"
+            ]
+        );
     }
 
     #[test]
@@ -318,7 +391,13 @@ mod tests {
     #[test]
     fn stored_json_with_missing_or_null_keys_reads_back_as_none() {
         let back: Result<DeliveryAddress, _> = serde_json::from_str(r#"{"name":"A","city":null}"#);
-        assert_eq!(back.ok(), Some(DeliveryAddress { name: some("A"), ..DeliveryAddress::default() }));
+        assert_eq!(
+            back.ok(),
+            Some(DeliveryAddress {
+                name: some("A"),
+                ..DeliveryAddress::default()
+            })
+        );
     }
 
     #[test]

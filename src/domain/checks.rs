@@ -16,7 +16,10 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::address::{address_source, delivery_address, AddressField, AddressSource, DeliveryAddress, OrderAddressFields};
+use super::address::{
+    address_source, delivery_address, AddressField, AddressSource, DeliveryAddress,
+    OrderAddressFields,
+};
 use super::shipping::{match_way_of_delivery, RuleMatch, ShippingRule};
 
 /// An order row's `OrderedQuantity`. Fortnox sends quantities as strings (`"1"`, `"1.12"`)
@@ -131,7 +134,9 @@ impl CheckOutcome {
 /// Whether Fortnox will take delivered quantities for an order in this `DeliveryState`:
 /// only in `delivery`, which older accounts send as `0`.
 pub fn delivery_state_allows_delivery(delivery_state: Option<&str>) -> bool {
-    delivery_state.map(str::trim).is_some_and(|state| state.eq_ignore_ascii_case("delivery") || state == "0")
+    delivery_state
+        .map(str::trim)
+        .is_some_and(|state| state.eq_ignore_ascii_case("delivery") || state == "0")
 }
 
 /// Runs every check on one order. See the module documentation.
@@ -144,15 +149,32 @@ pub fn check_order(order: &OrderToCheck, ctx: &CheckContext) -> CheckOutcome {
     let (shipping_rule_id, shipping_method_id) = check_way_of_delivery(order, ctx, &mut reasons);
     check_fortnox_can_take_the_delivery(order, &mut reasons);
 
-    CheckOutcome { reasons, warnings, lines_to_ship, shipping_rule_id, shipping_method_id, address }
+    CheckOutcome {
+        reasons,
+        warnings,
+        lines_to_ship,
+        shipping_rule_id,
+        shipping_method_id,
+        address,
+    }
 }
 
-fn check_rows(order: &OrderToCheck, ctx: &CheckContext, reasons: &mut Vec<String>, warnings: &mut Vec<String>) -> Vec<LineToShip> {
+fn check_rows(
+    order: &OrderToCheck,
+    ctx: &CheckContext,
+    reasons: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Vec<LineToShip> {
     let mut lines = Vec::new();
     let mut stock_rows = 0;
     let mut left_out_rows = 0;
     for row in &order.rows {
-        let Some(article) = row.article_number.as_deref().map(str::trim).filter(|article| !article.is_empty()) else {
+        let Some(article) = row
+            .article_number
+            .as_deref()
+            .map(str::trim)
+            .filter(|article| !article.is_empty())
+        else {
             continue; // A text or comment row: nothing to ship.
         };
         if ctx.non_stock_article_numbers.contains(article) {
@@ -178,7 +200,12 @@ fn check_rows(order: &OrderToCheck, ctx: &CheckContext, reasons: &mut Vec<String
         }
 
         if let Some(quantity) = positive_quantity(row, article, reasons) {
-            lines.push(LineToShip { position, row_id: row.row_id, article_number: article.to_owned(), quantity });
+            lines.push(LineToShip {
+                position,
+                row_id: row.row_id,
+                article_number: article.to_owned(),
+                quantity,
+            });
         }
     }
 
@@ -193,7 +220,11 @@ fn check_rows(order: &OrderToCheck, ctx: &CheckContext, reasons: &mut Vec<String
 }
 
 /// The row's quantity when it is a positive number, otherwise a reason and `None`.
-fn positive_quantity(row: &OrderRowToCheck, article: &str, reasons: &mut Vec<String>) -> Option<Decimal> {
+fn positive_quantity(
+    row: &OrderRowToCheck,
+    article: &str,
+    reasons: &mut Vec<String>,
+) -> Option<Decimal> {
     let position = row.position;
     match &row.ordered_quantity {
         RowQuantity::Number(quantity) if *quantity > Decimal::ZERO => Some(*quantity),
@@ -245,12 +276,24 @@ fn check_address(fields: &OrderAddressFields, reasons: &mut Vec<String>) -> Deli
 }
 
 /// The matching rule and its shipping method, or a reason.
-fn check_way_of_delivery(order: &OrderToCheck, ctx: &CheckContext, reasons: &mut Vec<String>) -> (Option<i64>, Option<i64>) {
-    let code = order.way_of_delivery.as_deref().map(str::trim).unwrap_or_default();
+fn check_way_of_delivery(
+    order: &OrderToCheck,
+    ctx: &CheckContext,
+    reasons: &mut Vec<String>,
+) -> (Option<i64>, Option<i64>) {
+    let code = order
+        .way_of_delivery
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default();
     let description = order
         .way_of_delivery_description
         .as_deref()
-        .or_else(|| ctx.way_of_delivery_descriptions.get(code).map(String::as_str))
+        .or_else(|| {
+            ctx.way_of_delivery_descriptions
+                .get(code)
+                .map(String::as_str)
+        })
         .map(str::trim)
         .filter(|text| !text.is_empty());
 
@@ -289,8 +332,13 @@ fn quote_way_of_delivery(code: &str, description: Option<&str>) -> String {
 /// Rule 5's last part: checked before anything is sent, because after shipping it is too
 /// late: Fortnox would refuse the delivered quantities or create a back order.
 fn check_fortnox_can_take_the_delivery(order: &OrderToCheck, reasons: &mut Vec<String>) {
-    const CONSEQUENCE: &str = "or Fortnox cannot take the delivered quantities and will create a back order";
-    let state = order.delivery_state.as_deref().map(str::trim).filter(|state| !state.is_empty());
+    const CONSEQUENCE: &str =
+        "or Fortnox cannot take the delivered quantities and will create a back order";
+    let state = order
+        .delivery_state
+        .as_deref()
+        .map(str::trim)
+        .filter(|state| !state.is_empty());
     if !delivery_state_allows_delivery(state) {
         reasons.push(match state {
             Some(state) => format!("DeliveryState is '{state}': set Stock status to Delivery on the order in Fortnox, {CONSEQUENCE}"),

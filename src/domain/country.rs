@@ -18,40 +18,173 @@ use std::sync::OnceLock;
 /// way as the input when the lookup table is built.
 const COUNTRIES: &[(&str, &str, &[&str])] = &[
     // The European Union.
-    ("AT", "AUT", &["Austria", "Österrike", "Österreich", "Oesterreich", "Itävalta"]),
-    ("BE", "BEL", &["Belgium", "Belgien", "België", "Belgique", "Belgia"]),
+    (
+        "AT",
+        "AUT",
+        &[
+            "Austria",
+            "Österrike",
+            "Österreich",
+            "Oesterreich",
+            "Itävalta",
+        ],
+    ),
+    (
+        "BE",
+        "BEL",
+        &["Belgium", "Belgien", "België", "Belgique", "Belgia"],
+    ),
     ("BG", "BGR", &["Bulgaria", "Bulgarien", "България"]),
     ("HR", "HRV", &["Croatia", "Kroatien", "Hrvatska", "Kroatia"]),
-    ("CY", "CYP", &["Cyprus", "Cypern", "Κύπρος", "Kıbrıs", "Kypros", "Zypern"]),
-    ("CZ", "CZE", &["Czech Republic", "Czechia", "Tjeckien", "Česko", "Česká republika", "Tšekki", "Tschechien"]),
-    ("DK", "DNK", &["Denmark", "Danmark", "Tanska", "Dänemark", "Danmörk"]),
+    (
+        "CY",
+        "CYP",
+        &["Cyprus", "Cypern", "Κύπρος", "Kıbrıs", "Kypros", "Zypern"],
+    ),
+    (
+        "CZ",
+        "CZE",
+        &[
+            "Czech Republic",
+            "Czechia",
+            "Tjeckien",
+            "Česko",
+            "Česká republika",
+            "Tšekki",
+            "Tschechien",
+        ],
+    ),
+    (
+        "DK",
+        "DNK",
+        &["Denmark", "Danmark", "Tanska", "Dänemark", "Danmörk"],
+    ),
     ("EE", "EST", &["Estonia", "Estland", "Eesti", "Viro"]),
-    ("FI", "FIN", &["Finland", "Suomi", "Finnland", "Suomen tasavalta"]),
-    ("FR", "FRA", &["France", "Frankrike", "Ranska", "Frankreich"]),
-    ("DE", "DEU", &["Germany", "Tyskland", "Deutschland", "Saksa", "Allemagne", "Þýskaland"]),
-    ("GR", "GRC", &["Greece", "Grekland", "Ελλάδα", "Ελλάς", "Hellas", "Kreikka", "Griechenland"]),
-    ("HU", "HUN", &["Hungary", "Ungern", "Magyarország", "Unkari", "Ungarn"]),
-    ("IE", "IRL", &["Ireland", "Irland", "Éire", "Irlanti", "Republic of Ireland"]),
+    (
+        "FI",
+        "FIN",
+        &["Finland", "Suomi", "Finnland", "Suomen tasavalta"],
+    ),
+    (
+        "FR",
+        "FRA",
+        &["France", "Frankrike", "Ranska", "Frankreich"],
+    ),
+    (
+        "DE",
+        "DEU",
+        &[
+            "Germany",
+            "Tyskland",
+            "Deutschland",
+            "Saksa",
+            "Allemagne",
+            "Þýskaland",
+        ],
+    ),
+    (
+        "GR",
+        "GRC",
+        &[
+            "Greece",
+            "Grekland",
+            "Ελλάδα",
+            "Ελλάς",
+            "Hellas",
+            "Kreikka",
+            "Griechenland",
+        ],
+    ),
+    (
+        "HU",
+        "HUN",
+        &["Hungary", "Ungern", "Magyarország", "Unkari", "Ungarn"],
+    ),
+    (
+        "IE",
+        "IRL",
+        &[
+            "Ireland",
+            "Irland",
+            "Éire",
+            "Irlanti",
+            "Republic of Ireland",
+        ],
+    ),
     ("IT", "ITA", &["Italy", "Italien", "Italia"]),
     ("LV", "LVA", &["Latvia", "Lettland", "Latvija"]),
     ("LT", "LTU", &["Lithuania", "Litauen", "Lietuva", "Liettua"]),
     ("LU", "LUX", &["Luxembourg", "Luxemburg", "Lëtzebuerg"]),
     ("MT", "MLT", &["Malta"]),
-    ("NL", "NLD", &["Netherlands", "The Netherlands", "Nederländerna", "Nederland", "Holland", "Alankomaat", "Hollanti", "Niederlande"]),
+    (
+        "NL",
+        "NLD",
+        &[
+            "Netherlands",
+            "The Netherlands",
+            "Nederländerna",
+            "Nederland",
+            "Holland",
+            "Alankomaat",
+            "Hollanti",
+            "Niederlande",
+        ],
+    ),
     ("PL", "POL", &["Poland", "Polen", "Polska", "Puola"]),
     ("PT", "PRT", &["Portugal", "Portugali"]),
     ("RO", "ROU", &["Romania", "Rumänien", "România"]),
-    ("SK", "SVK", &["Slovakia", "Slovakien", "Slovensko", "Slowakei"]),
-    ("SI", "SVN", &["Slovenia", "Slovenien", "Slovenija", "Slowenien"]),
+    (
+        "SK",
+        "SVK",
+        &["Slovakia", "Slovakien", "Slovensko", "Slowakei"],
+    ),
+    (
+        "SI",
+        "SVN",
+        &["Slovenia", "Slovenien", "Slovenija", "Slowenien"],
+    ),
     ("ES", "ESP", &["Spain", "Spanien", "España", "Espanja"]),
-    ("SE", "SWE", &["Sweden", "Sverige", "Ruotsi", "Schweden", "Svíþjóð"]),
+    (
+        "SE",
+        "SWE",
+        &["Sweden", "Sverige", "Ruotsi", "Schweden", "Svíþjóð"],
+    ),
     // The rest of the EEA, the Nordic countries and territories, the UK and Switzerland.
     ("IS", "ISL", &["Iceland", "Island", "Ísland", "Islanti"]),
     ("LI", "LIE", &["Liechtenstein"]),
-    ("NO", "NOR", &["Norway", "Norge", "Noreg", "Norja", "Norwegen", "Noregur"]),
-    ("FO", "FRO", &["Faroe Islands", "Färöarna", "Føroyar", "Færøerne", "Færøyene", "Färsaaret"]),
-    ("GL", "GRL", &["Greenland", "Grönland", "Grønland", "Kalaallit Nunaat", "Grönlanti"]),
-    ("AX", "ALA", &["Åland", "Åland Islands", "Ålandsöarna", "Ahvenanmaa"]),
+    (
+        "NO",
+        "NOR",
+        &["Norway", "Norge", "Noreg", "Norja", "Norwegen", "Noregur"],
+    ),
+    (
+        "FO",
+        "FRO",
+        &[
+            "Faroe Islands",
+            "Färöarna",
+            "Føroyar",
+            "Færøerne",
+            "Færøyene",
+            "Färsaaret",
+        ],
+    ),
+    (
+        "GL",
+        "GRL",
+        &[
+            "Greenland",
+            "Grönland",
+            "Grønland",
+            "Kalaallit Nunaat",
+            "Grönlanti",
+        ],
+    ),
+    (
+        "AX",
+        "ALA",
+        &["Åland", "Åland Islands", "Ålandsöarna", "Ahvenanmaa"],
+    ),
     (
         "GB",
         "GBR",
@@ -76,28 +209,88 @@ const COUNTRIES: &[(&str, &str, &[&str])] = &[
             "Vereinigtes Königreich",
         ],
     ),
-    ("CH", "CHE", &["Switzerland", "Schweiz", "Suisse", "Svizzera", "Svizra", "Sveitsi", "Sveits", "Helvetia"]),
+    (
+        "CH",
+        "CHE",
+        &[
+            "Switzerland",
+            "Schweiz",
+            "Suisse",
+            "Svizzera",
+            "Svizra",
+            "Sveitsi",
+            "Sveits",
+            "Helvetia",
+        ],
+    ),
     // Other European destinations.
     ("AD", "AND", &["Andorra"]),
     ("MC", "MCO", &["Monaco"]),
     ("SM", "SMR", &["San Marino"]),
-    ("VA", "VAT", &["Vatican City", "Vatican", "Vatikanstaten", "Holy See", "Città del Vaticano"]),
+    (
+        "VA",
+        "VAT",
+        &[
+            "Vatican City",
+            "Vatican",
+            "Vatikanstaten",
+            "Holy See",
+            "Città del Vaticano",
+        ],
+    ),
     ("AL", "ALB", &["Albania", "Albanien", "Shqipëria"]),
-    ("BA", "BIH", &["Bosnia and Herzegovina", "Bosnia", "Bosnien och Hercegovina", "Bosnien-Hercegovina", "Bosna i Hercegovina"]),
+    (
+        "BA",
+        "BIH",
+        &[
+            "Bosnia and Herzegovina",
+            "Bosnia",
+            "Bosnien och Hercegovina",
+            "Bosnien-Hercegovina",
+            "Bosna i Hercegovina",
+        ],
+    ),
     ("ME", "MNE", &["Montenegro", "Crna Gora"]),
-    ("MK", "MKD", &["North Macedonia", "Nordmakedonien", "Macedonia", "Makedonien", "Северна Македонија"]),
+    (
+        "MK",
+        "MKD",
+        &[
+            "North Macedonia",
+            "Nordmakedonien",
+            "Macedonia",
+            "Makedonien",
+            "Северна Македонија",
+        ],
+    ),
     ("RS", "SRB", &["Serbia", "Serbien", "Srbija", "Србија"]),
     ("UA", "UKR", &["Ukraine", "Ukraina", "Україна"]),
-    ("TR", "TUR", &["Turkey", "Türkiye", "Turkiet", "Turkki", "Türkei"]),
+    (
+        "TR",
+        "TUR",
+        &["Turkey", "Türkiye", "Turkiet", "Turkki", "Türkei"],
+    ),
     // Frequent destinations further away.
     (
         "US",
         "USA",
-        &["United States", "United States of America", "US", "USA", "Förenta staterna", "Amerikas förenta stater", "Yhdysvallat", "Vereinigte Staaten"],
+        &[
+            "United States",
+            "United States of America",
+            "US",
+            "USA",
+            "Förenta staterna",
+            "Amerikas förenta stater",
+            "Yhdysvallat",
+            "Vereinigte Staaten",
+        ],
     ),
     ("CA", "CAN", &["Canada", "Kanada"]),
     ("AU", "AUS", &["Australia", "Australien"]),
-    ("NZ", "NZL", &["New Zealand", "Nya Zeeland", "Uusi-Seelanti", "Neuseeland"]),
+    (
+        "NZ",
+        "NZL",
+        &["New Zealand", "Nya Zeeland", "Uusi-Seelanti", "Neuseeland"],
+    ),
     ("JP", "JPN", &["Japan", "Japani", "日本"]),
     ("CN", "CHN", &["China", "Kina", "Kiina", "中国"]),
 ];
@@ -248,7 +441,11 @@ mod tests {
         assert_eq!(country_code("Faroarna"), Some("FO"));
         assert_eq!(country_code("Magyarorszag"), Some("HU"));
         assert_eq!(country_code("Ελλαδα"), Some("GR"));
-        assert_eq!(country_code("ΚΥΠΡΟΣ"), Some("CY"), "upper-case Greek with final sigma");
+        assert_eq!(
+            country_code("ΚΥΠΡΟΣ"),
+            Some("CY"),
+            "upper-case Greek with final sigma"
+        );
     }
 
     #[test]
@@ -332,7 +529,18 @@ mod tests {
 
     #[test]
     fn unknown_names_are_none_never_a_guess() {
-        for name in ["Atlantis", "", "   ", "Sverig", "Swe den", "Europe", "Nordic", "XX", "S", "Sverige Finland"] {
+        for name in [
+            "Atlantis",
+            "",
+            "   ",
+            "Sverig",
+            "Swe den",
+            "Europe",
+            "Nordic",
+            "XX",
+            "S",
+            "Sverige Finland",
+        ] {
             assert_eq!(country_code(name), None, "{name:?}");
         }
     }
@@ -347,7 +555,10 @@ mod tests {
                 let key = normalize(spelling);
                 assert!(!key.is_empty(), "{spelling}");
                 if let Some(other) = seen.insert(key.clone(), alpha2) {
-                    assert_eq!(other, *alpha2, "{spelling:?} ({key}) names both {other} and {alpha2}");
+                    assert_eq!(
+                        other, *alpha2,
+                        "{spelling:?} ({key}) names both {other} and {alpha2}"
+                    );
                 }
             }
         }

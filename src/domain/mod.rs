@@ -2,8 +2,8 @@
 pub mod address;
 pub mod checks;
 pub mod country;
-pub mod shipping;
 pub mod shipment;
+pub mod shipping;
 pub mod state_machine;
 
 pub use state_machine::{JobKind, OrderState, TransitionRefused};

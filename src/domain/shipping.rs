@@ -36,7 +36,10 @@ pub struct ShippingRule {
 pub enum RuleMatch {
     /// Exactly one most specific rule matched (or several equally specific ones that all
     /// point to the same method; then `rule_id` is the lowest of their ids).
-    Matched { rule_id: i64, shipping_method_id: i64 },
+    Matched {
+        rule_id: i64,
+        shipping_method_id: i64,
+    },
     /// No rule matches the code or the description.
     NoMatch,
     /// The most specific matching rules are equally specific but point to different
@@ -47,7 +50,9 @@ pub enum RuleMatch {
 /// Why a pattern was refused. The messages are shown to API users as they are.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidPattern {
-    #[error("the pattern is empty: enter a way-of-delivery code or description, using * as a wildcard")]
+    #[error(
+        "the pattern is empty: enter a way-of-delivery code or description, using * as a wildcard"
+    )]
     Empty,
     #[error("the pattern is {actual} characters long: at most {max} are allowed")]
     TooLong { actual: usize, max: usize },
@@ -65,7 +70,10 @@ pub fn validate_pattern(pattern: &str) -> Result<String, InvalidPattern> {
     }
     let length = trimmed.chars().count();
     if length > MAX_PATTERN_CHARS {
-        return Err(InvalidPattern::TooLong { actual: length, max: MAX_PATTERN_CHARS });
+        return Err(InvalidPattern::TooLong {
+            actual: length,
+            max: MAX_PATTERN_CHARS,
+        });
     }
     if trimmed.chars().any(char::is_control) {
         return Err(InvalidPattern::ControlCharacter);
@@ -88,9 +96,14 @@ pub fn pattern_matches(pattern: &str, text: &str) -> bool {
 
 /// Maps a way of delivery (its code, and its description when known) through the rules.
 /// See the module documentation for precedence and conflicts.
-pub fn match_way_of_delivery(rules: &[ShippingRule], code: &str, description: Option<&str>) -> RuleMatch {
+pub fn match_way_of_delivery(
+    rules: &[ShippingRule],
+    code: &str,
+    description: Option<&str>,
+) -> RuleMatch {
     let matching = rules.iter().filter(|rule| {
-        pattern_matches(&rule.pattern, code) || description.is_some_and(|text| pattern_matches(&rule.pattern, text))
+        pattern_matches(&rule.pattern, code)
+            || description.is_some_and(|text| pattern_matches(&rule.pattern, text))
     });
 
     let mut best_score: Option<usize> = None;

@@ -29,15 +29,39 @@ use OrderState::*;
 pub const TRANSITIONS: &[(OrderState, OrderState, &str)] = &[
     (Imported, Validated, "every check passes"),
     (Imported, Reserved, "a check fails"),
-    (Reserved, Validated, "revalidation passes after the cause was fixed"),
+    (
+        Reserved,
+        Validated,
+        "revalidation passes after the cause was fixed",
+    ),
     (Validated, Sent, "the warehouse accepted the order"),
     (Validated, Reserved, "the warehouse refused the order"),
     (Sent, Shipped, "the warehouse confirmed the shipment"),
-    (Shipped, Invoiced, "delivered quantities written back and the invoice created"),
-    (Imported, Cancelled, "cancelled in Fortnox, or by the merchant or an admin"),
-    (Validated, Cancelled, "cancelled in Fortnox, or by the merchant or an admin"),
-    (Reserved, Cancelled, "cancelled in Fortnox, or by the merchant or an admin"),
-    (Sent, Cancelled, "the warehouse cancelled it before shipping"),
+    (
+        Shipped,
+        Invoiced,
+        "delivered quantities written back and the invoice created",
+    ),
+    (
+        Imported,
+        Cancelled,
+        "cancelled in Fortnox, or by the merchant or an admin",
+    ),
+    (
+        Validated,
+        Cancelled,
+        "cancelled in Fortnox, or by the merchant or an admin",
+    ),
+    (
+        Reserved,
+        Cancelled,
+        "cancelled in Fortnox, or by the merchant or an admin",
+    ),
+    (
+        Sent,
+        Cancelled,
+        "the warehouse cancelled it before shipping",
+    ),
 ];
 
 /// The durable job a state needs, if any. States without a job wait for a person or the
@@ -53,7 +77,9 @@ pub enum JobKind {
 }
 
 impl OrderState {
-    pub const ALL: [OrderState; 7] = [Imported, Validated, Reserved, Sent, Shipped, Invoiced, Cancelled];
+    pub const ALL: [OrderState; 7] = [
+        Imported, Validated, Reserved, Sent, Shipped, Invoiced, Cancelled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -114,12 +140,20 @@ pub enum TransitionRefused {
     #[error("the order is {0}, which is final; no further change is possible")]
     FinalState(OrderState),
     #[error("an order cannot go from {from} to {to}; allowed from {from}: {allowed}")]
-    NotAllowed { from: OrderState, to: OrderState, allowed: String },
+    NotAllowed {
+        from: OrderState,
+        to: OrderState,
+        allowed: String,
+    },
 }
 
 /// Checks one change against the table. A forced change (admins only) may go to any
 /// other state, even out of a final one: that is what forcing is for.
-pub fn check_transition(from: OrderState, to: OrderState, forced: bool) -> Result<(), TransitionRefused> {
+pub fn check_transition(
+    from: OrderState,
+    to: OrderState,
+    forced: bool,
+) -> Result<(), TransitionRefused> {
     if from == to {
         return Err(TransitionRefused::SameState(from));
     }
@@ -133,11 +167,18 @@ pub fn check_transition(from: OrderState, to: OrderState, forced: bool) -> Resul
         return Ok(());
     }
     let allowed: Vec<&str> = allowed_from(from).map(OrderState::as_str).collect();
-    Err(TransitionRefused::NotAllowed { from, to, allowed: allowed.join(", ") })
+    Err(TransitionRefused::NotAllowed {
+        from,
+        to,
+        allowed: allowed.join(", "),
+    })
 }
 
 pub fn allowed_from(from: OrderState) -> impl Iterator<Item = OrderState> {
-    TRANSITIONS.iter().filter(move |(f, _, _)| *f == from).map(|(_, t, _)| *t)
+    TRANSITIONS
+        .iter()
+        .filter(move |(f, _, _)| *f == from)
+        .map(|(_, t, _)| *t)
 }
 
 #[cfg(test)]
@@ -147,7 +188,11 @@ mod tests {
     #[test]
     fn every_listed_transition_is_allowed() {
         for (from, to, _) in TRANSITIONS {
-            assert_eq!(check_transition(*from, *to, false), Ok(()), "{from} -> {to}");
+            assert_eq!(
+                check_transition(*from, *to, false),
+                Ok(()),
+                "{from} -> {to}"
+            );
         }
     }
 
@@ -171,14 +216,20 @@ mod tests {
 
     #[test]
     fn final_states_refuse_everything_but_forcing() {
-        assert_eq!(check_transition(Invoiced, Shipped, false), Err(TransitionRefused::FinalState(Invoiced)));
+        assert_eq!(
+            check_transition(Invoiced, Shipped, false),
+            Err(TransitionRefused::FinalState(Invoiced))
+        );
         assert_eq!(check_transition(Invoiced, Shipped, true), Ok(()));
         assert_eq!(check_transition(Cancelled, Imported, true), Ok(()));
     }
 
     #[test]
     fn forcing_to_the_same_state_is_refused() {
-        assert_eq!(check_transition(Sent, Sent, true), Err(TransitionRefused::SameState(Sent)));
+        assert_eq!(
+            check_transition(Sent, Sent, true),
+            Err(TransitionRefused::SameState(Sent))
+        );
     }
 
     #[test]

@@ -222,7 +222,11 @@ impl TenantClient {
 
     /// Like [`Self::create_invoice_once`], starting from an order read just now (for
     /// example the response of the rows update), which saves the first read.
-    pub async fn create_invoice_given(&self, doc: &DocumentNumber, fresh: Option<Order>) -> Result<InvoiceOutcome> {
+    pub async fn create_invoice_given(
+        &self,
+        doc: &DocumentNumber,
+        fresh: Option<Order>,
+    ) -> Result<InvoiceOutcome> {
         let policy = self.client.inner.cfg.retry.clone();
         let mut attempt = 0;
         let mut fresh = fresh;

@@ -1,14 +1,19 @@
 //! The merchant's catalogue: products, shipping rules, and the way-of-delivery mapping
 //! preview. Validation and matching live in `store::catalog` and `domain::shipping`.
 use async_graphql::connection::{query, Connection, Edge, EmptyFields};
-use async_graphql::{Context, Enum, ErrorExtensions, MaybeUndefined, Object, Result, SimpleObject, ID};
+use async_graphql::{
+    Context, Enum, ErrorExtensions, MaybeUndefined, Object, Result, SimpleObject, ID,
+};
 use chrono::{DateTime, Utc};
 use entity::product;
 
 use super::types::ShippingMethod;
 use super::{internal, not_found, principal, store, RoleGuard};
 use crate::fortnox::FortnoxClient;
-use crate::store::catalog::{CatalogError, MappingOutcome, NewProduct, ProductUpdate, RuleWithMethod, WayOfDeliveryMapping as Mapping};
+use crate::store::catalog::{
+    CatalogError, MappingOutcome, NewProduct, ProductUpdate, RuleWithMethod,
+    WayOfDeliveryMapping as Mapping,
+};
 
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 200;
@@ -115,14 +120,30 @@ impl From<Mapping> for WayOfDeliveryMapping {
         let (outcome, rule, shipping_method, conflicting_rules) = match m.outcome {
             MappingOutcome::Matched(rule) => {
                 let method = ShippingMethod::from(rule.method.clone());
-                (WayOfDeliveryOutcome::Matched, Some(ShippingRule::from(rule)), Some(method), vec![])
+                (
+                    WayOfDeliveryOutcome::Matched,
+                    Some(ShippingRule::from(rule)),
+                    Some(method),
+                    vec![],
+                )
             }
             MappingOutcome::NoMatch => (WayOfDeliveryOutcome::NoMatch, None, None, vec![]),
-            MappingOutcome::Conflict(rules) => {
-                (WayOfDeliveryOutcome::Conflict, None, None, rules.into_iter().map(ShippingRule::from).collect())
-            }
+            MappingOutcome::Conflict(rules) => (
+                WayOfDeliveryOutcome::Conflict,
+                None,
+                None,
+                rules.into_iter().map(ShippingRule::from).collect(),
+            ),
         };
-        WayOfDeliveryMapping { code: m.code, description: m.description, outcome, rule, shipping_method, conflicting_rules, message }
+        WayOfDeliveryMapping {
+            code: m.code,
+            description: m.description,
+            outcome,
+            rule,
+            shipping_method,
+            conflicting_rules,
+            message,
+        }
     }
 }
 
@@ -148,7 +169,11 @@ pub(super) fn catalog_error(error: CatalogError) -> async_graphql::Error {
 pub(super) async fn scoped_merchant(ctx: &Context<'_>, id: &ID) -> Result<i64> {
     let scope = &principal(ctx)?.scope;
     let merchant_id = id.parse::<i64>().map_err(|_| not_found("merchant"))?;
-    store(ctx).merchant(scope, merchant_id).await.map_err(internal)?.ok_or_else(|| not_found("merchant"))?;
+    store(ctx)
+        .merchant(scope, merchant_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| not_found("merchant"))?;
     Ok(merchant_id)
 }
 
@@ -189,45 +214,84 @@ impl CatalogQuery {
     ) -> Result<Connection<String, Product, EmptyFields, EmptyFields>> {
         let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
         let store = store(ctx).clone();
-        query(after, None, first, None, |after: Option<String>, _before: Option<String>, first, _last| async move {
-            let after_id = match after {
-                Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| async_graphql::Error::new("invalid cursor"))?),
-                None => None,
-            };
-            let limit = first.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
-            let mut rows = store.products_page(merchant_id, after_id, limit as u64 + 1).await.map_err(internal)?;
-            let has_next = rows.len() > limit;
-            rows.truncate(limit);
-            let mut connection = Connection::new(after_id.is_some(), has_next);
-            connection.edges.extend(rows.into_iter().map(|row| Edge::new(row.id.to_string(), Product::from(row))));
-            Ok::<_, async_graphql::Error>(connection)
-        })
+        query(
+            after,
+            None,
+            first,
+            None,
+            |after: Option<String>, _before: Option<String>, first, _last| async move {
+                let after_id = match after {
+                    Some(cursor) => Some(
+                        cursor
+                            .parse::<i64>()
+                            .map_err(|_| async_graphql::Error::new("invalid cursor"))?,
+                    ),
+                    None => None,
+                };
+                let limit = first.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+                let mut rows = store
+                    .products_page(merchant_id, after_id, limit as u64 + 1)
+                    .await
+                    .map_err(internal)?;
+                let has_next = rows.len() > limit;
+                rows.truncate(limit);
+                let mut connection = Connection::new(after_id.is_some(), has_next);
+                connection.edges.extend(
+                    rows.into_iter()
+                        .map(|row| Edge::new(row.id.to_string(), Product::from(row))),
+                );
+                Ok::<_, async_graphql::Error>(connection)
+            },
+        )
         .await
     }
 
     /// One product; another tenant's product is `null`, like a missing one.
     async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Product>> {
         let scope = &principal(ctx)?.scope;
-        let Ok(id) = id.parse::<i64>() else { return Ok(None) };
-        Ok(store(ctx).product(scope, id).await.map_err(internal)?.map(Product::from))
+        let Ok(id) = id.parse::<i64>() else {
+            return Ok(None);
+        };
+        Ok(store(ctx)
+            .product(scope, id)
+            .await
+            .map_err(internal)?
+            .map(Product::from))
     }
 
     /// A merchant's shipping rules, most specific (most literal characters) first.
     #[graphql(guard = "RoleGuard::merchant_partner_or_admin()")]
-    async fn shipping_rules(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<Vec<ShippingRule>> {
+    async fn shipping_rules(
+        &self,
+        ctx: &Context<'_>,
+        merchant_id: ID,
+    ) -> Result<Vec<ShippingRule>> {
         let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
-        let rules = store(ctx).merchant_rules_with_methods(merchant_id).await.map_err(internal)?;
+        let rules = store(ctx)
+            .merchant_rules_with_methods(merchant_id)
+            .await
+            .map_err(internal)?;
         Ok(rules.into_iter().map(ShippingRule::from).collect())
     }
 
     /// For every way of delivery in the merchant's Fortnox (read live, by code), the rule
     /// and shipping method its orders map to, or why they map to none.
     #[graphql(guard = "RoleGuard::merchant_partner_or_admin()")]
-    async fn way_of_delivery_mappings(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<Vec<WayOfDeliveryMapping>> {
+    async fn way_of_delivery_mappings(
+        &self,
+        ctx: &Context<'_>,
+        merchant_id: ID,
+    ) -> Result<Vec<WayOfDeliveryMapping>> {
         let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
         let fortnox = ctx.data_unchecked::<FortnoxClient>();
-        let mappings = store(ctx).way_of_delivery_mappings(fortnox, merchant_id).await.map_err(catalog_error)?;
-        Ok(mappings.into_iter().map(WayOfDeliveryMapping::from).collect())
+        let mappings = store(ctx)
+            .way_of_delivery_mappings(fortnox, merchant_id)
+            .await
+            .map_err(catalog_error)?;
+        Ok(mappings
+            .into_iter()
+            .map(WayOfDeliveryMapping::from)
+            .collect())
     }
 }
 
@@ -266,7 +330,10 @@ impl CatalogMutation {
             depth_mm: measure(depth_mm),
             price,
         };
-        let product = store(ctx).create_product(new).await.map_err(catalog_error)?;
+        let product = store(ctx)
+            .create_product(new)
+            .await
+            .map_err(catalog_error)?;
         revalidate_reserved(ctx, merchant_id).await;
         Ok(product.into())
     }
@@ -298,16 +365,29 @@ impl CatalogMutation {
             depth_mm: maybe(depth_mm, i64::from),
             price: maybe(price, |v| v),
         };
-        Ok(store(ctx).update_product(scope, id, update).await.map_err(catalog_error)?.into())
+        Ok(store(ctx)
+            .update_product(scope, id, update)
+            .await
+            .map_err(catalog_error)?
+            .into())
     }
 
     /// Adds a shipping rule: Fortnox ways of delivery whose code or description matches
     /// `pattern` ship with the method `shippingMethodCode` (see `shippingMethods`). RESERVED
     /// orders of the merchant are re-checked.
     #[graphql(guard = "RoleGuard::merchant_or_admin()")]
-    async fn add_shipping_rule(&self, ctx: &Context<'_>, merchant_id: ID, pattern: String, shipping_method_code: String) -> Result<ShippingRule> {
+    async fn add_shipping_rule(
+        &self,
+        ctx: &Context<'_>,
+        merchant_id: ID,
+        pattern: String,
+        shipping_method_code: String,
+    ) -> Result<ShippingRule> {
         let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
-        let rule = store(ctx).add_shipping_rule(merchant_id, &pattern, &shipping_method_code).await.map_err(catalog_error)?;
+        let rule = store(ctx)
+            .add_shipping_rule(merchant_id, &pattern, &shipping_method_code)
+            .await
+            .map_err(catalog_error)?;
         revalidate_reserved(ctx, merchant_id).await;
         Ok(rule.into())
     }
@@ -318,7 +398,10 @@ impl CatalogMutation {
     async fn remove_shipping_rule(&self, ctx: &Context<'_>, id: ID) -> Result<ShippingRule> {
         let scope = &principal(ctx)?.scope;
         let id = id.parse::<i64>().map_err(|_| not_found("shipping rule"))?;
-        let removed = store(ctx).remove_shipping_rule(scope, id).await.map_err(catalog_error)?;
+        let removed = store(ctx)
+            .remove_shipping_rule(scope, id)
+            .await
+            .map_err(catalog_error)?;
         revalidate_reserved(ctx, removed.rule.merchant_id).await;
         Ok(removed.into())
     }

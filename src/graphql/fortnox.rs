@@ -69,7 +69,10 @@ impl FortnoxIntegration {
         FortnoxIntegration {
             merchant_id: merchant_id.into(),
             status,
-            first_order_date: row.first_order_date.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+            first_order_date: row
+                .first_order_date
+                .as_deref()
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
             ignore_missing_products: row.ignore_missing_products,
             stock_location: row.stock_location,
             orders_synced_until: row.orders_synced_until,
@@ -92,12 +95,19 @@ fn scoped_merchant(ctx: &Context<'_>, id: &ID) -> Result<i64> {
 async fn existing_merchant(ctx: &Context<'_>, id: &ID) -> Result<i64> {
     let merchant_id = scoped_merchant(ctx, id)?;
     let scope = &principal(ctx)?.scope;
-    store(ctx).merchant(scope, merchant_id).await.map_err(internal)?.ok_or_else(|| not_found("merchant"))?;
+    store(ctx)
+        .merchant(scope, merchant_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| not_found("merchant"))?;
     Ok(merchant_id)
 }
 
 async fn integration(ctx: &Context<'_>, merchant_id: i64) -> Result<FortnoxIntegration> {
-    let row = store(ctx).integration(merchant_id).await.map_err(internal)?;
+    let row = store(ctx)
+        .integration(merchant_id)
+        .await
+        .map_err(internal)?;
     Ok(FortnoxIntegration::from_model(merchant_id, row))
 }
 
@@ -107,7 +117,11 @@ pub struct FortnoxQuery;
 #[Object]
 impl FortnoxQuery {
     /// The merchant's Fortnox connection, its settings and warnings.
-    async fn fortnox_integration(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<FortnoxIntegration> {
+    async fn fortnox_integration(
+        &self,
+        ctx: &Context<'_>,
+        merchant_id: ID,
+    ) -> Result<FortnoxIntegration> {
         let merchant_id = existing_merchant(ctx, &merchant_id).await?;
         integration(ctx, merchant_id).await
     }
@@ -131,12 +145,22 @@ impl FortnoxMutation {
         }
         let state = oauth::new_state();
         let expires = Utc::now() + chrono::Duration::minutes(OAUTH_STATE_TTL_MINUTES);
-        store(ctx).begin_oauth(merchant_id, &state, expires).await.map_err(internal)?;
-        ctx.data_unchecked::<FortnoxClient>().oauth().authorize_url(&state).map_err(internal)
+        store(ctx)
+            .begin_oauth(merchant_id, &state, expires)
+            .await
+            .map_err(internal)?;
+        ctx.data_unchecked::<FortnoxClient>()
+            .oauth()
+            .authorize_url(&state)
+            .map_err(internal)
     }
 
     #[graphql(guard = "RoleGuard::merchant_or_admin()")]
-    async fn disconnect_fortnox(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<FortnoxIntegration> {
+    async fn disconnect_fortnox(
+        &self,
+        ctx: &Context<'_>,
+        merchant_id: ID,
+    ) -> Result<FortnoxIntegration> {
         let merchant_id = existing_merchant(ctx, &merchant_id).await?;
         store(ctx).disconnect(merchant_id).await.map_err(internal)?;
         integration(ctx, merchant_id).await
@@ -155,11 +179,18 @@ impl FortnoxMutation {
     ) -> Result<FortnoxIntegration> {
         let merchant_id = existing_merchant(ctx, &merchant_id).await?;
         let update = SettingsUpdate {
-            first_order_date: if clear_first_order_date { Some(None) } else { first_order_date.map(Some) },
+            first_order_date: if clear_first_order_date {
+                Some(None)
+            } else {
+                first_order_date.map(Some)
+            },
             ignore_missing_products,
             stock_location: stock_location.map(Some),
         };
-        store(ctx).update_settings(merchant_id, update).await.map_err(internal)?;
+        store(ctx)
+            .update_settings(merchant_id, update)
+            .await
+            .map_err(internal)?;
         if ignore_missing_products == Some(true) {
             // Orders waiting only for missing products can go on now.
             if let Err(error) = crate::jobs::revalidate_reserved(store(ctx), merchant_id).await {
@@ -174,7 +205,9 @@ impl FortnoxMutation {
     async fn sync_orders(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<bool> {
         let merchant_id = existing_merchant(ctx, &merchant_id).await?;
         let task = jobs_table::import_task(merchant_id).map_err(internal)?;
-        jobs_table::push(&store(ctx).pool, vec![task]).await.map_err(internal)?;
+        jobs_table::push(&store(ctx).pool, vec![task])
+            .await
+            .map_err(internal)?;
         Ok(true)
     }
 }

@@ -9,22 +9,32 @@ pub struct RoleGuard {
 
 impl RoleGuard {
     pub fn admin() -> Self {
-        RoleGuard { roles: &[Role::Admin] }
+        RoleGuard {
+            roles: &[Role::Admin],
+        }
     }
     /// The warehouse reporting shipments and stock, and admins.
     pub fn warehouse_or_admin() -> Self {
-        RoleGuard { roles: &[Role::Admin, Role::Warehouse] }
+        RoleGuard {
+            roles: &[Role::Admin, Role::Warehouse],
+        }
     }
     pub fn merchant_warehouse_or_admin() -> Self {
-        RoleGuard { roles: &[Role::Admin, Role::Merchant, Role::Warehouse] }
+        RoleGuard {
+            roles: &[Role::Admin, Role::Merchant, Role::Warehouse],
+        }
     }
     /// Merchants acting on their own data, and admins.
     pub fn merchant_or_admin() -> Self {
-        RoleGuard { roles: &[Role::Admin, Role::Merchant] }
+        RoleGuard {
+            roles: &[Role::Admin, Role::Merchant],
+        }
     }
     /// Readers of a merchant's own configuration: the merchant, its partners, admins.
     pub fn merchant_partner_or_admin() -> Self {
-        RoleGuard { roles: &[Role::Admin, Role::Merchant, Role::Partner] }
+        RoleGuard {
+            roles: &[Role::Admin, Role::Merchant, Role::Partner],
+        }
     }
 }
 

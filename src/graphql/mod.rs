@@ -12,9 +12,9 @@ mod types;
 
 use async_graphql::{Context, Error, ErrorExtensions, MergedObject, Schema, SchemaBuilder, ID};
 
-pub use guard::RoleGuard;
 use catalog::{CatalogMutation, CatalogQuery};
 use fortnox::{FortnoxMutation, FortnoxQuery};
+pub use guard::RoleGuard;
 use mutation::OrderMutation;
 use product_sync::{ProductSyncMutation, ProductSyncQuery};
 use query::OrderQuery;
@@ -32,15 +32,31 @@ const MAX_DEPTH: usize = 12;
 const MAX_COMPLEXITY: usize = 2000;
 
 pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot).limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY)
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot,
+    )
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
 }
 
 /// Whether FORTNOX_CLIENT_ID and FORTNOX_CLIENT_SECRET are set, so connecting can work.
 #[derive(Clone, Copy)]
 pub(crate) struct FortnoxConfigured(pub bool);
 
-pub fn build_schema(store: Store, bus: EventBus, fortnox: FortnoxClient, fortnox_configured: bool) -> AppSchema {
-    schema_builder().data(store).data(bus).data(fortnox).data(FortnoxConfigured(fortnox_configured)).finish()
+pub fn build_schema(
+    store: Store,
+    bus: EventBus,
+    fortnox: FortnoxClient,
+    fortnox_configured: bool,
+) -> AppSchema {
+    schema_builder()
+        .data(store)
+        .data(bus)
+        .data(fortnox)
+        .data(FortnoxConfigured(fortnox_configured))
+        .finish()
 }
 
 /// The SDL committed as `schema.graphql`.
@@ -52,7 +68,12 @@ pub fn sdl() -> String {
 pub struct QueryRoot(OrderQuery, FortnoxQuery, CatalogQuery, ProductSyncQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(OrderMutation, FortnoxMutation, CatalogMutation, ProductSyncMutation);
+pub struct MutationRoot(
+    OrderMutation,
+    FortnoxMutation,
+    CatalogMutation,
+    ProductSyncMutation,
+);
 
 pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Principal> {
     ctx.data_opt::<Principal>().ok_or_else(|| unauthenticated())
@@ -67,7 +88,8 @@ pub(crate) fn bus<'a>(ctx: &'a Context<'_>) -> &'a EventBus {
 }
 
 pub(crate) fn unauthenticated() -> Error {
-    Error::new("authentication required: send `Authorization: Bearer <JWT>`").extend_with(|_, e| e.set("code", "UNAUTHENTICATED"))
+    Error::new("authentication required: send `Authorization: Bearer <JWT>`")
+        .extend_with(|_, e| e.set("code", "UNAUTHENTICATED"))
 }
 
 pub(crate) fn not_found(what: &str) -> Error {
@@ -77,7 +99,8 @@ pub(crate) fn not_found(what: &str) -> Error {
 pub(crate) fn internal(error: impl std::fmt::Display) -> Error {
     // The details go to the log; the caller gets a reference-free, generic message.
     tracing::error!(%error, "internal error while answering a GraphQL request");
-    Error::new("internal error; the details were logged").extend_with(|_, e| e.set("code", "INTERNAL"))
+    Error::new("internal error; the details were logged")
+        .extend_with(|_, e| e.set("code", "INTERNAL"))
 }
 
 pub(crate) fn parse_id(id: &ID, what: &str) -> async_graphql::Result<i64> {

@@ -4,9 +4,9 @@ use std::str::FromStr;
 
 use super::types::{Merchant, Order};
 use super::{bus, internal, not_found, parse_id, principal, store, RoleGuard};
-use crate::domain::OrderState;
 use crate::domain::shipment::{shipped_quantities, Pick, Shipped};
 use crate::domain::JobKind;
+use crate::domain::OrderState;
 use crate::jobs::enqueue_state_job;
 use crate::store::jobs_table::{self, OrderJob};
 use crate::store::transitions::{apply_transition, TransitionError, TransitionRequest};
@@ -17,11 +17,11 @@ pub struct OrderMutation;
 fn transition_error(error: TransitionError) -> async_graphql::Error {
     match error {
         TransitionError::NotFound => not_found("order"),
-        TransitionError::Refused(refused) => {
-            async_graphql::Error::new(refused.to_string()).extend_with(|_, e| e.set("code", "TRANSITION_REFUSED"))
-        }
+        TransitionError::Refused(refused) => async_graphql::Error::new(refused.to_string())
+            .extend_with(|_, e| e.set("code", "TRANSITION_REFUSED")),
         conflict @ TransitionError::Conflict { .. } => {
-            async_graphql::Error::new(conflict.to_string()).extend_with(|_, e| e.set("code", "CONFLICT"))
+            async_graphql::Error::new(conflict.to_string())
+                .extend_with(|_, e| e.set("code", "CONFLICT"))
         }
         TransitionError::Store(e) => internal(e),
     }
@@ -35,7 +35,11 @@ impl OrderMutation {
         if name.is_empty() {
             return Err(async_graphql::Error::new("name must not be empty"));
         }
-        Ok(store(ctx).create_merchant(name).await.map_err(internal)?.into())
+        Ok(store(ctx)
+            .create_merchant(name)
+            .await
+            .map_err(internal)?
+            .into())
     }
 
     /// Moves an order to any state, recorded as forced with the reason; the target state's
@@ -51,38 +55,72 @@ impl OrderMutation {
     ) -> Result<Order> {
         let reason = reason.trim();
         if reason.is_empty() {
-            return Err(async_graphql::Error::new("a reason is required to force a state"));
+            return Err(async_graphql::Error::new(
+                "a reason is required to force a state",
+            ));
         }
         let principal = principal(ctx)?;
         let id = parse_id(&order_id, "order")?;
-        let mut request = TransitionRequest::new(id, expected_state, state, "admin_forced", &principal.actor()).message(reason);
+        let mut request = TransitionRequest::new(
+            id,
+            expected_state,
+            state,
+            "admin_forced",
+            &principal.actor(),
+        )
+        .message(reason);
         request.forced = true;
         if state == OrderState::Reserved {
             request.reasons = vec![format!("Forced to RESERVED by an admin: {reason}")];
         }
-        apply_transition(store(ctx), bus(ctx), request).await.map_err(transition_error)?;
+        apply_transition(store(ctx), bus(ctx), request)
+            .await
+            .map_err(transition_error)?;
         load_order(ctx, id).await
     }
 
     /// Cancels an order. Merchants and admins cancel orders not yet sent to the warehouse;
     /// a SENT order only the warehouse cancels (it holds the goods). Admins can force.
     #[graphql(guard = "RoleGuard::merchant_warehouse_or_admin()")]
-    async fn cancel_order(&self, ctx: &Context<'_>, order_id: ID, reason: Option<String>) -> Result<Order> {
+    async fn cancel_order(
+        &self,
+        ctx: &Context<'_>,
+        order_id: ID,
+        reason: Option<String>,
+    ) -> Result<Order> {
         let principal = principal(ctx)?;
         let id = parse_id(&order_id, "order")?;
         let order = load_order(ctx, id).await?;
         let allowed = match principal.role {
             crate::auth::Role::Warehouse => order.state == OrderState::Sent,
-            _ => matches!(order.state, OrderState::Imported | OrderState::Validated | OrderState::Reserved),
+            _ => matches!(
+                order.state,
+                OrderState::Imported | OrderState::Validated | OrderState::Reserved
+            ),
         };
         if !allowed {
-            let who = if principal.role == crate::auth::Role::Warehouse { "the warehouse cancels only SENT orders" } else { "orders already at the warehouse are cancelled by the warehouse" };
-            return Err(async_graphql::Error::new(format!("cannot cancel an order in {}: {who}", order.state))
-                .extend_with(|_, e| e.set("code", "TRANSITION_REFUSED")));
+            let who = if principal.role == crate::auth::Role::Warehouse {
+                "the warehouse cancels only SENT orders"
+            } else {
+                "orders already at the warehouse are cancelled by the warehouse"
+            };
+            return Err(async_graphql::Error::new(format!(
+                "cannot cancel an order in {}: {who}",
+                order.state
+            ))
+            .extend_with(|_, e| e.set("code", "TRANSITION_REFUSED")));
         }
-        let mut request = TransitionRequest::new(id, Some(order.state), OrderState::Cancelled, "cancelled_by_user", &principal.actor());
+        let mut request = TransitionRequest::new(
+            id,
+            Some(order.state),
+            OrderState::Cancelled,
+            "cancelled_by_user",
+            &principal.actor(),
+        );
         request.message = reason;
-        apply_transition(store(ctx), bus(ctx), request).await.map_err(transition_error)?;
+        apply_transition(store(ctx), bus(ctx), request)
+            .await
+            .map_err(transition_error)?;
         load_order(ctx, id).await
     }
 
@@ -93,10 +131,23 @@ impl OrderMutation {
         let id = parse_id(&order_id, "order")?;
         let order = load_order(ctx, id).await?;
         if order.state != OrderState::Reserved {
-            return Err(async_graphql::Error::new(format!("only RESERVED orders are revalidated; this one is {}", order.state)));
+            return Err(async_graphql::Error::new(format!(
+                "only RESERVED orders are revalidated; this one is {}",
+                order.state
+            )));
         }
-        let task = jobs_table::order_task(JobKind::ValidateOrder, &OrderJob { order_id: id, attempt: 0 }, None).map_err(internal)?;
-        jobs_table::push(&store(ctx).pool, vec![task]).await.map_err(internal)?;
+        let task = jobs_table::order_task(
+            JobKind::ValidateOrder,
+            &OrderJob {
+                order_id: id,
+                attempt: 0,
+            },
+            None,
+        )
+        .map_err(internal)?;
+        jobs_table::push(&store(ctx).pool, vec![task])
+            .await
+            .map_err(internal)?;
         Ok(order)
     }
 
@@ -125,19 +176,47 @@ impl OrderMutation {
             .into_iter()
             .filter_map(|line| {
                 let quantity = Decimal::from_str(line.pick_quantity.as_deref()?).ok()?;
-                (quantity > Decimal::ZERO).then_some(Pick { line_id: line.id, quantity })
+                (quantity > Decimal::ZERO).then_some(Pick {
+                    line_id: line.id,
+                    quantity,
+                })
             })
             .collect();
         let reported = lines
             .into_iter()
-            .map(|line| Ok(Shipped { line_id: line.line_id.parse::<i64>().map_err(|_| async_graphql::Error::new(format!("line {} is not a line of this order", line.line_id.as_str())))?, quantity: line.quantity }))
+            .map(|line| {
+                Ok(Shipped {
+                    line_id: line.line_id.parse::<i64>().map_err(|_| {
+                        async_graphql::Error::new(format!(
+                            "line {} is not a line of this order",
+                            line.line_id.as_str()
+                        ))
+                    })?,
+                    quantity: line.quantity,
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         let shipped = shipped_quantities(&picks, &reported).map_err(async_graphql::Error::new)?;
-        let tracking: Vec<String> = tracking_numbers.into_iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
-        let mut request = TransitionRequest::new(id, Some(order.state), OrderState::Shipped, "warehouse_shipped", &principal.actor());
+        let tracking: Vec<String> = tracking_numbers
+            .into_iter()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let mut request = TransitionRequest::new(
+            id,
+            Some(order.state),
+            OrderState::Shipped,
+            "warehouse_shipped",
+            &principal.actor(),
+        );
         request.tracking_numbers = Some(tracking);
-        request.shipped_quantities = shipped.into_iter().map(|(line, quantity)| (line, quantity.normalize().to_string())).collect();
-        apply_transition(store, bus(ctx), request).await.map_err(transition_error)?;
+        request.shipped_quantities = shipped
+            .into_iter()
+            .map(|(line, quantity)| (line, quantity.normalize().to_string()))
+            .collect();
+        apply_transition(store, bus(ctx), request)
+            .await
+            .map_err(transition_error)?;
         load_order(ctx, id).await
     }
 
@@ -148,7 +227,10 @@ impl OrderMutation {
         let order = load_order(ctx, id).await?;
         let store = store(ctx);
         store.clear_stall(id).await.map_err(internal)?;
-        if !enqueue_state_job(store, id, order.state).await.map_err(internal)? {
+        if !enqueue_state_job(store, id, order.state)
+            .await
+            .map_err(internal)?
+        {
             return Err(async_graphql::Error::new(format!(
                 "an order in {} has nothing to retry: it waits for a person or the warehouse, or is final",
                 order.state
@@ -169,6 +251,10 @@ pub struct ShippedLineInput {
 /// Loads an order within the caller's scope; another tenant's order is "not found".
 async fn load_order(ctx: &Context<'_>, id: i64) -> Result<Order> {
     let scope = &principal(ctx)?.scope;
-    let model = store(ctx).order(scope, id).await.map_err(internal)?.ok_or_else(|| not_found("order"))?;
+    let model = store(ctx)
+        .order(scope, id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| not_found("order"))?;
     Order::from_model(model)
 }

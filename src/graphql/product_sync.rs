@@ -75,8 +75,16 @@ impl From<ProductSyncView> for ProductSync {
         ProductSync {
             merchant_id: view.merchant_id.into(),
             stock_location: view.stock_location,
-            articles: view.rows.into_iter().map(ProductSyncArticle::from).collect(),
-            products_not_in_fortnox: view.products_not_in_fortnox.into_iter().map(Product::from).collect(),
+            articles: view
+                .rows
+                .into_iter()
+                .map(ProductSyncArticle::from)
+                .collect(),
+            products_not_in_fortnox: view
+                .products_not_in_fortnox
+                .into_iter()
+                .map(Product::from)
+                .collect(),
             missing_products: i32::try_from(missing).unwrap_or(i32::MAX),
         }
     }
@@ -103,7 +111,10 @@ impl ProductSyncQuery {
     async fn product_sync(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<ProductSync> {
         let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
         let fortnox = ctx.data_unchecked::<FortnoxClient>();
-        let view = store(ctx).product_sync(fortnox, merchant_id).await.map_err(catalog_error)?;
+        let view = store(ctx)
+            .product_sync(fortnox, merchant_id)
+            .await
+            .map_err(catalog_error)?;
         Ok(view.into())
     }
 }
@@ -120,10 +131,18 @@ impl ProductSyncMutation {
     /// SalesPrice. When products were created, RESERVED orders of the merchant are
     /// re-checked, since they may have waited for them.
     #[graphql(guard = "RoleGuard::merchant_or_admin()")]
-    async fn create_products_from_fortnox(&self, ctx: &Context<'_>, merchant_id: ID, article_numbers: Option<Vec<String>>) -> Result<Vec<Product>> {
+    async fn create_products_from_fortnox(
+        &self,
+        ctx: &Context<'_>,
+        merchant_id: ID,
+        article_numbers: Option<Vec<String>>,
+    ) -> Result<Vec<Product>> {
         let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
         let fortnox = ctx.data_unchecked::<FortnoxClient>();
-        let created = store(ctx).create_products_from_fortnox(fortnox, merchant_id, article_numbers).await.map_err(catalog_error)?;
+        let created = store(ctx)
+            .create_products_from_fortnox(fortnox, merchant_id, article_numbers)
+            .await
+            .map_err(catalog_error)?;
         if !created.is_empty() {
             revalidate_reserved(ctx, merchant_id).await;
         }
@@ -135,10 +154,24 @@ impl ProductSyncMutation {
     /// job; a refusal by Fortnox shows as the integration's `lastError`. An unknown SKU is
     /// an error naming it, and then nothing is stored. Returns the updated products.
     #[graphql(guard = "RoleGuard::warehouse_or_admin()")]
-    async fn report_stock_levels(&self, ctx: &Context<'_>, merchant_id: ID, levels: Vec<StockLevelInput>) -> Result<Vec<Product>> {
+    async fn report_stock_levels(
+        &self,
+        ctx: &Context<'_>,
+        merchant_id: ID,
+        levels: Vec<StockLevelInput>,
+    ) -> Result<Vec<Product>> {
         let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
-        let levels = levels.into_iter().map(|l| StockLevel { sku: l.sku, quantity: l.quantity }).collect();
-        let updated = store(ctx).report_stock_levels(merchant_id, levels).await.map_err(catalog_error)?;
+        let levels = levels
+            .into_iter()
+            .map(|l| StockLevel {
+                sku: l.sku,
+                quantity: l.quantity,
+            })
+            .collect();
+        let updated = store(ctx)
+            .report_stock_levels(merchant_id, levels)
+            .await
+            .map_err(catalog_error)?;
         Ok(updated.into_iter().map(Product::from).collect())
     }
 }

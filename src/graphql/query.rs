@@ -23,8 +23,14 @@ impl OrderQuery {
 
     async fn merchant(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Merchant>> {
         let scope = &principal(ctx)?.scope;
-        let Ok(id) = id.parse::<i64>() else { return Ok(None) };
-        Ok(store(ctx).merchant(scope, id).await.map_err(internal)?.map(Merchant::from))
+        let Ok(id) = id.parse::<i64>() else {
+            return Ok(None);
+        };
+        Ok(store(ctx)
+            .merchant(scope, id)
+            .await
+            .map_err(internal)?
+            .map(Merchant::from))
     }
 
     /// Orders, newest first, as a Relay connection (`first` at most 200).
@@ -46,29 +52,46 @@ impl OrderQuery {
             states: states.unwrap_or_default(),
         };
         let store = store(ctx).clone();
-        query(after, None, first, None, |after: Option<String>, _before: Option<String>, first, _last| async move {
-            let after_id = match after {
-                Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| async_graphql::Error::new("invalid cursor"))?),
-                None => None,
-            };
-            let limit = first.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
-            let mut rows = store.orders_page(&scope, &filter, after_id, limit as u64 + 1).await.map_err(internal)?;
-            let has_next = rows.len() > limit;
-            rows.truncate(limit);
-            let mut connection = Connection::new(after_id.is_some(), has_next);
-            for row in rows {
-                let cursor = row.id.to_string();
-                connection.edges.push(Edge::new(cursor, Order::from_model(row)?));
-            }
-            Ok::<_, async_graphql::Error>(connection)
-        })
+        query(
+            after,
+            None,
+            first,
+            None,
+            |after: Option<String>, _before: Option<String>, first, _last| async move {
+                let after_id = match after {
+                    Some(cursor) => Some(
+                        cursor
+                            .parse::<i64>()
+                            .map_err(|_| async_graphql::Error::new("invalid cursor"))?,
+                    ),
+                    None => None,
+                };
+                let limit = first.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+                let mut rows = store
+                    .orders_page(&scope, &filter, after_id, limit as u64 + 1)
+                    .await
+                    .map_err(internal)?;
+                let has_next = rows.len() > limit;
+                rows.truncate(limit);
+                let mut connection = Connection::new(after_id.is_some(), has_next);
+                for row in rows {
+                    let cursor = row.id.to_string();
+                    connection
+                        .edges
+                        .push(Edge::new(cursor, Order::from_model(row)?));
+                }
+                Ok::<_, async_graphql::Error>(connection)
+            },
+        )
         .await
     }
 
     /// One order with its lines and events; another tenant's order is `null`, like a missing one.
     async fn order(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Order>> {
         let scope = &principal(ctx)?.scope;
-        let Ok(id) = parse_id(&id, "order") else { return Ok(None) };
+        let Ok(id) = parse_id(&id, "order") else {
+            return Ok(None);
+        };
         match store(ctx).order(scope, id).await.map_err(internal)? {
             Some(model) => Ok(Some(Order::from_model(model)?)),
             None => Ok(None),

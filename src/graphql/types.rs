@@ -15,7 +15,11 @@ pub struct Merchant {
 
 impl From<merchant::Model> for Merchant {
     fn from(m: merchant::Model) -> Self {
-        Merchant { id: m.id.into(), name: m.name, created_at: m.created_at }
+        Merchant {
+            id: m.id.into(),
+            name: m.name,
+            created_at: m.created_at,
+        }
     }
 }
 
@@ -30,7 +34,12 @@ pub struct ShippingMethod {
 
 impl From<shipping_method::Model> for ShippingMethod {
     fn from(m: shipping_method::Model) -> Self {
-        ShippingMethod { id: m.id.into(), code: m.code, carrier: m.carrier, name: m.name }
+        ShippingMethod {
+            id: m.id.into(),
+            code: m.code,
+            carrier: m.carrier,
+            name: m.name,
+        }
     }
 }
 
@@ -86,7 +95,15 @@ pub struct Order {
 }
 
 fn strings(value: &serde_json::Value) -> Vec<String> {
-    value.as_array().map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Order {
@@ -115,13 +132,19 @@ impl Order {
 #[ComplexObject]
 impl Order {
     async fn lines(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderLine>> {
-        let lines = super::store(ctx).order_lines(self.db_id).await.map_err(super::internal)?;
+        let lines = super::store(ctx)
+            .order_lines(self.db_id)
+            .await
+            .map_err(super::internal)?;
         Ok(lines.into_iter().map(OrderLine::from).collect())
     }
 
     /// The order's history, oldest first.
     async fn events(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderEvent>> {
-        let events = super::store(ctx).order_events(self.db_id).await.map_err(super::internal)?;
+        let events = super::store(ctx)
+            .order_events(self.db_id)
+            .await
+            .map_err(super::internal)?;
         Ok(events.into_iter().map(OrderEvent::from).collect())
     }
 }

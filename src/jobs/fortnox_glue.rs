@@ -23,7 +23,8 @@ pub(super) fn fortnox_error(error: FortnoxError) -> JobError {
 
 /// The order as we store it at import: its rows as lines, the whole order as the snapshot.
 pub fn new_order(merchant_id: i64, order: &Order) -> Result<NewOrder, String> {
-    let snapshot = serde_json::to_value(order).map_err(|e| format!("cannot keep a snapshot of the order: {e}"))?;
+    let snapshot = serde_json::to_value(order)
+        .map_err(|e| format!("cannot keep a snapshot of the order: {e}"))?;
     let lines = order
         .order_rows
         .iter()
@@ -31,13 +32,20 @@ pub fn new_order(merchant_id: i64, order: &Order) -> Result<NewOrder, String> {
             fortnox_row_id: row.row_id.map(|id| id as i64),
             article_number: row.article_number.clone().filter(|a| !a.trim().is_empty()),
             description: row.description.clone().unwrap_or_default(),
-            ordered_quantity: row.ordered_quantity.as_ref().map(|q| q.0.normalize().to_string()).unwrap_or_default(),
+            ordered_quantity: row
+                .ordered_quantity
+                .as_ref()
+                .map(|q| q.0.normalize().to_string())
+                .unwrap_or_default(),
         })
         .collect();
     Ok(NewOrder {
         merchant_id,
         fortnox_document_number: order.document_number.as_str().to_owned(),
-        way_of_delivery: order.way_of_delivery.clone().filter(|w| !w.trim().is_empty()),
+        way_of_delivery: order
+            .way_of_delivery
+            .clone()
+            .filter(|w| !w.trim().is_empty()),
         delivery_address: None,
         fortnox_snapshot: snapshot,
         lines,
@@ -60,7 +68,11 @@ pub struct CatalogCache {
 const CATALOG_TTL: Duration = Duration::from_secs(300);
 
 impl CatalogCache {
-    pub async fn get(&self, fortnox: &FortnoxClient, merchant_id: i64) -> Result<Arc<MerchantCatalog>, FortnoxError> {
+    pub async fn get(
+        &self,
+        fortnox: &FortnoxClient,
+        merchant_id: i64,
+    ) -> Result<Arc<MerchantCatalog>, FortnoxError> {
         if let Ok(entries) = self.entries.lock() {
             if let Some((at, catalog)) = entries.get(&merchant_id) {
                 if at.elapsed() < CATALOG_TTL {
@@ -74,7 +86,12 @@ impl CatalogCache {
         let catalog = Arc::new(MerchantCatalog {
             non_stock_articles: articles
                 .into_iter()
-                .filter(|a| a.article_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("SERVICE")) || a.stock_goods == Some(false))
+                .filter(|a| {
+                    a.article_type
+                        .as_deref()
+                        .is_some_and(|t| t.eq_ignore_ascii_case("SERVICE"))
+                        || a.stock_goods == Some(false)
+                })
                 .map(|a| a.article_number)
                 .collect(),
             way_of_delivery_descriptions: ways

@@ -16,18 +16,25 @@ pub(super) async fn handle(kind: JobKind, order_id: i64, ctx: &JobContext) -> Re
         tracing::warn!(order_id, ?kind, "job for a missing order dropped");
         return Ok(());
     };
-    let state = OrderState::from_str(&order.state).map_err(|e| JobError::NeedsAttention(e.to_string()))?;
+    let state =
+        OrderState::from_str(&order.state).map_err(|e| JobError::NeedsAttention(e.to_string()))?;
     let runnable = matches!(
         (kind, state),
-        (JobKind::ValidateOrder, OrderState::Imported | OrderState::Reserved)
-            | (JobKind::SendToWarehouse, OrderState::Validated)
+        (
+            JobKind::ValidateOrder,
+            OrderState::Imported | OrderState::Reserved
+        ) | (JobKind::SendToWarehouse, OrderState::Validated)
             | (JobKind::InvoiceOrder, OrderState::Shipped)
     );
     if !runnable {
         tracing::debug!(order_id, ?kind, %state, "stale job: the order has moved on");
         return Ok(());
     }
-    let lease = match ctx.store.claim(order_id, state.as_str(), ctx.settings.lease()).await? {
+    let lease = match ctx
+        .store
+        .claim(order_id, state.as_str(), ctx.settings.lease())
+        .await?
+    {
         Ok(lease) => lease,
         Err(held) => return Err(JobError::Busy(held.until)),
     };
@@ -39,10 +46,17 @@ pub(super) async fn handle(kind: JobKind, order_id: i64, ctx: &JobContext) -> Re
     result
 }
 
-async fn run(kind: JobKind, state: OrderState, order: entity::order::Model, ctx: &JobContext) -> Result<(), JobError> {
+async fn run(
+    kind: JobKind,
+    state: OrderState,
+    order: entity::order::Model,
+    ctx: &JobContext,
+) -> Result<(), JobError> {
     match (kind, state) {
         // Validation also re-checks RESERVED orders (`revalidateOrder`, or a fix elsewhere).
-        (JobKind::ValidateOrder, OrderState::Imported | OrderState::Reserved) => validate::run(ctx, order, state).await,
+        (JobKind::ValidateOrder, OrderState::Imported | OrderState::Reserved) => {
+            validate::run(ctx, order, state).await
+        }
         (JobKind::SendToWarehouse, OrderState::Validated) => send::run(ctx, order).await,
         (JobKind::InvoiceOrder, OrderState::Shipped) => invoice::run(ctx, order).await,
         _ => {

@@ -27,24 +27,45 @@ pub struct ImportSummary {
 
 pub async fn import_orders(ctx: &JobContext, merchant_id: i64) -> Result<ImportSummary, JobError> {
     let _one_at_a_time = ctx.import_locks.lock(merchant_id).await;
-    let Some(integration) = ctx.store.integration(merchant_id).await? else { return Ok(ImportSummary::default()) };
+    let Some(integration) = ctx.store.integration(merchant_id).await? else {
+        return Ok(ImportSummary::default());
+    };
     if integration.status != STATUS_CONNECTED {
         // Paused until the merchant (re)connects.
         return Ok(ImportSummary::default());
     }
-    let first_order_date = integration.first_order_date.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-    let since = integration.orders_synced_until.map(|t| (t - Duration::minutes(OVERLAP_MINUTES)).naive_utc());
+    let first_order_date = integration
+        .first_order_date
+        .as_deref()
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let since = integration
+        .orders_synced_until
+        .map(|t| (t - Duration::minutes(OVERLAP_MINUTES)).naive_utc());
     let started = Utc::now();
     let tenant = ctx.fortnox.tenant(merchant_id.to_string());
     let mut summary = ImportSummary::default();
 
-    let done = OrderQuery { last_modified: since, from_date: first_order_date, filter: Some(OrderFilter::InvoiceNotCreated), not_completed: Some(false) };
+    let done = OrderQuery {
+        last_modified: since,
+        from_date: first_order_date,
+        filter: Some(OrderFilter::InvoiceNotCreated),
+        not_completed: Some(false),
+    };
     for item in tenant.list_orders(&done).await.map_err(fortnox_error)? {
-        if item.cancelled || ctx.store.order_by_document(merchant_id, item.document_number.as_str()).await?.is_some() {
+        if item.cancelled
+            || ctx
+                .store
+                .order_by_document(merchant_id, item.document_number.as_str())
+                .await?
+                .is_some()
+        {
             summary.skipped += 1;
             continue;
         }
-        let order = tenant.get_order(&item.document_number).await.map_err(fortnox_error)?;
+        let order = tenant
+            .get_order(&item.document_number)
+            .await
+            .map_err(fortnox_error)?;
         if !importable(&order, first_order_date) {
             summary.skipped += 1;
             continue;
@@ -58,35 +79,74 @@ pub async fn import_orders(ctx: &JobContext, merchant_id: i64) -> Result<ImportS
     }
 
     if since.is_some() {
-        let cancelled = OrderQuery { last_modified: since, filter: Some(OrderFilter::Cancelled), ..OrderQuery::default() };
-        for item in tenant.list_orders(&cancelled).await.map_err(fortnox_error)? {
+        let cancelled = OrderQuery {
+            last_modified: since,
+            filter: Some(OrderFilter::Cancelled),
+            ..OrderQuery::default()
+        };
+        for item in tenant
+            .list_orders(&cancelled)
+            .await
+            .map_err(fortnox_error)?
+        {
             if cancel_local(ctx, merchant_id, &item).await? {
                 summary.cancelled += 1;
             }
         }
     }
-    ctx.store.set_orders_synced_until(merchant_id, started).await?;
+    ctx.store
+        .set_orders_synced_until(merchant_id, started)
+        .await?;
     if summary.imported + summary.cancelled > 0 {
-        tracing::info!(merchant_id, imported = summary.imported, cancelled = summary.cancelled, "Fortnox orders imported");
+        tracing::info!(
+            merchant_id,
+            imported = summary.imported,
+            cancelled = summary.cancelled,
+            "Fortnox orders imported"
+        );
     }
     Ok(summary)
 }
 
 /// Rule 3: done, not cancelled, not invoiced, not dated before `firstOrderDate`.
 fn importable(order: &Order, first_order_date: Option<NaiveDate>) -> bool {
-    let dated_ok = match (first_order_date, order.order_date.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())) {
+    let dated_ok = match (
+        first_order_date,
+        order
+            .order_date
+            .as_deref()
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+    ) {
         (Some(first), Some(date)) => date >= first,
         (Some(_), None) => false,
         (None, _) => true,
     };
-    !order.not_completed && !order.cancelled && invoice_reference(&order.invoice_reference).is_none() && dated_ok
+    !order.not_completed
+        && !order.cancelled
+        && invoice_reference(&order.invoice_reference).is_none()
+        && dated_ok
 }
 
 /// An order cancelled in Fortnox before we sent it is cancelled here too.
-async fn cancel_local(ctx: &JobContext, merchant_id: i64, item: &OrderListItem) -> Result<bool, JobError> {
-    let Some(order) = ctx.store.order_by_document(merchant_id, item.document_number.as_str()).await? else { return Ok(false) };
-    let Ok(state) = order.state.parse::<OrderState>() else { return Ok(false) };
-    if !matches!(state, OrderState::Imported | OrderState::Validated | OrderState::Reserved) {
+async fn cancel_local(
+    ctx: &JobContext,
+    merchant_id: i64,
+    item: &OrderListItem,
+) -> Result<bool, JobError> {
+    let Some(order) = ctx
+        .store
+        .order_by_document(merchant_id, item.document_number.as_str())
+        .await?
+    else {
+        return Ok(false);
+    };
+    let Ok(state) = order.state.parse::<OrderState>() else {
+        return Ok(false);
+    };
+    if !matches!(
+        state,
+        OrderState::Imported | OrderState::Validated | OrderState::Reserved
+    ) {
         if state == OrderState::Sent {
             ctx.store
                 .record_order_error(order.id, "cancelled_in_fortnox", ACTOR, "The order was cancelled in Fortnox after it was sent to the warehouse: stop the shipment in the warehouse, or it will still be shipped", false)
@@ -94,8 +154,17 @@ async fn cancel_local(ctx: &JobContext, merchant_id: i64, item: &OrderListItem) 
         }
         return Ok(false);
     }
-    let request = TransitionRequest::new(order.id, Some(state), OrderState::Cancelled, "cancelled_in_fortnox", ACTOR)
-        .message(format!("Order {} was cancelled in Fortnox", order.fortnox_document_number));
+    let request = TransitionRequest::new(
+        order.id,
+        Some(state),
+        OrderState::Cancelled,
+        "cancelled_in_fortnox",
+        ACTOR,
+    )
+    .message(format!(
+        "Order {} was cancelled in Fortnox",
+        order.fortnox_document_number
+    ));
     match crate::store::transitions::apply_transition(&ctx.store, &ctx.bus, request).await {
         Ok(_) => Ok(true),
         Err(TransitionError::Conflict { .. } | TransitionError::Refused(_)) => Ok(false),
@@ -126,20 +195,41 @@ mod tests {
     #[test]
     fn a_done_uninvoiced_order_is_imported() {
         assert!(importable(&order(serde_json::json!({})), None));
-        assert!(importable(&order(serde_json::json!({ "InvoiceReference": "" })), None));
+        assert!(importable(
+            &order(serde_json::json!({ "InvoiceReference": "" })),
+            None
+        ));
     }
 
     #[test]
     fn not_done_cancelled_or_invoiced_orders_are_not() {
-        assert!(!importable(&order(serde_json::json!({ "NotCompleted": true })), None));
-        assert!(!importable(&order(serde_json::json!({ "Cancelled": true })), None));
-        assert!(!importable(&order(serde_json::json!({ "InvoiceReference": "12" })), None));
+        assert!(!importable(
+            &order(serde_json::json!({ "NotCompleted": true })),
+            None
+        ));
+        assert!(!importable(
+            &order(serde_json::json!({ "Cancelled": true })),
+            None
+        ));
+        assert!(!importable(
+            &order(serde_json::json!({ "InvoiceReference": "12" })),
+            None
+        ));
     }
 
     #[test]
     fn orders_before_the_first_order_date_are_not() {
-        assert!(importable(&order(serde_json::json!({})), date("2026-11-10")));
-        assert!(!importable(&order(serde_json::json!({})), date("2026-11-11")));
-        assert!(!importable(&order(serde_json::json!({ "OrderDate": null })), date("2026-11-01")));
+        assert!(importable(
+            &order(serde_json::json!({})),
+            date("2026-11-10")
+        ));
+        assert!(!importable(
+            &order(serde_json::json!({})),
+            date("2026-11-11")
+        ));
+        assert!(!importable(
+            &order(serde_json::json!({ "OrderDate": null })),
+            date("2026-11-01")
+        ));
     }
 }

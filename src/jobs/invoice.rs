@@ -23,7 +23,8 @@ const ACTOR: &str = "system:invoice_order";
 
 pub(super) async fn run(ctx: &JobContext, order: order::Model) -> Result<(), JobError> {
     let tenant = ctx.fortnox.tenant(order.merchant_id.to_string());
-    let doc = DocumentNumber::parse(&order.fortnox_document_number).map_err(JobError::NeedsAttention)?;
+    let doc =
+        DocumentNumber::parse(&order.fortnox_document_number).map_err(JobError::NeedsAttention)?;
     let lines = ctx.store.order_lines(order.id).await?;
     let mut current: Option<Order> = None;
     if order.invoice_requested_at.is_some() {
@@ -36,28 +37,53 @@ pub(super) async fn run(ctx: &JobContext, order: order::Model) -> Result<(), Job
     }
     let updated = match write_delivered(&tenant, &doc, &lines, current.as_ref()).await {
         Ok(updated) => updated,
-        Err(error) if error.class() == ErrorClass::Document => return refused_rows(ctx, &order, &tenant, &doc, &lines, error).await,
+        Err(error) if error.class() == ErrorClass::Document => {
+            return refused_rows(ctx, &order, &tenant, &doc, &lines, error).await
+        }
         Err(error) => return Err(fortnox_error(error)),
     };
     if let Some(invoice) = updated.invoice() {
         return invoiced(ctx, &order, invoice.as_str(), true).await;
     }
     ctx.store.mark_invoice_requested(order.id).await?;
-    let outcome = tenant.create_invoice_given(&doc, Some(updated)).await.map_err(fortnox_error)?;
+    let outcome = tenant
+        .create_invoice_given(&doc, Some(updated))
+        .await
+        .map_err(fortnox_error)?;
     if ctx.faults.take_crash_after_invoice() {
         // Test-only: as if the process died after Fortnox created the invoice.
-        return Err(JobError::Retryable("fault injected: crashed after createinvoice".into()));
+        return Err(JobError::Retryable(
+            "fault injected: crashed after createinvoice".into(),
+        ));
     }
-    invoiced(ctx, &order, outcome.invoice.document_number.as_str(), outcome.adopted).await
+    invoiced(
+        ctx,
+        &order,
+        outcome.invoice.document_number.as_str(),
+        outcome.adopted,
+    )
+    .await
 }
 
-async fn invoiced(ctx: &JobContext, order: &order::Model, invoice: &str, adopted: bool) -> Result<(), JobError> {
+async fn invoiced(
+    ctx: &JobContext,
+    order: &order::Model,
+    invoice: &str,
+    adopted: bool,
+) -> Result<(), JobError> {
     let message = if adopted {
         format!("Adopted Fortnox invoice {invoice}, which already existed for this order")
     } else {
         format!("Fortnox invoice {invoice} created")
     };
-    let mut request = TransitionRequest::new(order.id, Some(OrderState::Shipped), OrderState::Invoiced, "invoiced", ACTOR).message(message);
+    let mut request = TransitionRequest::new(
+        order.id,
+        Some(OrderState::Shipped),
+        OrderState::Invoiced,
+        "invoiced",
+        ACTOR,
+    )
+    .message(message);
     request.invoice_number = Some(invoice.to_owned());
     super::handlers::finish(ctx, request).await
 }
@@ -67,20 +93,37 @@ async fn invoiced(ctx: &JobContext, order: &order::Model, invoice: &str, adopted
 /// by position; with a fresh read of the order, its rows must still be ours (same count,
 /// same articles), or the quantities would land on the wrong rows and rows left out
 /// would be deleted.
-fn row_updates(lines: &[order_line::Model], fresh: Option<&Order>) -> Result<Vec<RowUpdate>, FortnoxError> {
-    let changed = |why: String| FortnoxError::Document {
+fn row_updates(
+    lines: &[order_line::Model],
+    fresh: Option<&Order>,
+) -> Result<Vec<RowUpdate>, FortnoxError> {
+    let changed = |why: String| {
+        FortnoxError::Document {
         status: 400,
         code: None,
         message: format!("the order's rows changed in Fortnox after it was imported ({why}); restore them or cancel the order and create a new one"),
+    }
     };
     if let Some(order) = fresh {
         if order.order_rows.len() != lines.len() {
-            return Err(changed(format!("{} rows now, {} when imported", order.order_rows.len(), lines.len())));
+            return Err(changed(format!(
+                "{} rows now, {} when imported",
+                order.order_rows.len(),
+                lines.len()
+            )));
         }
         for (row, line) in order.order_rows.iter().zip(lines) {
-            let now = row.article_number.as_deref().map(str::trim).filter(|a| !a.is_empty());
+            let now = row
+                .article_number
+                .as_deref()
+                .map(str::trim)
+                .filter(|a| !a.is_empty());
             if now != line.article_number.as_deref().map(str::trim) {
-                return Err(changed(format!("row {} is now {}", line.position, now.unwrap_or("a text row"))));
+                return Err(changed(format!(
+                    "row {} is now {}",
+                    line.position,
+                    now.unwrap_or("a text row")
+                )));
             }
         }
     }
@@ -108,20 +151,36 @@ fn row_updates(lines: &[order_line::Model], fresh: Option<&Order>) -> Result<Vec
             (None, _) => Some(line.ordered_quantity.as_str()).filter(|q| Decimal::from_str(q).is_ok_and(|q| q > Decimal::ZERO)),
         };
         let delivered_quantity = match delivered {
-            Some(text) => Some(Quantity(Decimal::from_str(text).map_err(|_| FortnoxError::Document {
-                status: 400,
-                code: None,
-                message: format!("quantity `{text}` of row {} is not a number", line.position),
+            Some(text) => Some(Quantity(Decimal::from_str(text).map_err(|_| {
+                FortnoxError::Document {
+                    status: 400,
+                    code: None,
+                    message: format!("quantity `{text}` of row {} is not a number", line.position),
+                }
             })?)),
             None => None,
         };
-        rows.push(RowUpdate { row_id: Some(row_id), article_number: None, description: None, ordered_quantity: None, delivered_quantity, price: None });
+        rows.push(RowUpdate {
+            row_id: Some(row_id),
+            article_number: None,
+            description: None,
+            ordered_quantity: None,
+            delivered_quantity,
+            price: None,
+        });
     }
     Ok(rows)
 }
 
-async fn write_delivered(tenant: &TenantClient, doc: &DocumentNumber, lines: &[order_line::Model], fresh: Option<&Order>) -> Result<Order, FortnoxError> {
-    tenant.update_order_rows(doc, row_updates(lines, fresh)?).await
+async fn write_delivered(
+    tenant: &TenantClient,
+    doc: &DocumentNumber,
+    lines: &[order_line::Model],
+    fresh: Option<&Order>,
+) -> Result<Order, FortnoxError> {
+    tenant
+        .update_order_rows(doc, row_updates(lines, fresh)?)
+        .await
 }
 
 /// Fortnox refused the rows. Read the order to tell the merchant what to change; if only
@@ -150,20 +209,36 @@ async fn refused_rows(
             "Fortnox refused the delivered quantities because order {number} is already marked Delivery done (WarehouseReady): untick Delivery done on the order in Fortnox, then retry the order. No invoice was created. ({error})"
         )));
     }
-    let ids_moved = fresh.order_rows.iter().map(|r| r.row_id.map(|id| id as i64)).ne(lines.iter().map(|l| l.fortnox_row_id));
+    let ids_moved = fresh
+        .order_rows
+        .iter()
+        .map(|r| r.row_id.map(|id| id as i64))
+        .ne(lines.iter().map(|l| l.fortnox_row_id));
     if ids_moved {
         // The order was edited in Fortnox after import: write again with its current row
         // ids, but only if its rows are still the ones we shipped.
         let rows = row_updates(lines, Some(&fresh)).map_err(|e| match e {
-            FortnoxError::Document { message, .. } => {
-                JobError::NeedsAttention(format!("Order {number} cannot be written back: {message}. No invoice was created."))
-            }
+            FortnoxError::Document { message, .. } => JobError::NeedsAttention(format!(
+                "Order {number} cannot be written back: {message}. No invoice was created."
+            )),
             other => fortnox_error(other),
         })?;
-        let updated = tenant.update_order_rows(doc, rows).await.map_err(fortnox_error)?;
+        let updated = tenant
+            .update_order_rows(doc, rows)
+            .await
+            .map_err(fortnox_error)?;
         ctx.store.mark_invoice_requested(order.id).await?;
-        let outcome = tenant.create_invoice_given(doc, Some(updated)).await.map_err(fortnox_error)?;
-        return invoiced(ctx, order, outcome.invoice.document_number.as_str(), outcome.adopted).await;
+        let outcome = tenant
+            .create_invoice_given(doc, Some(updated))
+            .await
+            .map_err(fortnox_error)?;
+        return invoiced(
+            ctx,
+            order,
+            outcome.invoice.document_number.as_str(),
+            outcome.adopted,
+        )
+        .await;
     }
     Err(JobError::NeedsAttention(format!(
         "Fortnox refused the delivered quantities for order {number}: {error}. Correct the order in Fortnox, then retry the order. No invoice was created."

@@ -94,16 +94,22 @@ impl FaultPoints {
     /// The next `n` invoice jobs stop right after Fortnox created the invoice, before the
     /// state is saved, as a crash at that instant would.
     pub fn crash_after_invoice(&self, n: usize) {
-        self.crash_after_invoice.store(n, std::sync::atomic::Ordering::SeqCst);
+        self.crash_after_invoice
+            .store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn take_crash_after_invoice(&self) -> bool {
         use std::sync::atomic::Ordering;
-        self.crash_after_invoice.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+        self.crash_after_invoice
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     fn should_fail(&self, kind: JobKind) -> bool {
-        self.failing.lock().map(|set| set.contains(&kind)).unwrap_or(false)
+        self.failing
+            .lock()
+            .map(|set| set.contains(&kind))
+            .unwrap_or(false)
     }
 }
 
@@ -131,7 +137,11 @@ impl ImportLocks {
     pub async fn lock(&self, merchant_id: i64) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = match self.locks.lock() {
             Ok(mut locks) => locks.entry(merchant_id).or_default().clone(),
-            Err(poisoned) => poisoned.into_inner().entry(merchant_id).or_default().clone(),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .entry(merchant_id)
+                .or_default()
+                .clone(),
         };
         lock.lock_owned().await
     }
@@ -156,14 +166,19 @@ impl From<StoreError> for JobError {
     fn from(error: StoreError) -> Self {
         // The details are for the log; the order's event says only what kind of failure.
         tracing::warn!(%error, "database error in a job");
-        JobError::Retryable("a temporary database problem (the details are in the service log)".into())
+        JobError::Retryable(
+            "a temporary database problem (the details are in the service log)".into(),
+        )
     }
 }
 
 /// Exponential backoff with full jitter on the upper half: attempt 0 waits about `base`.
 pub fn backoff_delay(settings: &JobSettings, attempt: u32) -> Duration {
     let factor = 2u32.saturating_pow(attempt.min(20));
-    let ceiling = settings.retry_base.saturating_mul(factor).min(settings.retry_max);
+    let ceiling = settings
+        .retry_base
+        .saturating_mul(factor)
+        .min(settings.retry_max);
     let half = ceiling / 2;
     let jitter = rand::random::<f64>();
     half + half.mul_f64(jitter)
@@ -171,9 +186,22 @@ pub fn backoff_delay(settings: &JobSettings, attempt: u32) -> Duration {
 
 /// Queues the job that the order's current state needs, e.g. after `retryOrder` or from
 /// the reconciler. Returns false when the state needs no job.
-pub async fn enqueue_state_job(store: &Store, order_id: i64, state: OrderState) -> Result<bool, StoreError> {
-    let Some(kind) = state.job() else { return Ok(false) };
-    let task = jobs_table::order_task(kind, &OrderJob { order_id, attempt: 0 }, None)?;
+pub async fn enqueue_state_job(
+    store: &Store,
+    order_id: i64,
+    state: OrderState,
+) -> Result<bool, StoreError> {
+    let Some(kind) = state.job() else {
+        return Ok(false);
+    };
+    let task = jobs_table::order_task(
+        kind,
+        &OrderJob {
+            order_id,
+            attempt: 0,
+        },
+        None,
+    )?;
     jobs_table::push(&store.pool, vec![task]).await?;
     Ok(true)
 }
@@ -183,7 +211,9 @@ pub async fn enqueue_state_job(store: &Store, order_id: i64, state: OrderState) 
 pub async fn resume_stalled(store: &Store, merchant_id: i64) -> Result<usize, StoreError> {
     let mut resumed = 0;
     for order in store.stalled_orders(merchant_id).await? {
-        let Ok(state) = order.state.parse::<OrderState>() else { continue };
+        let Ok(state) = order.state.parse::<OrderState>() else {
+            continue;
+        };
         store.clear_stall(order.id).await?;
         if enqueue_state_job(store, order.id, state).await? {
             resumed += 1;
@@ -195,7 +225,10 @@ pub async fn resume_stalled(store: &Store, merchant_id: i64) -> Result<usize, St
 /// Queues a re-check of every RESERVED order of a merchant, e.g. after a product was
 /// created or a shipping rule added that may fix them. Returns how many were queued.
 pub async fn revalidate_reserved(store: &Store, merchant_id: i64) -> Result<usize, StoreError> {
-    let filter = crate::store::orders::OrderFilter { merchant_id: Some(merchant_id), states: vec![OrderState::Reserved] };
+    let filter = crate::store::orders::OrderFilter {
+        merchant_id: Some(merchant_id),
+        states: vec![OrderState::Reserved],
+    };
     let scope = crate::store::orders::TenantScope::All;
     let mut queued = 0;
     let mut after = None;
@@ -205,7 +238,16 @@ pub async fn revalidate_reserved(store: &Store, merchant_id: i64) -> Result<usiz
         after = Some(last.id);
         let tasks = page
             .iter()
-            .map(|order| jobs_table::order_task(JobKind::ValidateOrder, &OrderJob { order_id: order.id, attempt: 0 }, None))
+            .map(|order| {
+                jobs_table::order_task(
+                    JobKind::ValidateOrder,
+                    &OrderJob {
+                        order_id: order.id,
+                        attempt: 0,
+                    },
+                    None,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         queued += tasks.len();
         jobs_table::push(&store.pool, tasks).await?;
@@ -219,11 +261,18 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let settings = JobSettings { retry_base: Duration::from_secs(2), retry_max: Duration::from_secs(60), ..Default::default() };
+        let settings = JobSettings {
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(60),
+            ..Default::default()
+        };
         for attempt in 0..10 {
             let delay = backoff_delay(&settings, attempt);
             let ceiling = (Duration::from_secs(2) * 2u32.pow(attempt)).min(Duration::from_secs(60));
-            assert!(delay >= ceiling / 2 && delay <= ceiling, "attempt {attempt}: {delay:?}");
+            assert!(
+                delay >= ceiling / 2 && delay <= ceiling,
+                "attempt {attempt}: {delay:?}"
+            );
         }
     }
 }

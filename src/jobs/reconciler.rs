@@ -11,7 +11,8 @@ const KEEP_FINISHED_TASKS: std::time::Duration = std::time::Duration::from_secs(
 
 /// One pass; returns how many orders got a new job.
 pub async fn reconcile_once(ctx: &JobContext) -> Result<usize, StoreError> {
-    let idle = chrono::Duration::from_std(ctx.settings.reconcile_idle).unwrap_or(chrono::Duration::seconds(60));
+    let idle = chrono::Duration::from_std(ctx.settings.reconcile_idle)
+        .unwrap_or(chrono::Duration::seconds(60));
     let mut requeued = 0;
     for state in OrderState::actionable() {
         for order in ctx.store.idle_orders(state, idle, BATCH).await? {
@@ -48,7 +49,10 @@ pub(super) async fn run(ctx: JobContext, mut shutdown: tokio::sync::watch::Recei
 
 /// Queues an import for every connected merchant each `import_interval`. The key names the
 /// interval, so several processes sharing the database queue one import per merchant.
-pub(super) async fn schedule_imports(ctx: JobContext, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub(super) async fn schedule_imports(
+    ctx: JobContext,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let interval = ctx.settings.import_interval;
     let mut ticker = tokio::time::interval(interval);
     loop {
@@ -64,7 +68,8 @@ pub(super) async fn schedule_imports(ctx: JobContext, mut shutdown: tokio::sync:
 }
 
 async fn queue_imports(ctx: &JobContext) -> Result<(), StoreError> {
-    let slot = chrono::Utc::now().timestamp() / ctx.settings.import_interval.as_secs().max(1) as i64;
+    let slot =
+        chrono::Utc::now().timestamp() / ctx.settings.import_interval.as_secs().max(1) as i64;
     for merchant_id in ctx.store.connected_merchants().await? {
         let task = jobs_table::scheduled_import_task(merchant_id, slot)?;
         if let Err(error) = jobs_table::push(&ctx.store.pool, vec![task]).await {

@@ -16,9 +16,20 @@ pub(super) async fn run(ctx: &JobContext, order: order::Model) -> Result<(), Job
     let lines = ctx.store.order_lines(order.id).await?;
     let mut picks = Vec::new();
     for line in lines {
-        let Some(quantity) = line.pick_quantity.as_deref().and_then(|q| Decimal::from_str(q).ok()) else { continue };
+        let Some(quantity) = line
+            .pick_quantity
+            .as_deref()
+            .and_then(|q| Decimal::from_str(q).ok())
+        else {
+            continue;
+        };
         if quantity > Decimal::ZERO {
-            picks.push(PickLine { line_id: line.id, sku: line.article_number.unwrap_or_default(), description: line.description, quantity });
+            picks.push(PickLine {
+                line_id: line.id,
+                sku: line.article_number.unwrap_or_default(),
+                description: line.description,
+                quantity,
+            });
         }
     }
     let address: DeliveryAddress = order
@@ -40,27 +51,51 @@ pub(super) async fn run(ctx: &JobContext, order: order::Model) -> Result<(), Job
     };
     match ctx.warehouse.submit(&request).await {
         Ok(reference) => {
-            let mut transition = TransitionRequest::new(order.id, Some(OrderState::Validated), OrderState::Sent, "warehouse_accepted", ACTOR)
-                .message(format!("Warehouse reference {reference}"));
+            let mut transition = TransitionRequest::new(
+                order.id,
+                Some(OrderState::Validated),
+                OrderState::Sent,
+                "warehouse_accepted",
+                ACTOR,
+            )
+            .message(format!("Warehouse reference {reference}"));
             transition.warehouse_reference = Some(reference.clone());
-            match crate::store::transitions::apply_transition(&ctx.store, &ctx.bus, transition).await {
+            match crate::store::transitions::apply_transition(&ctx.store, &ctx.bus, transition)
+                .await
+            {
                 Ok(_) => Ok(()),
                 Err(crate::store::transitions::TransitionError::Store(e)) => Err(e.into()),
                 Err(_) => {
                     // The order changed (e.g. cancelled) while the warehouse took it.
                     let message = format!("The warehouse accepted this order (reference {reference}) while it was being changed here: stop it in the warehouse if it should not ship");
-                    ctx.store.record_order_error(order.id, "warehouse_holds_order", ACTOR, &message, false).await?;
+                    ctx.store
+                        .record_order_error(
+                            order.id,
+                            "warehouse_holds_order",
+                            ACTOR,
+                            &message,
+                            false,
+                        )
+                        .await?;
                     Ok(())
                 }
             }
         }
         Err(WarehouseError::Refused(reason)) => {
             let reason = format!("The warehouse refused the order: {reason}");
-            let mut transition = TransitionRequest::new(order.id, Some(OrderState::Validated), OrderState::Reserved, "warehouse_refused", ACTOR)
-                .message(reason.clone());
+            let mut transition = TransitionRequest::new(
+                order.id,
+                Some(OrderState::Validated),
+                OrderState::Reserved,
+                "warehouse_refused",
+                ACTOR,
+            )
+            .message(reason.clone());
             transition.reasons = vec![reason];
             super::handlers::finish(ctx, transition).await
         }
-        Err(WarehouseError::Unavailable(message)) => Err(JobError::Retryable(format!("the warehouse is unavailable: {message}"))),
+        Err(WarehouseError::Unavailable(message)) => Err(JobError::Retryable(format!(
+            "the warehouse is unavailable: {message}"
+        ))),
     }
 }

@@ -24,12 +24,19 @@ pub(super) async fn push_stock(job: PushStock, ctx: Data<JobContext>) -> Result<
 }
 
 fn listed(skus: &[String]) -> String {
-    skus.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+    skus.iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn run(ctx: &JobContext, job: PushStock) -> Result<(), StoreError> {
     let merchant_id = job.merchant_id;
-    let connected = ctx.store.integration(merchant_id).await?.is_some_and(|i| i.status == STATUS_CONNECTED);
+    let connected = ctx
+        .store
+        .integration(merchant_id)
+        .await?
+        .is_some_and(|i| i.status == STATUS_CONNECTED);
     if !connected {
         let message = format!(
             "Stock levels of {} were stored but not pushed to Fortnox: Fortnox is not connected (or needs to be connected again); connect Fortnox, then report the stock levels again",
@@ -44,12 +51,18 @@ async fn run(ctx: &JobContext, job: PushStock) -> Result<(), StoreError> {
     let mut reauthorize = Vec::new();
     let mut pushed = 0usize;
     for (i, sku) in job.skus.iter().enumerate() {
-        let Some(product) = ctx.store.product_by_sku(merchant_id, sku).await? else { continue };
-        let Some(level) = product.stock_quantity.as_deref() else { continue };
+        let Some(product) = ctx.store.product_by_sku(merchant_id, sku).await? else {
+            continue;
+        };
+        let Some(level) = product.stock_quantity.as_deref() else {
+            continue;
+        };
         let quantity: Quantity = match level.parse() {
             Ok(quantity) => quantity,
             Err(error) => {
-                refused.push(format!("`{sku}`: the stored level `{level}` is not a number ({error})"));
+                refused.push(format!(
+                    "`{sku}`: the stored level `{level}` is not a number ({error})"
+                ));
                 continue;
             }
         };
@@ -66,11 +79,20 @@ async fn run(ctx: &JobContext, job: PushStock) -> Result<(), StoreError> {
             },
         }
     }
-    tracing::info!(merchant_id, pushed, refused = refused.len(), retry = retry.len(), "stock levels pushed to Fortnox");
+    tracing::info!(
+        merchant_id,
+        pushed,
+        refused = refused.len(),
+        retry = retry.len(),
+        "stock levels pushed to Fortnox"
+    );
 
     let mut problems = Vec::new();
     if !refused.is_empty() {
-        problems.push(format!("Fortnox refused the stock level of {}", refused.join("; ")));
+        problems.push(format!(
+            "Fortnox refused the stock level of {}",
+            refused.join("; ")
+        ));
     }
     if !reauthorize.is_empty() {
         problems.push(format!(
@@ -83,8 +105,16 @@ async fn run(ctx: &JobContext, job: PushStock) -> Result<(), StoreError> {
         if next_attempt < ctx.settings.max_attempts {
             let delay = backoff_delay(&ctx.settings, job.attempt);
             tracing::warn!(merchant_id, attempt = next_attempt, ?delay, skus = %listed(&retry), "stock push failed for a while; retrying later");
-            let next = PushStock { merchant_id, skus: retry, attempt: next_attempt };
-            jobs_table::push(&ctx.store.pool, vec![jobs_table::push_stock_task(&next, Some(delay))?]).await?;
+            let next = PushStock {
+                merchant_id,
+                skus: retry,
+                attempt: next_attempt,
+            };
+            jobs_table::push(
+                &ctx.store.pool,
+                vec![jobs_table::push_stock_task(&next, Some(delay))?],
+            )
+            .await?;
         } else {
             problems.push(format!(
                 "Stock levels of {} could not be pushed: Fortnox was unavailable (gave up after {next_attempt} attempts); report the stock levels again later",
@@ -95,7 +125,9 @@ async fn run(ctx: &JobContext, job: PushStock) -> Result<(), StoreError> {
     if !problems.is_empty() {
         let message = problems.join(". ");
         tracing::warn!(merchant_id, %message, "stock push to Fortnox failed");
-        ctx.store.set_integration_error(merchant_id, &message).await?;
+        ctx.store
+            .set_integration_error(merchant_id, &message)
+            .await?;
     }
     Ok(())
 }

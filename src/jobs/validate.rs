@@ -5,7 +5,9 @@ use rust_decimal::Decimal;
 use super::fortnox_glue::{fortnox_error, new_order};
 use super::{JobContext, JobError};
 use crate::domain::address::OrderAddressFields;
-use crate::domain::checks::{check_order, CheckContext, CheckOutcome, OrderRowToCheck, OrderToCheck, RowQuantity};
+use crate::domain::checks::{
+    check_order, CheckContext, CheckOutcome, OrderRowToCheck, OrderToCheck, RowQuantity,
+};
 use crate::domain::OrderState;
 use crate::fortnox::types::{DocumentNumber, Order};
 use crate::store::fortnox_tokens::STATUS_CONNECTED;
@@ -15,18 +17,32 @@ use entity::order;
 
 const ACTOR: &str = "system:validate_order";
 
-pub(super) async fn run(ctx: &JobContext, order: order::Model, state: OrderState) -> Result<(), JobError> {
+pub(super) async fn run(
+    ctx: &JobContext,
+    order: order::Model,
+    state: OrderState,
+) -> Result<(), JobError> {
     let integration = ctx.store.integration(order.merchant_id).await?;
-    let connected = integration.as_ref().is_some_and(|i| i.status == STATUS_CONNECTED);
+    let connected = integration
+        .as_ref()
+        .is_some_and(|i| i.status == STATUS_CONNECTED);
     if state == OrderState::Reserved && connected {
         // The merchant may have fixed the cause in Fortnox: check what Fortnox has now.
         refresh_from_fortnox(ctx, &order).await?;
     }
-    let Some(order) = ctx.store.order(&crate::store::orders::TenantScope::All, order.id).await? else { return Ok(()) };
+    let Some(order) = ctx
+        .store
+        .order(&crate::store::orders::TenantScope::All, order.id)
+        .await?
+    else {
+        return Ok(());
+    };
     let to_check = order_to_check(ctx, &order).await?;
     let mut check_ctx = CheckContext {
         product_skus: ctx.store.product_skus(order.merchant_id).await?,
-        ignore_missing_products: integration.as_ref().is_some_and(|i| i.ignore_missing_products),
+        ignore_missing_products: integration
+            .as_ref()
+            .is_some_and(|i| i.ignore_missing_products),
         shipping_rules: ctx.store.rules_for_checks(order.merchant_id).await?,
         ..CheckContext::default()
     };
@@ -36,7 +52,11 @@ pub(super) async fn run(ctx: &JobContext, order: order::Model, state: OrderState
     // orders pass without, and every Fortnox call counts.
     let needs_catalog = !outcome.passes() || !outcome.warnings.is_empty();
     if needs_catalog && connected {
-        let catalog = ctx.catalog.get(&ctx.fortnox, order.merchant_id).await.map_err(fortnox_error)?;
+        let catalog = ctx
+            .catalog
+            .get(&ctx.fortnox, order.merchant_id)
+            .await
+            .map_err(fortnox_error)?;
         check_ctx.non_stock_article_numbers = catalog.non_stock_articles.clone();
         check_ctx.way_of_delivery_descriptions = catalog.way_of_delivery_descriptions.clone();
         outcome = check_order(&to_check, &check_ctx);
@@ -54,23 +74,37 @@ async fn decide(
     if outcome.passes() {
         let results = CheckResults {
             shipping_method_id: outcome.shipping_method_id,
-            delivery_address: serde_json::to_value(&outcome.address).map_err(|e| JobError::NeedsAttention(e.to_string()))?,
+            delivery_address: serde_json::to_value(&outcome.address)
+                .map_err(|e| JobError::NeedsAttention(e.to_string()))?,
             picks: picks(&ctx.store.order_lines(order.id).await?, &outcome, check_ctx),
         };
         ctx.store.save_check_results(order.id, &results).await?;
-        let cause = if state == OrderState::Reserved { "revalidated" } else { "checks_passed" };
-        let mut request = TransitionRequest::new(order.id, Some(state), OrderState::Validated, cause, ACTOR);
+        let cause = if state == OrderState::Reserved {
+            "revalidated"
+        } else {
+            "checks_passed"
+        };
+        let mut request =
+            TransitionRequest::new(order.id, Some(state), OrderState::Validated, cause, ACTOR);
         if !outcome.warnings.is_empty() {
             request.message = Some(outcome.warnings.join("; "));
         }
         return super::handlers::finish(ctx, request).await;
     }
     if state == OrderState::Reserved {
-        ctx.store.update_reasons(order.id, &outcome.reasons, ACTOR).await?;
+        ctx.store
+            .update_reasons(order.id, &outcome.reasons, ACTOR)
+            .await?;
         return Ok(());
     }
-    let mut request = TransitionRequest::new(order.id, Some(state), OrderState::Reserved, "checks_failed", ACTOR)
-        .message(outcome.reasons.join("; "));
+    let mut request = TransitionRequest::new(
+        order.id,
+        Some(state),
+        OrderState::Reserved,
+        "checks_failed",
+        ACTOR,
+    )
+    .message(outcome.reasons.join("; "));
     request.reasons = outcome.reasons;
     super::handlers::finish(ctx, request).await
 }
@@ -78,15 +112,28 @@ async fn decide(
 /// Lines to ship get their quantity; stock lines dropped (a missing product with
 /// ignoreMissingProducts on) get 0, so they are neither picked nor invoiced; lines without
 /// an article or for services stay unset (see `invoice` for how each is written back).
-fn picks(lines: &[entity::order_line::Model], outcome: &CheckOutcome, check_ctx: &CheckContext) -> Vec<(i32, String)> {
+fn picks(
+    lines: &[entity::order_line::Model],
+    outcome: &CheckOutcome,
+    check_ctx: &CheckContext,
+) -> Vec<(i32, String)> {
     lines
         .iter()
         .filter_map(|line| {
-            if let Some(ship) = outcome.lines_to_ship.iter().find(|l| l.position == line.position) {
+            if let Some(ship) = outcome
+                .lines_to_ship
+                .iter()
+                .find(|l| l.position == line.position)
+            {
                 return Some((line.position, ship.quantity.normalize().to_string()));
             }
-            let article = line.article_number.as_deref().map(str::trim).filter(|a| !a.is_empty())?;
-            let dropped = !check_ctx.non_stock_article_numbers.contains(article) && !check_ctx.product_skus.contains(article);
+            let article = line
+                .article_number
+                .as_deref()
+                .map(str::trim)
+                .filter(|a| !a.is_empty())?;
+            let dropped = !check_ctx.non_stock_article_numbers.contains(article)
+                && !check_ctx.product_skus.contains(article);
             dropped.then(|| (line.position, Decimal::ZERO.to_string()))
         })
         .collect()
@@ -95,7 +142,12 @@ fn picks(lines: &[entity::order_line::Model], outcome: &CheckOutcome, check_ctx:
 async fn order_to_check(ctx: &JobContext, order: &order::Model) -> Result<OrderToCheck, JobError> {
     let snapshot = &order.fortnox_snapshot;
     let address: OrderAddressFields = serde_json::from_value(snapshot.clone()).unwrap_or_default();
-    let text = |key: &str| snapshot.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    let text = |key: &str| {
+        snapshot
+            .get(key)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
     let delivery_state = match snapshot.get("DeliveryState") {
         Some(serde_json::Value::Number(n)) => Some(n.to_string()),
         Some(serde_json::Value::String(s)) => Some(s.clone()),
@@ -120,14 +172,31 @@ async fn order_to_check(ctx: &JobContext, order: &order::Model) -> Result<OrderT
         way_of_delivery: order.way_of_delivery.clone(),
         way_of_delivery_description: None,
         delivery_state,
-        warehouse_ready: snapshot.get("WarehouseReady").and_then(|v| v.as_bool()).unwrap_or(false) || text("WarehouseReady").as_deref() == Some("true"),
+        warehouse_ready: snapshot
+            .get("WarehouseReady")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+            || text("WarehouseReady").as_deref() == Some("true"),
     })
 }
 
 async fn refresh_from_fortnox(ctx: &JobContext, order: &order::Model) -> Result<(), JobError> {
-    let doc = DocumentNumber::parse(&order.fortnox_document_number).map_err(JobError::NeedsAttention)?;
-    let fresh: Order = ctx.fortnox.tenant(order.merchant_id.to_string()).get_order(&doc).await.map_err(fortnox_error)?;
+    let doc =
+        DocumentNumber::parse(&order.fortnox_document_number).map_err(JobError::NeedsAttention)?;
+    let fresh: Order = ctx
+        .fortnox
+        .tenant(order.merchant_id.to_string())
+        .get_order(&doc)
+        .await
+        .map_err(fortnox_error)?;
     let stored = new_order(order.merchant_id, &fresh).map_err(JobError::NeedsAttention)?;
-    ctx.store.refresh_from_fortnox(order.id, stored.fortnox_snapshot, stored.way_of_delivery, stored.lines).await?;
+    ctx.store
+        .refresh_from_fortnox(
+            order.id,
+            stored.fortnox_snapshot,
+            stored.way_of_delivery,
+            stored.lines,
+        )
+        .await?;
     Ok(())
 }

@@ -19,9 +19,21 @@ async fn run_order_job(kind: JobKind, job: OrderJob, ctx: &JobContext) -> Result
             let wait = until
                 .and_then(|until| (until - chrono::Utc::now()).to_std().ok())
                 .unwrap_or_default()
-                .clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(60));
-            tracing::debug!(order_id = job.order_id, ?kind, ?wait, "order busy with another job; trying later");
-            jobs_table::push(&ctx.store.pool, vec![jobs_table::order_task(kind, &job, Some(wait))?]).await?;
+                .clamp(
+                    std::time::Duration::from_secs(1),
+                    std::time::Duration::from_secs(60),
+                );
+            tracing::debug!(
+                order_id = job.order_id,
+                ?kind,
+                ?wait,
+                "order busy with another job; trying later"
+            );
+            jobs_table::push(
+                &ctx.store.pool,
+                vec![jobs_table::order_task(kind, &job, Some(wait))?],
+            )
+            .await?;
             return Ok(());
         }
         Err(JobError::Retryable(message)) => (message, true),
@@ -31,8 +43,15 @@ async fn run_order_job(kind: JobKind, job: OrderJob, ctx: &JobContext) -> Result
     if retry && next_attempt < ctx.settings.max_attempts {
         let delay = backoff_delay(&ctx.settings, job.attempt);
         tracing::warn!(order_id = job.order_id, ?kind, attempt = next_attempt, ?delay, %message, "job failed; retrying later");
-        let next = OrderJob { order_id: job.order_id, attempt: next_attempt };
-        jobs_table::push(&ctx.store.pool, vec![jobs_table::order_task(kind, &next, Some(delay))?]).await?;
+        let next = OrderJob {
+            order_id: job.order_id,
+            attempt: next_attempt,
+        };
+        jobs_table::push(
+            &ctx.store.pool,
+            vec![jobs_table::order_task(kind, &next, Some(delay))?],
+        )
+        .await?;
         return Ok(());
     }
     let message = if retry {
@@ -41,7 +60,9 @@ async fn run_order_job(kind: JobKind, job: OrderJob, ctx: &JobContext) -> Result
         message
     };
     tracing::error!(order_id = job.order_id, ?kind, %message, "job stopped; the order needs attention");
-    ctx.store.record_order_error(job.order_id, "job_failed", &actor, &message, true).await?;
+    ctx.store
+        .record_order_error(job.order_id, "job_failed", &actor, &message, true)
+        .await?;
     Ok(())
 }
 
@@ -59,10 +80,15 @@ async fn invoice_order(job: OrderJob, ctx: Data<JobContext>) -> Result<(), BoxDy
 
 /// An import that fails is not retried by itself: the next scheduled poll (or syncOrders)
 /// starts from the same cursor, so nothing is lost; the error is kept on the integration.
-async fn import_orders(job: jobs_table::ImportOrders, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+async fn import_orders(
+    job: jobs_table::ImportOrders,
+    ctx: Data<JobContext>,
+) -> Result<(), BoxDynError> {
     if let Err(error) = super::import_orders(&ctx, job.merchant_id).await {
         tracing::warn!(merchant_id = job.merchant_id, %error, "order import failed; the next poll tries again");
-        ctx.store.set_integration_error(job.merchant_id, &format!("Order import failed: {error}")).await?;
+        ctx.store
+            .set_integration_error(job.merchant_id, &format!("Order import failed: {error}"))
+            .await?;
     }
     Ok(())
 }
@@ -70,7 +96,11 @@ async fn import_orders(job: jobs_table::ImportOrders, ctx: Data<JobContext>) -> 
 /// Worker names must be unique per process: apalis refuses to register a name whose last
 /// heartbeat is recent, which a restart right after a crash would otherwise hit.
 fn worker_name(queue: &str) -> String {
-    format!("{queue}-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple())
+    format!(
+        "{queue}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 macro_rules! register_workers {
@@ -86,38 +116,85 @@ macro_rules! register_workers {
                 .batch_size(10)
         };
         let pool = $pool.clone();
-        let (c, p, cfg, st) = (ctx.clone(), pool.clone(), config(jobs_table::queue_name(JobKind::ValidateOrder)), strategy.clone());
+        let (c, p, cfg, st) = (
+            ctx.clone(),
+            pool.clone(),
+            config(jobs_table::queue_name(JobKind::ValidateOrder)),
+            strategy.clone(),
+        );
         let monitor = $monitor.register(move |_| {
             WorkerBuilder::new(worker_name(jobs_table::queue_name(JobKind::ValidateOrder)))
-                .backend($storage::<OrderJob>::new(&p).with_config(cfg.clone()).poll_with_strategy(st()))
+                .backend(
+                    $storage::<OrderJob>::new(&p)
+                        .with_config(cfg.clone())
+                        .poll_with_strategy(st()),
+                )
                 .data(c.clone())
                 .build(validate_order)
         });
-        let (c, p, cfg, st) = (ctx.clone(), pool.clone(), config(jobs_table::queue_name(JobKind::SendToWarehouse)), strategy.clone());
+        let (c, p, cfg, st) = (
+            ctx.clone(),
+            pool.clone(),
+            config(jobs_table::queue_name(JobKind::SendToWarehouse)),
+            strategy.clone(),
+        );
         let monitor = monitor.register(move |_| {
-            WorkerBuilder::new(worker_name(jobs_table::queue_name(JobKind::SendToWarehouse)))
-                .backend($storage::<OrderJob>::new(&p).with_config(cfg.clone()).poll_with_strategy(st()))
-                .data(c.clone())
-                .build(send_to_warehouse)
+            WorkerBuilder::new(worker_name(jobs_table::queue_name(
+                JobKind::SendToWarehouse,
+            )))
+            .backend(
+                $storage::<OrderJob>::new(&p)
+                    .with_config(cfg.clone())
+                    .poll_with_strategy(st()),
+            )
+            .data(c.clone())
+            .build(send_to_warehouse)
         });
-        let (c, p, cfg, st) = (ctx.clone(), pool.clone(), config(jobs_table::queue_name(JobKind::InvoiceOrder)), strategy.clone());
+        let (c, p, cfg, st) = (
+            ctx.clone(),
+            pool.clone(),
+            config(jobs_table::queue_name(JobKind::InvoiceOrder)),
+            strategy.clone(),
+        );
         let monitor = monitor.register(move |_| {
             WorkerBuilder::new(worker_name(jobs_table::queue_name(JobKind::InvoiceOrder)))
-                .backend($storage::<OrderJob>::new(&p).with_config(cfg.clone()).poll_with_strategy(st()))
+                .backend(
+                    $storage::<OrderJob>::new(&p)
+                        .with_config(cfg.clone())
+                        .poll_with_strategy(st()),
+                )
                 .data(c.clone())
                 .build(invoice_order)
         });
-        let (c, p, cfg, st) = (ctx.clone(), pool.clone(), config(jobs_table::IMPORT_QUEUE), strategy.clone());
+        let (c, p, cfg, st) = (
+            ctx.clone(),
+            pool.clone(),
+            config(jobs_table::IMPORT_QUEUE),
+            strategy.clone(),
+        );
         let monitor = monitor.register(move |_| {
             WorkerBuilder::new(worker_name(jobs_table::IMPORT_QUEUE))
-                .backend($storage::<jobs_table::ImportOrders>::new(&p).with_config(cfg.clone()).poll_with_strategy(st()))
+                .backend(
+                    $storage::<jobs_table::ImportOrders>::new(&p)
+                        .with_config(cfg.clone())
+                        .poll_with_strategy(st()),
+                )
                 .data(c.clone())
                 .build(import_orders)
         });
-        let (c, p, cfg, st) = (ctx.clone(), pool.clone(), config(jobs_table::PUSH_STOCK_QUEUE), strategy.clone());
+        let (c, p, cfg, st) = (
+            ctx.clone(),
+            pool.clone(),
+            config(jobs_table::PUSH_STOCK_QUEUE),
+            strategy.clone(),
+        );
         monitor.register(move |_| {
             WorkerBuilder::new(worker_name(jobs_table::PUSH_STOCK_QUEUE))
-                .backend($storage::<jobs_table::PushStock>::new(&p).with_config(cfg.clone()).poll_with_strategy(st()))
+                .backend(
+                    $storage::<jobs_table::PushStock>::new(&p)
+                        .with_config(cfg.clone())
+                        .poll_with_strategy(st()),
+                )
                 .data(c.clone())
                 .build(super::stock::push_stock)
         })
@@ -126,7 +203,10 @@ macro_rules! register_workers {
 
 /// Runs every worker and the reconciler until `shutdown` resolves, then lets running jobs
 /// finish (up to 30 s) before returning.
-pub async fn run_workers(ctx: JobContext, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run_workers(
+    ctx: JobContext,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reconciler = tokio::spawn(reconciler::run(ctx.clone(), stop_rx.clone()));
     let scheduler = tokio::spawn(reconciler::schedule_imports(ctx.clone(), stop_rx));

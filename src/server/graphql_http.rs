@@ -18,13 +18,23 @@ fn unauthorized(error: AuthError) -> Response {
     (StatusCode::UNAUTHORIZED, Json(body)).into_response()
 }
 
-pub async fn graphql_post(State(app): State<App>, headers: HeaderMap, request: GraphQLRequest) -> Response {
-    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+pub async fn graphql_post(
+    State(app): State<App>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let principal = match app.jwt.verify_header(header) {
         Ok(principal) => principal,
         Err(error) => return unauthorized(error),
     };
-    let response: GraphQLResponse = app.schema.execute(request.into_inner().data(principal)).await.into();
+    let response: GraphQLResponse = app
+        .schema
+        .execute(request.into_inner().data(principal))
+        .await
+        .into();
     response.into_response()
 }
 
@@ -38,7 +48,13 @@ pub async fn graphql_get(State(app): State<App>, request: axum::extract::Request
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !wants_upgrade {
-        return Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql").finish()).into_response();
+        return Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql")
+                .finish(),
+        )
+        .into_response();
     }
     let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
         Ok(protocol) => protocol,
@@ -59,7 +75,9 @@ pub async fn graphql_get(State(app): State<App>, request: axum::extract::Request
                         .or_else(|| payload.get("authorization"))
                         .and_then(|v| v.as_str())
                         .map(str::to_owned);
-                    let principal = jwt.verify_header(header.as_deref()).map_err(|e| async_graphql::Error::new(e.to_string()))?;
+                    let principal = jwt
+                        .verify_header(header.as_deref())
+                        .map_err(|e| async_graphql::Error::new(e.to_string()))?;
                     let mut data = Data::default();
                     data.insert(principal);
                     Ok(data)

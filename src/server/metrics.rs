@@ -14,11 +14,22 @@ pub async fn metrics(State(app): State<App>) -> Response {
     let _ = writeln!(out, "# HELP fortnox_calls_total Fortnox API calls by resource and HTTP status (0: no response).");
     let _ = writeln!(out, "# TYPE fortnox_calls_total counter");
     for ((resource, status), count) in app.fortnox.counters().snapshot() {
-        let _ = writeln!(out, "fortnox_calls_total{{resource=\"{resource}\",status=\"{status}\"}} {count}");
+        let _ = writeln!(
+            out,
+            "fortnox_calls_total{{resource=\"{resource}\",status=\"{status}\"}} {count}"
+        );
     }
     let counts: Result<Vec<(String, i64)>, sqlx::Error> = match &app.store.pool {
-        Pool::Sqlite(pool) => sqlx::query_as("SELECT state, COUNT(*) FROM orders GROUP BY state").fetch_all(pool).await,
-        Pool::Postgres(pool) => sqlx::query_as("SELECT state, COUNT(*) FROM orders GROUP BY state").fetch_all(pool).await,
+        Pool::Sqlite(pool) => {
+            sqlx::query_as("SELECT state, COUNT(*) FROM orders GROUP BY state")
+                .fetch_all(pool)
+                .await
+        }
+        Pool::Postgres(pool) => {
+            sqlx::query_as("SELECT state, COUNT(*) FROM orders GROUP BY state")
+                .fetch_all(pool)
+                .await
+        }
     };
     match counts {
         Ok(counts) => {

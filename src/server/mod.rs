@@ -17,9 +17,9 @@ use crate::events::EventBus;
 use crate::fortnox::crypto::TokenCipher;
 use crate::fortnox::limiter::RateLimit;
 use crate::fortnox::{FortnoxClient, FortnoxConfig};
-use crate::store::fortnox_tokens::DbTokenStore;
 use crate::graphql::{build_schema, AppSchema};
 use crate::jobs::{self, FaultPoints, JobContext, JobSettings};
+use crate::store::fortnox_tokens::DbTokenStore;
 use crate::store::Store;
 
 /// Everything a running service holds; cheap to clone.
@@ -42,7 +42,11 @@ pub const OAUTH_CALLBACK_PATH: &str = "/oauth/fortnox/callback";
 
 fn token_cipher(config: &Config) -> anyhow::Result<TokenCipher> {
     match &config.token_encryption_key {
-        Some(key) => TokenCipher::from_key_text(key).map_err(|e| anyhow::anyhow!("TOKEN_ENCRYPTION_KEY is unusable ({e}): give 32 bytes as base64 or 64 hex digits")),
+        Some(key) => TokenCipher::from_key_text(key).map_err(|e| {
+            anyhow::anyhow!(
+                "TOKEN_ENCRYPTION_KEY is unusable ({e}): give 32 bytes as base64 or 64 hex digits"
+            )
+        }),
         None => {
             tracing::warn!(
                 "TOKEN_ENCRYPTION_KEY is not set: Fortnox tokens are encrypted with a key generated for this run only, \
@@ -54,7 +58,10 @@ fn token_cipher(config: &Config) -> anyhow::Result<TokenCipher> {
 }
 
 pub fn fortnox_client(config: &Config, store: &Store) -> anyhow::Result<FortnoxClient> {
-    let redirect_uri = format!("{}{OAUTH_CALLBACK_PATH}", config.public_url.trim_end_matches('/'));
+    let redirect_uri = format!(
+        "{}{OAUTH_CALLBACK_PATH}",
+        config.public_url.trim_end_matches('/')
+    );
     let mut fortnox = FortnoxConfig::new(
         config.fortnox_api_url.trim_end_matches('/'),
         config.fortnox_auth_url.trim_end_matches('/'),
@@ -74,8 +81,14 @@ impl App {
         store.migrate().await?;
         let bus = EventBus::new();
         let fortnox = fortnox_client(config, &store)?;
-        let fortnox_configured = config.fortnox_client_id.is_some() && config.fortnox_client_secret.is_some();
-        let schema = build_schema(store.clone(), bus.clone(), fortnox.clone(), fortnox_configured);
+        let fortnox_configured =
+            config.fortnox_client_id.is_some() && config.fortnox_client_secret.is_some();
+        let schema = build_schema(
+            store.clone(),
+            bus.clone(),
+            fortnox.clone(),
+            fortnox_configured,
+        );
         Ok(App {
             fortnox,
             warehouse: std::sync::Arc::new(crate::warehouse::BuiltinWarehouse),
@@ -92,7 +105,10 @@ impl App {
 
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/graphql", get(graphql_http::graphql_get).post(graphql_http::graphql_post))
+            .route(
+                "/graphql",
+                get(graphql_http::graphql_get).post(graphql_http::graphql_post),
+            )
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics::metrics))
@@ -115,7 +131,11 @@ impl App {
 
     /// Serves HTTP and runs the workers until `shutdown` resolves; in-flight requests and
     /// jobs are given time to finish.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let addr: SocketAddr = listener.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -127,10 +147,16 @@ impl App {
         };
         let workers = tokio::spawn(jobs::run_workers(self.job_context(), wait(stop_rx.clone())));
         if let crate::store::Pool::Postgres(pool) = &self.store.pool {
-            tokio::spawn(crate::events::listen_postgres(pool.clone(), self.bus.clone(), stop_rx.clone()));
+            tokio::spawn(crate::events::listen_postgres(
+                pool.clone(),
+                self.bus.clone(),
+                stop_rx.clone(),
+            ));
         }
         tracing::info!(%addr, "listening; GraphiQL at http://{addr}/graphql");
-        axum::serve(listener, self.router()).with_graceful_shutdown(wait(stop_rx)).await?;
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(wait(stop_rx))
+            .await?;
         tracing::info!("HTTP server stopped; waiting for running jobs");
         workers.await??;
         self.store.close().await;
@@ -138,12 +164,17 @@ impl App {
     }
 }
 
-async fn readyz(axum::extract::State(app): axum::extract::State<App>) -> (axum::http::StatusCode, &'static str) {
+async fn readyz(
+    axum::extract::State(app): axum::extract::State<App>,
+) -> (axum::http::StatusCode, &'static str) {
     match app.store.ping().await {
         Ok(()) => (axum::http::StatusCode::OK, "ready"),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "database unreachable",
+            )
         }
     }
 }

@@ -17,7 +17,11 @@ pub struct CallbackParams {
 }
 
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
-    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
     let body = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head>\
          <body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\"><h1>{t}</h1><p>{x}</p></body></html>",
@@ -42,7 +46,11 @@ pub async fn callback(State(app): State<App>, Query(params): Query<CallbackParam
         }
         Err(error) => {
             tracing::error!(%error, "OAuth callback: cannot read the state");
-            return page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "The connection could not be saved. Try again in a moment.");
+            return page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "The connection could not be saved. Try again in a moment.",
+            );
         }
     };
     if let Err(error) = app.fortnox.connect(&merchant_id.to_string(), &code).await {
@@ -52,8 +60,14 @@ pub async fn callback(State(app): State<App>, Query(params): Query<CallbackParam
     tracing::info!(merchant_id, "Fortnox connected");
     match crate::jobs::resume_stalled(&app.store, merchant_id).await {
         Ok(0) => {}
-        Ok(resumed) => tracing::info!(merchant_id, resumed, "orders waiting for the connection resumed"),
-        Err(error) => tracing::warn!(merchant_id, %error, "could not resume stalled orders; retry them by hand"),
+        Ok(resumed) => tracing::info!(
+            merchant_id,
+            resumed,
+            "orders waiting for the connection resumed"
+        ),
+        Err(error) => {
+            tracing::warn!(merchant_id, %error, "could not resume stalled orders; retry them by hand")
+        }
     }
     // The first import starts right away rather than at the next scheduled poll.
     match jobs_table::import_task(merchant_id) {

@@ -38,7 +38,11 @@ pub enum CatalogError {
     #[error("unknown shipping method `{code}`: query `shippingMethods` for the codes you can use ({known})")]
     UnknownShippingMethod { code: String, known: String },
     #[error("a shipping rule with the pattern `{pattern}` already exists (rule {rule_id}, shipping method {method_code}): remove it first to map the pattern to another method")]
-    DuplicateRule { pattern: String, rule_id: i64, method_code: String },
+    DuplicateRule {
+        pattern: String,
+        rule_id: i64,
+        method_code: String,
+    },
     #[error("Fortnox is not connected for this merchant: call connectFortnox(merchantId) and approve the access in Fortnox, then try again")]
     FortnoxNotConnected,
     #[error("Fortnox refused our access ({reason}): connect Fortnox again with connectFortnox(merchantId), then try again")]
@@ -99,14 +103,20 @@ fn has_control(text: &str) -> bool {
 pub fn normalize_sku(sku: &str) -> Result<String, CatalogError> {
     let sku = sku.trim();
     if sku.is_empty() {
-        return Err(CatalogError::Invalid("sku must not be empty: use the article number (ArticleNumber) from Fortnox".into()));
+        return Err(CatalogError::Invalid(
+            "sku must not be empty: use the article number (ArticleNumber) from Fortnox".into(),
+        ));
     }
     let length = sku.chars().count();
     if length > MAX_SKU_CHARS {
-        return Err(CatalogError::Invalid(format!("sku is {length} characters long: Fortnox article numbers have at most {MAX_SKU_CHARS}")));
+        return Err(CatalogError::Invalid(format!(
+            "sku is {length} characters long: Fortnox article numbers have at most {MAX_SKU_CHARS}"
+        )));
     }
     if has_control(sku) {
-        return Err(CatalogError::Invalid("sku contains a control character (such as a line break or tab): remove it".into()));
+        return Err(CatalogError::Invalid(
+            "sku contains a control character (such as a line break or tab): remove it".into(),
+        ));
     }
     Ok(sku.to_owned())
 }
@@ -118,22 +128,32 @@ pub fn normalize_name(name: &str) -> Result<String, CatalogError> {
     }
     let length = name.chars().count();
     if length > MAX_NAME_CHARS {
-        return Err(CatalogError::Invalid(format!("name is {length} characters long: at most {MAX_NAME_CHARS} are allowed")));
+        return Err(CatalogError::Invalid(format!(
+            "name is {length} characters long: at most {MAX_NAME_CHARS} are allowed"
+        )));
     }
     if has_control(name) {
-        return Err(CatalogError::Invalid("name contains a control character (such as a line break or tab): remove it".into()));
+        return Err(CatalogError::Invalid(
+            "name contains a control character (such as a line break or tab): remove it".into(),
+        ));
     }
     Ok(name.to_owned())
 }
 
 /// An EAN is kept as text (Fortnox does the same); blank means none.
 pub fn normalize_ean(ean: Option<String>) -> Result<Option<String>, CatalogError> {
-    let Some(ean) = ean.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()) else { return Ok(None) };
+    let Some(ean) = ean.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()) else {
+        return Ok(None);
+    };
     if ean.chars().count() > MAX_EAN_CHARS {
-        return Err(CatalogError::Invalid(format!("ean is longer than {MAX_EAN_CHARS} characters")));
+        return Err(CatalogError::Invalid(format!(
+            "ean is longer than {MAX_EAN_CHARS} characters"
+        )));
     }
     if has_control(&ean) {
-        return Err(CatalogError::Invalid("ean contains a control character (such as a line break or tab): remove it".into()));
+        return Err(CatalogError::Invalid(
+            "ean contains a control character (such as a line break or tab): remove it".into(),
+        ));
     }
     Ok(Some(ean))
 }
@@ -141,7 +161,9 @@ pub fn normalize_ean(ean: Option<String>) -> Result<Option<String>, CatalogError
 /// Weights and dimensions are whole grams and millimetres, never negative.
 pub fn check_measure(field: &str, value: Option<i64>) -> Result<Option<i64>, CatalogError> {
     match value {
-        Some(v) if v < 0 => Err(CatalogError::Invalid(format!("{field} must not be negative (got {v})"))),
+        Some(v) if v < 0 => Err(CatalogError::Invalid(format!(
+            "{field} must not be negative (got {v})"
+        ))),
         other => Ok(other),
     }
 }
@@ -149,18 +171,25 @@ pub fn check_measure(field: &str, value: Option<i64>) -> Result<Option<i64>, Cat
 /// A price is a non-negative decimal with a decimal point (`199.50`); blank means none.
 /// Returned as the canonical text of the decimal, which keeps the given scale.
 pub fn normalize_price(price: Option<String>) -> Result<Option<String>, CatalogError> {
-    let Some(text) = price.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()) else { return Ok(None) };
+    let Some(text) = price.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
     let invalid = || {
         CatalogError::Invalid(format!(
             "price `{text}` is not a decimal number: write it with a decimal point and no thousands separator, e.g. 1299.50"
         ))
     };
-    if !text.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+') {
+    if !text
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+')
+    {
         return Err(invalid());
     }
     let value = Decimal::from_str(&text).map_err(|_| invalid())?;
     if value.is_sign_negative() && !value.is_zero() {
-        return Err(CatalogError::Invalid(format!("price must not be negative (got {text})")));
+        return Err(CatalogError::Invalid(format!(
+            "price must not be negative (got {text})"
+        )));
     }
     Ok(Some(value.abs().to_string()))
 }
@@ -183,7 +212,9 @@ impl NewProduct {
 
 fn duplicate_sku_or(error: DbErr, sku: &str) -> CatalogError {
     match error.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => CatalogError::DuplicateSku { sku: sku.to_owned() },
+        Some(SqlErr::UniqueConstraintViolation(_)) => CatalogError::DuplicateSku {
+            sku: sku.to_owned(),
+        },
         _ => error.into(),
     }
 }
@@ -193,7 +224,11 @@ impl Store {
     /// merchant exists and may be written by whoever asks.
     pub async fn create_product(&self, new: NewProduct) -> Result<product::Model, CatalogError> {
         let new = new.validated()?;
-        if self.product_by_sku(new.merchant_id, &new.sku).await?.is_some() {
+        if self
+            .product_by_sku(new.merchant_id, &new.sku)
+            .await?
+            .is_some()
+        {
             return Err(CatalogError::DuplicateSku { sku: new.sku });
         }
         let now = Utc::now();
@@ -213,12 +248,23 @@ impl Store {
             ..Default::default()
         };
         // The unique index settles a race between two creations of the same SKU.
-        model.insert(&self.db).await.map_err(|e| duplicate_sku_or(e, &new.sku))
+        model
+            .insert(&self.db)
+            .await
+            .map_err(|e| duplicate_sku_or(e, &new.sku))
     }
 
     /// Changes the given fields of a product in the caller's scope.
-    pub async fn update_product(&self, scope: &TenantScope, id: i64, update: ProductUpdate) -> Result<product::Model, CatalogError> {
-        let row = self.product(scope, id).await?.ok_or(CatalogError::NotFound("product"))?;
+    pub async fn update_product(
+        &self,
+        scope: &TenantScope,
+        id: i64,
+        update: ProductUpdate,
+    ) -> Result<product::Model, CatalogError> {
+        let row = self
+            .product(scope, id)
+            .await?
+            .ok_or(CatalogError::NotFound("product"))?;
         let mut active: product::ActiveModel = row.into();
         if let Some(name) = update.name {
             active.name = Set(normalize_name(&name)?);
@@ -246,12 +292,20 @@ impl Store {
     }
 
     /// A product in the caller's scope; another tenant's product is `None`, like a missing one.
-    pub async fn product(&self, scope: &TenantScope, id: i64) -> Result<Option<product::Model>, StoreError> {
+    pub async fn product(
+        &self,
+        scope: &TenantScope,
+        id: i64,
+    ) -> Result<Option<product::Model>, StoreError> {
         let found = product::Entity::find_by_id(id).one(&self.db).await?;
         Ok(found.filter(|p| scope.allows(p.merchant_id)))
     }
 
-    pub async fn product_by_sku(&self, merchant_id: i64, sku: &str) -> Result<Option<product::Model>, StoreError> {
+    pub async fn product_by_sku(
+        &self,
+        merchant_id: i64,
+        sku: &str,
+    ) -> Result<Option<product::Model>, StoreError> {
         Ok(product::Entity::find()
             .filter(product::Column::MerchantId.eq(merchant_id))
             .filter(product::Column::Sku.eq(sku))
@@ -260,12 +314,21 @@ impl Store {
     }
 
     /// A page of a merchant's products in creation order (ascending id), after `after_id`.
-    pub async fn products_page(&self, merchant_id: i64, after_id: Option<i64>, limit: u64) -> Result<Vec<product::Model>, StoreError> {
+    pub async fn products_page(
+        &self,
+        merchant_id: i64,
+        after_id: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<product::Model>, StoreError> {
         let mut query = product::Entity::find().filter(product::Column::MerchantId.eq(merchant_id));
         if let Some(after) = after_id {
             query = query.filter(product::Column::Id.gt(after));
         }
-        Ok(query.order_by_asc(product::Column::Id).limit(limit).all(&self.db).await?)
+        Ok(query
+            .order_by_asc(product::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
     }
 }
 
@@ -285,17 +348,27 @@ impl RuleWithMethod {
     }
 
     fn describe(&self) -> String {
-        format!("rule {} '{}' → {}", self.rule.id, self.rule.pattern, self.method.code)
+        format!(
+            "rule {} '{}' → {}",
+            self.rule.id, self.rule.pattern, self.method.code
+        )
     }
 }
 
 /// Most specific first (precedence), then in the order they were added.
 fn sort_by_precedence(rules: &mut [RuleWithMethod]) {
-    rules.sort_by(|a, b| b.literal_characters().cmp(&a.literal_characters()).then(a.rule.id.cmp(&b.rule.id)));
+    rules.sort_by(|a, b| {
+        b.literal_characters()
+            .cmp(&a.literal_characters())
+            .then(a.rule.id.cmp(&b.rule.id))
+    });
 }
 
 /// The shipping method with this code; codes compare case-insensitively.
-fn find_method<'a>(methods: &'a [shipping_method::Model], code: &str) -> Option<&'a shipping_method::Model> {
+fn find_method<'a>(
+    methods: &'a [shipping_method::Model],
+    code: &str,
+) -> Option<&'a shipping_method::Model> {
     let code = code.trim();
     methods.iter().find(|m| m.code.eq_ignore_ascii_case(code))
 }
@@ -303,16 +376,28 @@ fn find_method<'a>(methods: &'a [shipping_method::Model], code: &str) -> Option<
 impl Store {
     /// Adds a rule for a merchant (who must exist). The pattern is validated and trimmed;
     /// the same pattern twice (ignoring case) is refused, since it could only conflict.
-    pub async fn add_shipping_rule(&self, merchant_id: i64, pattern: &str, method_code: &str) -> Result<RuleWithMethod, CatalogError> {
-        let pattern = shipping::validate_pattern(pattern).map_err(|e| CatalogError::Invalid(e.to_string()))?;
+    pub async fn add_shipping_rule(
+        &self,
+        merchant_id: i64,
+        pattern: &str,
+        method_code: &str,
+    ) -> Result<RuleWithMethod, CatalogError> {
+        let pattern = shipping::validate_pattern(pattern)
+            .map_err(|e| CatalogError::Invalid(e.to_string()))?;
         let methods = self.shipping_methods().await?;
         let Some(method) = find_method(&methods, method_code).cloned() else {
             let known: Vec<&str> = methods.iter().map(|m| m.code.as_str()).collect();
-            return Err(CatalogError::UnknownShippingMethod { code: method_code.trim().to_owned(), known: known.join(", ") });
+            return Err(CatalogError::UnknownShippingMethod {
+                code: method_code.trim().to_owned(),
+                known: known.join(", "),
+            });
         };
         let existing = self.merchant_rules_with_methods(merchant_id).await?;
         let folded = pattern.to_lowercase();
-        if let Some(same) = existing.iter().find(|r| r.rule.pattern.to_lowercase() == folded) {
+        if let Some(same) = existing
+            .iter()
+            .find(|r| r.rule.pattern.to_lowercase() == folded)
+        {
             return Err(CatalogError::DuplicateRule {
                 pattern: same.rule.pattern.clone(),
                 rule_id: same.rule.id,
@@ -332,7 +417,11 @@ impl Store {
     }
 
     /// Removes a rule in the caller's scope and returns it; another tenant's rule is "not found".
-    pub async fn remove_shipping_rule(&self, scope: &TenantScope, id: i64) -> Result<RuleWithMethod, CatalogError> {
+    pub async fn remove_shipping_rule(
+        &self,
+        scope: &TenantScope,
+        id: i64,
+    ) -> Result<RuleWithMethod, CatalogError> {
         let rule = shipping_rule::Entity::find_by_id(id)
             .one(&self.db)
             .await?
@@ -341,8 +430,15 @@ impl Store {
         let method = shipping_method::Entity::find_by_id(rule.shipping_method_id)
             .one(&self.db)
             .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("shipping rule {} points to a missing shipping method", rule.id)))?;
-        let deleted = shipping_rule::Entity::delete_by_id(rule.id).exec(&self.db).await?;
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "shipping rule {} points to a missing shipping method",
+                    rule.id
+                ))
+            })?;
+        let deleted = shipping_rule::Entity::delete_by_id(rule.id)
+            .exec(&self.db)
+            .await?;
         if deleted.rows_affected == 0 {
             // Removed concurrently: the caller's intent holds, but say so as for a missing one.
             return Err(CatalogError::NotFound("shipping rule"));
@@ -351,18 +447,32 @@ impl Store {
     }
 
     /// A merchant's rules with their methods, most specific first.
-    pub async fn merchant_rules_with_methods(&self, merchant_id: i64) -> Result<Vec<RuleWithMethod>, StoreError> {
+    pub async fn merchant_rules_with_methods(
+        &self,
+        merchant_id: i64,
+    ) -> Result<Vec<RuleWithMethod>, StoreError> {
         let rules = shipping_rule::Entity::find()
             .filter(shipping_rule::Column::MerchantId.eq(merchant_id))
             .order_by_asc(shipping_rule::Column::Id)
             .all(&self.db)
             .await?;
-        let methods: HashMap<i64, shipping_method::Model> = self.shipping_methods().await?.into_iter().map(|m| (m.id, m)).collect();
+        let methods: HashMap<i64, shipping_method::Model> = self
+            .shipping_methods()
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m))
+            .collect();
         let mut out = rules
             .into_iter()
             .map(|rule| match methods.get(&rule.shipping_method_id) {
-                Some(method) => Ok(RuleWithMethod { method: method.clone(), rule }),
-                None => Err(StoreError::Corrupt(format!("shipping rule {} points to a missing shipping method", rule.id))),
+                Some(method) => Ok(RuleWithMethod {
+                    method: method.clone(),
+                    rule,
+                }),
+                None => Err(StoreError::Corrupt(format!(
+                    "shipping rule {} points to a missing shipping method",
+                    rule.id
+                ))),
             })
             .collect::<Result<Vec<_>, _>>()?;
         sort_by_precedence(&mut out);
@@ -413,26 +523,43 @@ impl WayOfDeliveryMapping {
 
 /// Maps each way of delivery (code, description) through the rules: the pure part of the
 /// preview, with the same matcher and precedence the order checks use.
-pub fn map_ways_of_delivery(rules: &[RuleWithMethod], ways: &[(String, Option<String>)]) -> Vec<WayOfDeliveryMapping> {
+pub fn map_ways_of_delivery(
+    rules: &[RuleWithMethod],
+    ways: &[(String, Option<String>)],
+) -> Vec<WayOfDeliveryMapping> {
     let matcher_rules: Vec<shipping::ShippingRule> = rules
         .iter()
-        .map(|r| shipping::ShippingRule { id: r.rule.id, pattern: r.rule.pattern.clone(), shipping_method_id: r.rule.shipping_method_id })
+        .map(|r| shipping::ShippingRule {
+            id: r.rule.id,
+            pattern: r.rule.pattern.clone(),
+            shipping_method_id: r.rule.shipping_method_id,
+        })
         .collect();
     let by_id: HashMap<i64, &RuleWithMethod> = rules.iter().map(|r| (r.rule.id, r)).collect();
     ways.iter()
         .map(|(code, description)| {
-            let description = description.as_deref().map(str::trim).filter(|d| !d.is_empty());
+            let description = description
+                .as_deref()
+                .map(str::trim)
+                .filter(|d| !d.is_empty());
             let outcome = match match_way_of_delivery(&matcher_rules, code, description) {
                 RuleMatch::Matched { rule_id, .. } => match by_id.get(&rule_id) {
                     Some(rule) => MappingOutcome::Matched((*rule).clone()),
                     None => MappingOutcome::NoMatch,
                 },
                 RuleMatch::NoMatch => MappingOutcome::NoMatch,
-                RuleMatch::Conflict { rule_ids } => {
-                    MappingOutcome::Conflict(rule_ids.iter().filter_map(|id| by_id.get(id).map(|r| (*r).clone())).collect())
-                }
+                RuleMatch::Conflict { rule_ids } => MappingOutcome::Conflict(
+                    rule_ids
+                        .iter()
+                        .filter_map(|id| by_id.get(id).map(|r| (*r).clone()))
+                        .collect(),
+                ),
             };
-            WayOfDeliveryMapping { code: code.clone(), description: description.map(str::to_owned), outcome }
+            WayOfDeliveryMapping {
+                code: code.clone(),
+                description: description.map(str::to_owned),
+                outcome,
+            }
         })
         .collect()
 }
@@ -440,9 +567,15 @@ pub fn map_ways_of_delivery(rules: &[RuleWithMethod], ways: &[(String, Option<St
 pub(crate) fn fortnox_error(error: FortnoxError) -> CatalogError {
     match error.class() {
         ErrorClass::NeedsReauthorization => match error {
-            FortnoxError::NeedsReauthorization { reason } if reason.contains("not connected") => CatalogError::FortnoxNotConnected,
-            FortnoxError::NeedsReauthorization { reason } => CatalogError::FortnoxNeedsReauthorization { reason },
-            other => CatalogError::FortnoxNeedsReauthorization { reason: other.to_string() },
+            FortnoxError::NeedsReauthorization { reason } if reason.contains("not connected") => {
+                CatalogError::FortnoxNotConnected
+            }
+            FortnoxError::NeedsReauthorization { reason } => {
+                CatalogError::FortnoxNeedsReauthorization { reason }
+            }
+            other => CatalogError::FortnoxNeedsReauthorization {
+                reason: other.to_string(),
+            },
         },
         ErrorClass::Retryable => CatalogError::FortnoxUnavailable(error.to_string()),
         ErrorClass::Document => CatalogError::Fortnox(error.to_string()),
@@ -451,11 +584,16 @@ pub(crate) fn fortnox_error(error: FortnoxError) -> CatalogError {
 
 impl Store {
     /// Refuses, with what to do, when the merchant's Fortnox cannot be called.
-    pub(crate) async fn require_fortnox_connected(&self, merchant_id: i64) -> Result<(), CatalogError> {
+    pub(crate) async fn require_fortnox_connected(
+        &self,
+        merchant_id: i64,
+    ) -> Result<(), CatalogError> {
         match self.integration(merchant_id).await?.map(|i| i.status) {
             Some(status) if status == STATUS_CONNECTED => Ok(()),
             Some(status) if status == STATUS_NEEDS_REAUTHORIZATION => {
-                Err(CatalogError::FortnoxNeedsReauthorization { reason: "the refresh token is no longer valid".into() })
+                Err(CatalogError::FortnoxNeedsReauthorization {
+                    reason: "the refresh token is no longer valid".into(),
+                })
             }
             _ => Err(CatalogError::FortnoxNotConnected),
         }
@@ -464,11 +602,22 @@ impl Store {
     /// For every way of delivery in the merchant's Fortnox (sorted by code), the rule and
     /// method it maps to, or why it maps to none. The description tried is the Swedish
     /// one, or the English one when that is all there is, as in the order checks.
-    pub async fn way_of_delivery_mappings(&self, fortnox: &FortnoxClient, merchant_id: i64) -> Result<Vec<WayOfDeliveryMapping>, CatalogError> {
+    pub async fn way_of_delivery_mappings(
+        &self,
+        fortnox: &FortnoxClient,
+        merchant_id: i64,
+    ) -> Result<Vec<WayOfDeliveryMapping>, CatalogError> {
         self.require_fortnox_connected(merchant_id).await?;
-        let mut ways = fortnox.tenant(merchant_id.to_string()).list_ways_of_delivery().await.map_err(fortnox_error)?;
+        let mut ways = fortnox
+            .tenant(merchant_id.to_string())
+            .list_ways_of_delivery()
+            .await
+            .map_err(fortnox_error)?;
         ways.sort_by(|a, b| a.code.cmp(&b.code));
-        let ways: Vec<(String, Option<String>)> = ways.into_iter().map(|w| (w.code, w.description.or(w.description_english))).collect();
+        let ways: Vec<(String, Option<String>)> = ways
+            .into_iter()
+            .map(|w| (w.code, w.description.or(w.description_english)))
+            .collect();
         let rules = self.merchant_rules_with_methods(merchant_id).await?;
         Ok(map_ways_of_delivery(&rules, &ways))
     }
@@ -479,12 +628,23 @@ mod tests {
     use super::*;
 
     fn method(id: i64, code: &str) -> shipping_method::Model {
-        shipping_method::Model { id, code: code.into(), carrier: "C".into(), name: format!("{code} name") }
+        shipping_method::Model {
+            id,
+            code: code.into(),
+            carrier: "C".into(),
+            name: format!("{code} name"),
+        }
     }
 
     fn rule(id: i64, pattern: &str, method_id: i64, code: &str) -> RuleWithMethod {
         RuleWithMethod {
-            rule: shipping_rule::Model { id, merchant_id: 1, pattern: pattern.into(), shipping_method_id: method_id, created_at: Utc::now() },
+            rule: shipping_rule::Model {
+                id,
+                merchant_id: 1,
+                pattern: pattern.into(),
+                shipping_method_id: method_id,
+                created_at: Utc::now(),
+            },
             method: method(method_id, code),
         }
     }
@@ -492,16 +652,31 @@ mod tests {
     #[test]
     fn skus_are_trimmed_and_must_not_be_empty() {
         assert_eq!(normalize_sku("  ART-1 ").unwrap(), "ART-1");
-        assert!(matches!(normalize_sku("   "), Err(CatalogError::Invalid(_))));
-        assert!(matches!(normalize_sku(&"x".repeat(51)), Err(CatalogError::Invalid(_))));
-        assert!(matches!(normalize_sku("A\nB"), Err(CatalogError::Invalid(_))));
+        assert!(matches!(
+            normalize_sku("   "),
+            Err(CatalogError::Invalid(_))
+        ));
+        assert!(matches!(
+            normalize_sku(&"x".repeat(51)),
+            Err(CatalogError::Invalid(_))
+        ));
+        assert!(matches!(
+            normalize_sku("A\nB"),
+            Err(CatalogError::Invalid(_))
+        ));
     }
 
     #[test]
     fn prices_are_exact_non_negative_decimals() {
-        assert_eq!(normalize_price(Some(" 199.50 ".into())).unwrap(), Some("199.50".into()));
+        assert_eq!(
+            normalize_price(Some(" 199.50 ".into())).unwrap(),
+            Some("199.50".into())
+        );
         assert_eq!(normalize_price(Some("0".into())).unwrap(), Some("0".into()));
-        assert_eq!(normalize_price(Some("-0".into())).unwrap(), Some("0".into()));
+        assert_eq!(
+            normalize_price(Some("-0".into())).unwrap(),
+            Some("0".into())
+        );
         assert_eq!(normalize_price(Some("".into())).unwrap(), None);
         assert_eq!(normalize_price(None).unwrap(), None);
         for bad in ["12,50", "1 000", "abc", "1e3", "-1", "1.2.3", "NaN"] {
@@ -518,9 +693,17 @@ mod tests {
 
     #[test]
     fn the_preview_shows_match_no_match_and_conflict() {
-        let mut rules = vec![rule(1, "DHL*", 10, "DHL_A"), rule(2, "*DHL", 11, "DHL_B"), rule(3, "Post*", 12, "PN"), rule(4, "DHL-EXP*", 13, "DHL_X")];
+        let mut rules = vec![
+            rule(1, "DHL*", 10, "DHL_A"),
+            rule(2, "*DHL", 11, "DHL_B"),
+            rule(3, "Post*", 12, "PN"),
+            rule(4, "DHL-EXP*", 13, "DHL_X"),
+        ];
         sort_by_precedence(&mut rules);
-        assert_eq!(rules.iter().map(|r| r.rule.id).collect::<Vec<_>>(), vec![4, 3, 1, 2]);
+        assert_eq!(
+            rules.iter().map(|r| r.rule.id).collect::<Vec<_>>(),
+            vec![4, 3, 1, 2]
+        );
         let ways = vec![
             ("DHL".to_owned(), None),
             ("P1".to_owned(), Some("PostNord MyPack".to_owned())),
@@ -528,8 +711,15 @@ mod tests {
             ("DHL-EXPRESS".to_owned(), Some(" ".to_owned())),
         ];
         let mapped = map_ways_of_delivery(&rules, &ways);
-        assert!(matches!(&mapped[0].outcome, MappingOutcome::Conflict(tied) if tied.iter().map(|r| r.rule.id).collect::<Vec<_>>() == vec![1, 2]));
-        assert!(mapped[0].message().contains("rule 1 'DHL*'") && mapped[0].message().contains("rule 2 '*DHL'"), "{}", mapped[0].message());
+        assert!(
+            matches!(&mapped[0].outcome, MappingOutcome::Conflict(tied) if tied.iter().map(|r| r.rule.id).collect::<Vec<_>>() == vec![1, 2])
+        );
+        assert!(
+            mapped[0].message().contains("rule 1 'DHL*'")
+                && mapped[0].message().contains("rule 2 '*DHL'"),
+            "{}",
+            mapped[0].message()
+        );
         assert!(matches!(&mapped[1].outcome, MappingOutcome::Matched(r) if r.rule.id == 3));
         assert_eq!(mapped[2].outcome, MappingOutcome::NoMatch);
         assert!(mapped[2].message().contains("addShippingRule"));

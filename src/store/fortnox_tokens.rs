@@ -22,34 +22,50 @@ pub struct DbTokenStore {
     pool: Pool,
     cipher: TokenCipher,
     /// SQLite only: the per-merchant refresh locks.
-    local_locks: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<tokio::sync::Mutex<()>>>>>,
+    local_locks: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    >,
 }
 
 impl DbTokenStore {
     pub fn new(pool: Pool, cipher: TokenCipher) -> DbTokenStore {
-        DbTokenStore { pool, cipher, local_locks: Default::default() }
+        DbTokenStore {
+            pool,
+            cipher,
+            local_locks: Default::default(),
+        }
     }
 
     fn local_lock(&self, merchant_id: i64) -> std::sync::Arc<tokio::sync::Mutex<()>> {
         match self.local_locks.lock() {
             Ok(mut locks) => locks.entry(merchant_id).or_default().clone(),
-            Err(poisoned) => poisoned.into_inner().entry(merchant_id).or_default().clone(),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .entry(merchant_id)
+                .or_default()
+                .clone(),
         }
     }
 
     fn decode(&self, row: Option<TokenRow>) -> Result<TokenState, StoreError> {
-        let Some(row) = row else { return Ok(TokenState::Missing) };
+        let Some(row) = row else {
+            return Ok(TokenState::Missing);
+        };
         match row.status.as_str() {
             STATUS_NEEDS_REAUTHORIZATION => Ok(TokenState::NeedsReauthorization {
-                reason: row.last_error.unwrap_or_else(|| "Fortnox refused the refresh token".into()),
+                reason: row
+                    .last_error
+                    .unwrap_or_else(|| "Fortnox refused the refresh token".into()),
             }),
             STATUS_CONNECTED => match (row.access, row.refresh, row.expires_at) {
-                (Some(access), Some(refresh), Some(expires_at)) => Ok(TokenState::Active(TokenSet {
-                    access_token: self.decrypt(&access)?,
-                    refresh_token: self.decrypt(&refresh)?,
-                    access_expires_at: expires_at,
-                    scope: row.scope,
-                })),
+                (Some(access), Some(refresh), Some(expires_at)) => {
+                    Ok(TokenState::Active(TokenSet {
+                        access_token: self.decrypt(&access)?,
+                        refresh_token: self.decrypt(&refresh)?,
+                        access_expires_at: expires_at,
+                        scope: row.scope,
+                    }))
+                }
                 _ => Ok(TokenState::Missing),
             },
             _ => Ok(TokenState::Missing),
@@ -78,7 +94,9 @@ struct Row {
 }
 
 fn merchant_id(merchant: &str) -> Result<i64, StoreError> {
-    merchant.parse().map_err(|_| StoreError(format!("merchant id `{merchant}` is not a number")))
+    merchant
+        .parse()
+        .map_err(|_| StoreError(format!("merchant id `{merchant}` is not a number")))
 }
 
 fn db_error(e: sqlx::Error) -> StoreError {
@@ -98,7 +116,11 @@ const NEEDS_REAUTH: &str = "UPDATE fortnox_integrations SET status = ?, access_t
     refresh_token_encrypted = NULL, access_token_expires_at = NULL, last_error = ?, updated_at = ? WHERE merchant_id = ?";
 
 fn sql(pool_is_pg: bool, text: &str) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(if pool_is_pg { numbered_placeholders(text) } else { text.to_owned() })
+    sqlx::AssertSqlSafe(if pool_is_pg {
+        numbered_placeholders(text)
+    } else {
+        text.to_owned()
+    })
 }
 
 #[async_trait]
@@ -106,8 +128,18 @@ impl TokenStore for DbTokenStore {
     async fn load(&self, merchant: &str) -> Result<TokenState, StoreError> {
         let id = merchant_id(merchant)?;
         let row: Option<Row> = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query_as(sql(false, SELECT)).bind(id).fetch_optional(pool).await,
-            Pool::Postgres(pool) => sqlx::query_as(sql(true, SELECT)).bind(id).fetch_optional(pool).await,
+            Pool::Sqlite(pool) => {
+                sqlx::query_as(sql(false, SELECT))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_as(sql(true, SELECT))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await
+            }
         }
         .map_err(db_error)?;
         self.decode(row)
@@ -116,7 +148,10 @@ impl TokenStore for DbTokenStore {
     async fn save(&self, merchant: &str, tokens: &TokenSet) -> Result<(), StoreError> {
         let id = merchant_id(merchant)?;
         let now = Utc::now();
-        let (access, refresh) = (self.cipher.encrypt(&tokens.access_token), self.cipher.encrypt(&tokens.refresh_token));
+        let (access, refresh) = (
+            self.cipher.encrypt(&tokens.access_token),
+            self.cipher.encrypt(&tokens.refresh_token),
+        );
         macro_rules! upsert {
             ($pool:expr, $pg:expr) => {
                 sqlx::query(sql($pg, UPSERT))
@@ -147,23 +182,45 @@ impl TokenStore for DbTokenStore {
         let (tx, row) = match &self.pool {
             Pool::Sqlite(pool) => {
                 let guard = self.local_lock(id).lock_owned().await;
-                let row: Option<Row> = sqlx::query_as(sql(false, SELECT)).bind(id).fetch_optional(pool).await.map_err(db_error)?;
-                (LeaseTx::Sqlite { pool: pool.clone(), _guard: guard }, row)
+                let row: Option<Row> = sqlx::query_as(sql(false, SELECT))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(db_error)?;
+                (
+                    LeaseTx::Sqlite {
+                        pool: pool.clone(),
+                        _guard: guard,
+                    },
+                    row,
+                )
             }
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await.map_err(db_error)?;
                 let locking = format!("{SELECT} FOR UPDATE");
-                let row: Option<Row> = sqlx::query_as(sql(true, &locking)).bind(id).fetch_optional(&mut *tx).await.map_err(db_error)?;
+                let row: Option<Row> = sqlx::query_as(sql(true, &locking))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
                 (LeaseTx::Postgres(tx), row)
             }
         };
         let tokens = self.decode(row)?;
-        Ok(Box::new(DbLease { tx, merchant_id: id, tokens, cipher: self.cipher.clone() }))
+        Ok(Box::new(DbLease {
+            tx,
+            merchant_id: id,
+            tokens,
+            cipher: self.cipher.clone(),
+        }))
     }
 }
 
 enum LeaseTx {
-    Sqlite { pool: sqlx::SqlitePool, _guard: tokio::sync::OwnedMutexGuard<()> },
+    Sqlite {
+        pool: sqlx::SqlitePool,
+        _guard: tokio::sync::OwnedMutexGuard<()>,
+    },
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -182,7 +239,10 @@ impl RefreshLease for DbLease {
     }
 
     async fn save_rotated(self: Box<Self>, tokens: &TokenSet) -> Result<(), StoreError> {
-        let (access, refresh) = (self.cipher.encrypt(&tokens.access_token), self.cipher.encrypt(&tokens.refresh_token));
+        let (access, refresh) = (
+            self.cipher.encrypt(&tokens.access_token),
+            self.cipher.encrypt(&tokens.refresh_token),
+        );
         let now = Utc::now();
         macro_rules! rotate {
             ($tx:expr, $pg:expr) => {{
@@ -202,7 +262,9 @@ impl RefreshLease for DbLease {
             }};
         }
         match self.tx {
-            LeaseTx::Sqlite { pool, _guard } => rotate!(pool.begin().await.map_err(db_error)?, false),
+            LeaseTx::Sqlite { pool, _guard } => {
+                rotate!(pool.begin().await.map_err(db_error)?, false)
+            }
             LeaseTx::Postgres(tx) => rotate!(tx, true),
         }
         .map_err(db_error)

@@ -21,12 +21,21 @@ pub struct SettingsUpdate {
 }
 
 impl Store {
-    pub async fn integration(&self, merchant_id: i64) -> Result<Option<integration::Model>, StoreError> {
-        Ok(integration::Entity::find().filter(integration::Column::MerchantId.eq(merchant_id)).one(&self.db).await?)
+    pub async fn integration(
+        &self,
+        merchant_id: i64,
+    ) -> Result<Option<integration::Model>, StoreError> {
+        Ok(integration::Entity::find()
+            .filter(integration::Column::MerchantId.eq(merchant_id))
+            .one(&self.db)
+            .await?)
     }
 
     /// The integration row of a merchant, created (not connected) when missing.
-    pub async fn ensure_integration(&self, merchant_id: i64) -> Result<integration::Model, StoreError> {
+    pub async fn ensure_integration(
+        &self,
+        merchant_id: i64,
+    ) -> Result<integration::Model, StoreError> {
         let now = Utc::now();
         let row = integration::ActiveModel {
             merchant_id: Set(merchant_id),
@@ -40,13 +49,18 @@ impl Store {
             .on_conflict_do_nothing_on([integration::Column::MerchantId])
             .exec(&self.db)
             .await?;
-        self.integration(merchant_id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("integration of merchant {merchant_id} vanished")))
+        self.integration(merchant_id).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!("integration of merchant {merchant_id} vanished"))
+        })
     }
 
     /// Remembers the single-use OAuth `state` of a connection the merchant started.
-    pub async fn begin_oauth(&self, merchant_id: i64, state: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn begin_oauth(
+        &self,
+        merchant_id: i64,
+        state: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let row = self.ensure_integration(merchant_id).await?;
         let mut active: integration::ActiveModel = row.into();
         active.oauth_state = Set(Some(state.to_owned()));
@@ -58,22 +72,38 @@ impl Store {
 
     /// Consumes an OAuth `state`: returns its merchant once, if it has not expired.
     pub async fn take_oauth_state(&self, state: &str) -> Result<Option<i64>, StoreError> {
-        let Some(row) = integration::Entity::find().filter(integration::Column::OauthState.eq(state)).one(&self.db).await? else {
+        let Some(row) = integration::Entity::find()
+            .filter(integration::Column::OauthState.eq(state))
+            .one(&self.db)
+            .await?
+        else {
             return Ok(None);
         };
         // Conditioned on the state itself, so two callbacks with one state cannot both win.
         let cleared = integration::Entity::update_many()
-            .col_expr(integration::Column::OauthState, Expr::value(Option::<String>::None))
-            .col_expr(integration::Column::OauthStateExpiresAt, Expr::value(Option::<DateTimeUtc>::None))
+            .col_expr(
+                integration::Column::OauthState,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                integration::Column::OauthStateExpiresAt,
+                Expr::value(Option::<DateTimeUtc>::None),
+            )
             .filter(integration::Column::Id.eq(row.id))
             .filter(integration::Column::OauthState.eq(state))
             .exec(&self.db)
             .await?;
-        let fresh = row.oauth_state_expires_at.is_some_and(|expires| expires > Utc::now());
+        let fresh = row
+            .oauth_state_expires_at
+            .is_some_and(|expires| expires > Utc::now());
         Ok((cleared.rows_affected == 1 && fresh).then_some(row.merchant_id))
     }
 
-    pub async fn update_settings(&self, merchant_id: i64, update: SettingsUpdate) -> Result<integration::Model, StoreError> {
+    pub async fn update_settings(
+        &self,
+        merchant_id: i64,
+        update: SettingsUpdate,
+    ) -> Result<integration::Model, StoreError> {
         let row = self.ensure_integration(merchant_id).await?;
         let mut active: integration::ActiveModel = row.into();
         if let Some(date) = update.first_order_date {
@@ -83,7 +113,9 @@ impl Store {
             active.ignore_missing_products = Set(ignore);
         }
         if let Some(location) = update.stock_location {
-            active.stock_location = Set(location.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()));
+            active.stock_location = Set(location
+                .map(|l| l.trim().to_owned())
+                .filter(|l| !l.is_empty()));
         }
         active.updated_at = Set(Utc::now());
         Ok(active.update(&self.db).await?)
@@ -102,23 +134,43 @@ impl Store {
     }
 
     pub async fn connected_merchants(&self) -> Result<Vec<i64>, StoreError> {
-        let rows = integration::Entity::find().filter(integration::Column::Status.eq(STATUS_CONNECTED)).all(&self.db).await?;
+        let rows = integration::Entity::find()
+            .filter(integration::Column::Status.eq(STATUS_CONNECTED))
+            .all(&self.db)
+            .await?;
         Ok(rows.into_iter().map(|r| r.merchant_id).collect())
     }
 
-    pub async fn set_orders_synced_until(&self, merchant_id: i64, until: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn set_orders_synced_until(
+        &self,
+        merchant_id: i64,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         integration::Entity::update_many()
-            .col_expr(integration::Column::OrdersSyncedUntil, Expr::value(Some(until)))
-            .col_expr(integration::Column::LastError, Expr::value(Option::<String>::None))
+            .col_expr(
+                integration::Column::OrdersSyncedUntil,
+                Expr::value(Some(until)),
+            )
+            .col_expr(
+                integration::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
             .filter(integration::Column::MerchantId.eq(merchant_id))
             .exec(&self.db)
             .await?;
         Ok(())
     }
 
-    pub async fn set_integration_error(&self, merchant_id: i64, message: &str) -> Result<(), StoreError> {
+    pub async fn set_integration_error(
+        &self,
+        merchant_id: i64,
+        message: &str,
+    ) -> Result<(), StoreError> {
         integration::Entity::update_many()
-            .col_expr(integration::Column::LastError, Expr::value(Some(message.to_owned())))
+            .col_expr(
+                integration::Column::LastError,
+                Expr::value(Some(message.to_owned())),
+            )
             .filter(integration::Column::MerchantId.eq(merchant_id))
             .exec(&self.db)
             .await?;

@@ -63,7 +63,11 @@ pub struct QueuedTask {
     pub task: apalis::prelude::Task<Vec<u8>>,
 }
 
-pub fn order_task(kind: JobKind, job: &OrderJob, delay: Option<Duration>) -> Result<QueuedTask, StoreError> {
+pub fn order_task(
+    kind: JobKind,
+    job: &OrderJob,
+    delay: Option<Duration>,
+) -> Result<QueuedTask, StoreError> {
     let payload = serde_json::to_vec(job).map_err(|e| StoreError::Queue(e.to_string()))?;
     let mut builder = TaskBuilder::new(payload)
         .max_attempts(TASK_MAX_ATTEMPTS)
@@ -71,37 +75,60 @@ pub fn order_task(kind: JobKind, job: &OrderJob, delay: Option<Duration>) -> Res
     if let Some(delay) = delay {
         builder = builder.run_after(delay);
     }
-    Ok(QueuedTask { queue: queue_name(kind), task: builder.build() })
+    Ok(QueuedTask {
+        queue: queue_name(kind),
+        task: builder.build(),
+    })
 }
 
 pub fn import_task(merchant_id: i64) -> Result<QueuedTask, StoreError> {
-    let payload = serde_json::to_vec(&ImportOrders { merchant_id }).map_err(|e| StoreError::Queue(e.to_string()))?;
-    Ok(QueuedTask { queue: IMPORT_QUEUE, task: TaskBuilder::new(payload).max_attempts(TASK_MAX_ATTEMPTS).build() })
+    let payload = serde_json::to_vec(&ImportOrders { merchant_id })
+        .map_err(|e| StoreError::Queue(e.to_string()))?;
+    Ok(QueuedTask {
+        queue: IMPORT_QUEUE,
+        task: TaskBuilder::new(payload)
+            .max_attempts(TASK_MAX_ATTEMPTS)
+            .build(),
+    })
 }
 
 pub fn push_stock_task(job: &PushStock, delay: Option<Duration>) -> Result<QueuedTask, StoreError> {
     let payload = serde_json::to_vec(job).map_err(|e| StoreError::Queue(e.to_string()))?;
     let mut builder = TaskBuilder::new(payload)
         .max_attempts(TASK_MAX_ATTEMPTS)
-        .idempotency_key(format!("stock:{}:{}", job.merchant_id, uuid::Uuid::new_v4().simple()));
+        .idempotency_key(format!(
+            "stock:{}:{}",
+            job.merchant_id,
+            uuid::Uuid::new_v4().simple()
+        ));
     if let Some(delay) = delay {
         builder = builder.run_after(delay);
     }
-    Ok(QueuedTask { queue: PUSH_STOCK_QUEUE, task: builder.build() })
+    Ok(QueuedTask {
+        queue: PUSH_STOCK_QUEUE,
+        task: builder.build(),
+    })
 }
 
 /// The import of one schedule slot; its key makes a second one for the slot a no-op.
 pub fn scheduled_import_task(merchant_id: i64, slot: i64) -> Result<QueuedTask, StoreError> {
-    let payload = serde_json::to_vec(&ImportOrders { merchant_id }).map_err(|e| StoreError::Queue(e.to_string()))?;
+    let payload = serde_json::to_vec(&ImportOrders { merchant_id })
+        .map_err(|e| StoreError::Queue(e.to_string()))?;
     let task = TaskBuilder::new(payload)
         .max_attempts(TASK_MAX_ATTEMPTS)
         .idempotency_key(format!("import:{merchant_id}:{slot}"))
         .build();
-    Ok(QueuedTask { queue: IMPORT_QUEUE, task })
+    Ok(QueuedTask {
+        queue: IMPORT_QUEUE,
+        task,
+    })
 }
 
 /// Inserts tasks on any SQLite executor (a transaction included).
-pub async fn push_sqlite(conn: &mut sqlx::SqliteConnection, tasks: Vec<QueuedTask>) -> Result<(), StoreError> {
+pub async fn push_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    tasks: Vec<QueuedTask>,
+) -> Result<(), StoreError> {
     for QueuedTask { queue, task } in tasks {
         apalis_sqlite::queries::push_tasks(conn, queue, &[task])
             .await
@@ -110,7 +137,10 @@ pub async fn push_sqlite(conn: &mut sqlx::SqliteConnection, tasks: Vec<QueuedTas
     Ok(())
 }
 
-pub async fn push_postgres(conn: &mut sqlx::PgConnection, tasks: Vec<QueuedTask>) -> Result<(), StoreError> {
+pub async fn push_postgres(
+    conn: &mut sqlx::PgConnection,
+    tasks: Vec<QueuedTask>,
+) -> Result<(), StoreError> {
     for QueuedTask { queue, task } in tasks {
         apalis_postgres::queries::push_tasks(conn, queue, vec![task])
             .await
@@ -134,16 +164,20 @@ pub async fn has_live_job(pool: &Pool, order_id: i64) -> Result<bool, StoreError
     let prefix = key_prefix(order_id);
     let count: i64 = match pool {
         Pool::Sqlite(pool) => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM Jobs WHERE idempotency_key LIKE ? AND {LIVE}")))
-                .bind(prefix)
-                .fetch_one(pool)
-                .await?
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM Jobs WHERE idempotency_key LIKE ? AND {LIVE}"
+            )))
+            .bind(prefix)
+            .fetch_one(pool)
+            .await?
         }
         Pool::Postgres(pool) => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM apalis.jobs WHERE idempotency_key LIKE $1 AND {LIVE}")))
-                .bind(prefix)
-                .fetch_one(pool)
-                .await?
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM apalis.jobs WHERE idempotency_key LIKE $1 AND {LIVE}"
+            )))
+            .bind(prefix)
+            .fetch_one(pool)
+            .await?
         }
     };
     Ok(count > 0)
@@ -152,23 +186,25 @@ pub async fn has_live_job(pool: &Pool, order_id: i64) -> Result<bool, StoreError
 /// Deletes tasks that finished (done, or given up) more than `older_than` ago, so that the
 /// queue's table does not grow without end. Order history lives in `order_events`.
 pub async fn prune_finished(pool: &Pool, older_than: Duration) -> Result<u64, StoreError> {
-    const FINISHED: &str = "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))";
-    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::days(7));
+    const FINISHED: &str =
+        "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))";
+    let cutoff = chrono::Utc::now()
+        - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::days(7));
     let deleted = match pool {
-        Pool::Sqlite(pool) => {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM Jobs WHERE {FINISHED} AND done_at < ?")))
-                .bind(cutoff.timestamp())
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }
-        Pool::Postgres(pool) => {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM apalis.jobs WHERE {FINISHED} AND done_at < $1")))
-                .bind(cutoff)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }
+        Pool::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM Jobs WHERE {FINISHED} AND done_at < ?"
+        )))
+        .bind(cutoff.timestamp())
+        .execute(pool)
+        .await?
+        .rows_affected(),
+        Pool::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM apalis.jobs WHERE {FINISHED} AND done_at < $1"
+        )))
+        .bind(cutoff)
+        .execute(pool)
+        .await?
+        .rows_affected(),
     };
     Ok(deleted)
 }

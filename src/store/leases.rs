@@ -27,7 +27,12 @@ pub struct Held {
 }
 
 impl Store {
-    pub async fn claim(&self, order_id: i64, state: &str, ttl: chrono::Duration) -> Result<Result<Lease, Held>, StoreError> {
+    pub async fn claim(
+        &self,
+        order_id: i64,
+        state: &str,
+        ttl: chrono::Duration,
+    ) -> Result<Result<Lease, Held>, StoreError> {
         let now = Utc::now();
         let token = uuid::Uuid::new_v4().simple().to_string();
         let claimed = order::Entity::update_many()
@@ -35,20 +40,33 @@ impl Store {
             .col_expr(order::Column::LeaseToken, Expr::value(Some(token.clone())))
             .filter(order::Column::Id.eq(order_id))
             .filter(order::Column::State.eq(state))
-            .filter(order::Column::LeaseUntil.is_null().or(order::Column::LeaseUntil.lt(now)))
+            .filter(
+                order::Column::LeaseUntil
+                    .is_null()
+                    .or(order::Column::LeaseUntil.lt(now)),
+            )
             .exec(&self.db)
             .await?;
         if claimed.rows_affected == 1 {
             return Ok(Ok(Lease { order_id, token }));
         }
-        let until = order::Entity::find_by_id(order_id).one(&self.db).await?.and_then(|o| o.lease_until);
+        let until = order::Entity::find_by_id(order_id)
+            .one(&self.db)
+            .await?
+            .and_then(|o| o.lease_until);
         Ok(Err(Held { until }))
     }
 
     pub async fn release(&self, lease: Lease) -> Result<(), StoreError> {
         order::Entity::update_many()
-            .col_expr(order::Column::LeaseUntil, Expr::value(Option::<DateTimeUtc>::None))
-            .col_expr(order::Column::LeaseToken, Expr::value(Option::<String>::None))
+            .col_expr(
+                order::Column::LeaseUntil,
+                Expr::value(Option::<DateTimeUtc>::None),
+            )
+            .col_expr(
+                order::Column::LeaseToken,
+                Expr::value(Option::<String>::None),
+            )
             .filter(order::Column::Id.eq(lease.order_id))
             .filter(order::Column::LeaseToken.eq(lease.token))
             .exec(&self.db)

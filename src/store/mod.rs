@@ -55,15 +55,24 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-            Ok(Store { db: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone()), pool: Pool::Sqlite(pool) })
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await?;
+            Ok(Store {
+                db: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone()),
+                pool: Pool::Sqlite(pool),
+            })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(30))
                 .connect(url)
                 .await?;
-            Ok(Store { db: SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()), pool: Pool::Postgres(pool) })
+            Ok(Store {
+                db: SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
+                pool: Pool::Postgres(pool),
+            })
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }
@@ -127,6 +136,9 @@ pub(crate) fn numbered_placeholders(sql: &str) -> String {
 mod tests {
     #[test]
     fn placeholders_are_numbered_in_order() {
-        assert_eq!(super::numbered_placeholders("a = ? AND b = ?"), "a = $1 AND b = $2");
+        assert_eq!(
+            super::numbered_placeholders("a = ? AND b = ?"),
+            "a = $1 AND b = $2"
+        );
     }
 }

@@ -2,7 +2,10 @@
 use chrono::Utc;
 use entity::{merchant, order, order_event, order_line, shipping_method};
 use sea_orm::prelude::*;
-use sea_orm::{ActiveValue::Set, Condition, DatabaseTransaction, QueryOrder, QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, Condition, DatabaseTransaction, QueryOrder, QuerySelect,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 use serde_json::json;
 
 use super::{Store, StoreError};
@@ -60,12 +63,19 @@ impl Store {
     /// A transaction that will write. On SQLite it takes the write lock at BEGIN, because a
     /// read lock cannot be upgraded while the job workers write (SQLITE_BUSY at once).
     pub async fn begin_write(&self) -> Result<DatabaseTransaction, StoreError> {
-        let options = TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() };
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
         Ok(self.db.begin_with_options(options).await?)
     }
 
     pub async fn create_merchant(&self, name: &str) -> Result<merchant::Model, StoreError> {
-        let model = merchant::ActiveModel { name: Set(name.to_owned()), created_at: Set(Utc::now()), ..Default::default() };
+        let model = merchant::ActiveModel {
+            name: Set(name.to_owned()),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        };
         Ok(model.insert(&self.db).await?)
     }
 
@@ -77,7 +87,11 @@ impl Store {
             .await?)
     }
 
-    pub async fn merchant(&self, scope: &TenantScope, id: i64) -> Result<Option<merchant::Model>, StoreError> {
+    pub async fn merchant(
+        &self,
+        scope: &TenantScope,
+        id: i64,
+    ) -> Result<Option<merchant::Model>, StoreError> {
         if !scope.allows(id) {
             return Ok(None);
         }
@@ -121,7 +135,14 @@ impl Store {
         let model = match model {
             Ok(model) => model,
             // Another process imported it between our look and our insert.
-            Err(error) if matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => return Ok(None),
+            Err(error)
+                if matches!(
+                    error.sql_err(),
+                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                ) =>
+            {
+                return Ok(None)
+            }
             Err(error) => return Err(error.into()),
         };
         super::pipeline::insert_lines(&txn, model.id, new.lines).await?;
@@ -133,7 +154,10 @@ impl Store {
             to_state: Set(Some(OrderState::Imported.as_str().into())),
             cause: Set("imported".into()),
             actor: Set("system:import".into()),
-            message: Set(Some(format!("Imported Fortnox order {}", model.fortnox_document_number))),
+            message: Set(Some(format!(
+                "Imported Fortnox order {}",
+                model.fortnox_document_number
+            ))),
             forced: Set(false),
             created_at: Set(now),
             ..Default::default()
@@ -144,7 +168,11 @@ impl Store {
         Ok(Some(model))
     }
 
-    pub async fn order(&self, scope: &TenantScope, id: i64) -> Result<Option<order::Model>, StoreError> {
+    pub async fn order(
+        &self,
+        scope: &TenantScope,
+        id: i64,
+    ) -> Result<Option<order::Model>, StoreError> {
         let found = order::Entity::find_by_id(id).one(&self.db).await?;
         // Another tenant's order is reported exactly like a missing one.
         Ok(found.filter(|o| scope.allows(o.merchant_id)))
@@ -163,12 +191,17 @@ impl Store {
             query = query.filter(order::Column::MerchantId.eq(merchant_id));
         }
         if !filter.states.is_empty() {
-            query = query.filter(order::Column::State.is_in(filter.states.iter().map(|s| s.as_str())));
+            query =
+                query.filter(order::Column::State.is_in(filter.states.iter().map(|s| s.as_str())));
         }
         if let Some(after) = after_id {
             query = query.filter(order::Column::Id.lt(after));
         }
-        Ok(query.order_by_desc(order::Column::Id).limit(limit).all(&self.db).await?)
+        Ok(query
+            .order_by_desc(order::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
     }
 
     pub async fn order_lines(&self, order_id: i64) -> Result<Vec<order_line::Model>, StoreError> {
@@ -229,7 +262,10 @@ impl Store {
 
     pub async fn clear_stall(&self, order_id: i64) -> Result<(), StoreError> {
         order::Entity::update_many()
-            .col_expr(order::Column::StalledAt, Expr::value(Option::<DateTimeUtc>::None))
+            .col_expr(
+                order::Column::StalledAt,
+                Expr::value(Option::<DateTimeUtc>::None),
+            )
             .filter(order::Column::Id.eq(order_id))
             .exec(&self.db)
             .await?;
@@ -262,6 +298,9 @@ impl Store {
     }
 
     pub async fn shipping_methods(&self) -> Result<Vec<shipping_method::Model>, StoreError> {
-        Ok(shipping_method::Entity::find().order_by_asc(shipping_method::Column::Id).all(&self.db).await?)
+        Ok(shipping_method::Entity::find()
+            .order_by_asc(shipping_method::Column::Id)
+            .all(&self.db)
+            .await?)
     }
 }

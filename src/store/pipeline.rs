@@ -24,11 +24,17 @@ pub struct CheckResults {
 
 impl Store {
     pub async fn product_skus(&self, merchant_id: i64) -> Result<HashSet<String>, StoreError> {
-        let products = product::Entity::find().filter(product::Column::MerchantId.eq(merchant_id)).all(&self.db).await?;
+        let products = product::Entity::find()
+            .filter(product::Column::MerchantId.eq(merchant_id))
+            .all(&self.db)
+            .await?;
         Ok(products.into_iter().map(|p| p.sku).collect())
     }
 
-    pub async fn rules_for_checks(&self, merchant_id: i64) -> Result<Vec<ShippingRule>, StoreError> {
+    pub async fn rules_for_checks(
+        &self,
+        merchant_id: i64,
+    ) -> Result<Vec<ShippingRule>, StoreError> {
         let rules = shipping_rule::Entity::find()
             .filter(shipping_rule::Column::MerchantId.eq(merchant_id))
             .order_by_asc(shipping_rule::Column::Id)
@@ -36,15 +42,28 @@ impl Store {
             .await?;
         Ok(rules
             .into_iter()
-            .map(|r| ShippingRule { id: r.id, pattern: r.pattern, shipping_method_id: r.shipping_method_id })
+            .map(|r| ShippingRule {
+                id: r.id,
+                pattern: r.pattern,
+                shipping_method_id: r.shipping_method_id,
+            })
             .collect())
     }
 
-    pub async fn shipping_method(&self, id: i64) -> Result<Option<shipping_method::Model>, StoreError> {
-        Ok(shipping_method::Entity::find_by_id(id).one(&self.db).await?)
+    pub async fn shipping_method(
+        &self,
+        id: i64,
+    ) -> Result<Option<shipping_method::Model>, StoreError> {
+        Ok(shipping_method::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?)
     }
 
-    pub async fn order_by_document(&self, merchant_id: i64, document: &str) -> Result<Option<order::Model>, StoreError> {
+    pub async fn order_by_document(
+        &self,
+        merchant_id: i64,
+        document: &str,
+    ) -> Result<Option<order::Model>, StoreError> {
         Ok(order::Entity::find()
             .filter(order::Column::MerchantId.eq(merchant_id))
             .filter(order::Column::FortnoxDocumentNumber.eq(document))
@@ -70,22 +89,43 @@ impl Store {
             .filter(order::Column::Id.eq(order_id))
             .exec(&txn)
             .await?;
-        order_line::Entity::delete_many().filter(order_line::Column::OrderId.eq(order_id)).exec(&txn).await?;
+        order_line::Entity::delete_many()
+            .filter(order_line::Column::OrderId.eq(order_id))
+            .exec(&txn)
+            .await?;
         insert_lines(&txn, order_id, lines).await?;
         txn.commit().await?;
         Ok(())
     }
 
-    pub async fn save_check_results(&self, order_id: i64, results: &CheckResults) -> Result<(), StoreError> {
+    pub async fn save_check_results(
+        &self,
+        order_id: i64,
+        results: &CheckResults,
+    ) -> Result<(), StoreError> {
         let txn = self.begin_write().await?;
         order::Entity::update_many()
-            .col_expr(order::Column::ShippingMethodId, Expr::value(results.shipping_method_id))
-            .col_expr(order::Column::DeliveryAddress, Expr::value(Some(results.delivery_address.clone())))
+            .col_expr(
+                order::Column::ShippingMethodId,
+                Expr::value(results.shipping_method_id),
+            )
+            .col_expr(
+                order::Column::DeliveryAddress,
+                Expr::value(Some(results.delivery_address.clone())),
+            )
             .filter(order::Column::Id.eq(order_id))
             .exec(&txn)
             .await?;
-        for line in order_line::Entity::find().filter(order_line::Column::OrderId.eq(order_id)).all(&txn).await? {
-            let pick = results.picks.iter().find(|(position, _)| *position == line.position).map(|(_, q)| q.clone());
+        for line in order_line::Entity::find()
+            .filter(order_line::Column::OrderId.eq(order_id))
+            .all(&txn)
+            .await?
+        {
+            let pick = results
+                .picks
+                .iter()
+                .find(|(position, _)| *position == line.position)
+                .map(|(_, q)| q.clone());
             let mut active: order_line::ActiveModel = line.into();
             active.pick_quantity = Set(pick);
             active.update(&txn).await?;
@@ -95,9 +135,16 @@ impl Store {
     }
 
     /// A RESERVED order checked again and still failing: new reasons, an event saying so.
-    pub async fn update_reasons(&self, order_id: i64, reasons: &[String], actor: &str) -> Result<(), StoreError> {
+    pub async fn update_reasons(
+        &self,
+        order_id: i64,
+        reasons: &[String],
+        actor: &str,
+    ) -> Result<(), StoreError> {
         let txn = self.begin_write().await?;
-        let Some(order) = order::Entity::find_by_id(order_id).one(&txn).await? else { return Ok(()) };
+        let Some(order) = order::Entity::find_by_id(order_id).one(&txn).await? else {
+            return Ok(());
+        };
         let now = Utc::now();
         order_event::ActiveModel {
             order_id: Set(order.id),
@@ -107,7 +154,10 @@ impl Store {
             to_state: Set(Some(order.state.clone())),
             cause: Set("revalidated".into()),
             actor: Set(actor.to_owned()),
-            message: Set(Some(format!("Checked again, still reserved: {}", reasons.join("; ")))),
+            message: Set(Some(format!(
+                "Checked again, still reserved: {}",
+                reasons.join("; ")
+            ))),
             forced: Set(false),
             created_at: Set(now),
             ..Default::default()
@@ -124,7 +174,10 @@ impl Store {
 
     pub async fn mark_invoice_requested(&self, order_id: i64) -> Result<(), StoreError> {
         order::Entity::update_many()
-            .col_expr(order::Column::InvoiceRequestedAt, Expr::value(Some(Utc::now())))
+            .col_expr(
+                order::Column::InvoiceRequestedAt,
+                Expr::value(Some(Utc::now())),
+            )
             .filter(order::Column::Id.eq(order_id))
             .exec(&self.db)
             .await?;
@@ -132,7 +185,11 @@ impl Store {
     }
 }
 
-pub(super) async fn insert_lines(txn: &sea_orm::DatabaseTransaction, order_id: i64, lines: Vec<NewOrderLine>) -> Result<(), StoreError> {
+pub(super) async fn insert_lines(
+    txn: &sea_orm::DatabaseTransaction,
+    order_id: i64,
+    lines: Vec<NewOrderLine>,
+) -> Result<(), StoreError> {
     let now = Utc::now();
     for (index, line) in lines.into_iter().enumerate() {
         order_line::ActiveModel {

@@ -63,25 +63,41 @@ pub struct StockLevel {
 }
 
 fn text(value: &Option<String>) -> Option<String> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 /// Whole units (grams, millimetres), rounded; negative values mean nothing and are dropped.
 fn whole(value: &Option<Amount>) -> Option<i64> {
     value
-        .and_then(|v| v.0.round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero).to_i64())
+        .and_then(|v| {
+            v.0.round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+                .to_i64()
+        })
         .filter(|v| *v >= 0)
 }
 
 fn decimal_text(value: &Option<Amount>) -> Option<String> {
-    value.map(|v| v.0.normalize()).filter(|v| !v.is_sign_negative() || v.is_zero()).map(|v| v.to_string())
+    value
+        .map(|v| v.0.normalize())
+        .filter(|v| !v.is_sign_negative() || v.is_zero())
+        .map(|v| v.to_string())
 }
 
 /// Articles we stock: `Type` STOCK or `StockGoods` true, and neither marked as a service
 /// nor as not kept in stock (the order checks ignore those rows), and active.
 fn is_stock_article(article: &Article) -> bool {
-    let service = article.article_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("SERVICE"));
-    article.is_stock() && !service && article.stock_goods != Some(false) && article.active != Some(false)
+    let service = article
+        .article_type
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("SERVICE"));
+    article.is_stock()
+        && !service
+        && article.stock_goods != Some(false)
+        && article.active != Some(false)
 }
 
 impl From<&Article> for StockArticle {
@@ -108,7 +124,10 @@ impl StockArticle {
         NewProduct {
             merchant_id,
             sku: self.article_number.clone(),
-            name: self.description.clone().unwrap_or_else(|| self.article_number.clone()),
+            name: self
+                .description
+                .clone()
+                .unwrap_or_else(|| self.article_number.clone()),
             ean: self.ean.clone(),
             weight_grams: self.weight_grams,
             width_mm: self.width_mm,
@@ -120,7 +139,11 @@ impl StockArticle {
 }
 
 fn quoted(items: &[String]) -> String {
-    items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A stock quantity: a non-negative decimal with a decimal point, no thousands separator.
@@ -131,17 +154,24 @@ fn parse_quantity(sku: &str, quantity: &str) -> Result<String, CatalogError> {
             "quantity `{quantity}` for SKU `{sku}` is not a decimal number: write it with a decimal point and no thousands separator, e.g. 12 or 2.5"
         ))
     };
-    if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+') {
+    if t.is_empty()
+        || !t
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+')
+    {
         return Err(invalid());
     }
     let value = Decimal::from_str(t).map_err(|_| invalid())?;
     if value.is_sign_negative() && !value.is_zero() {
-        return Err(CatalogError::Invalid(format!("quantity for SKU `{sku}` must not be negative (got {t})")));
+        return Err(CatalogError::Invalid(format!(
+            "quantity for SKU `{sku}` must not be negative (got {t})"
+        )));
     }
     Ok(value.abs().normalize().to_string())
 }
 
-const UPDATE_STOCK: &str = "UPDATE products SET stock_quantity = ?, updated_at = ? WHERE id = ? AND merchant_id = ?";
+const UPDATE_STOCK: &str =
+    "UPDATE products SET stock_quantity = ?, updated_at = ? WHERE id = ? AND merchant_id = ?";
 
 /// Stores the levels and queues their push in one transaction on either backend.
 macro_rules! store_levels_in_tx {
@@ -174,11 +204,24 @@ impl Store {
     /// The merchant's active stock articles in Fortnox after the stock-location filter,
     /// and the filter applied. With a stock location set, every stock article is read on
     /// its own, since only the single article carries `DefaultStockLocation`.
-    pub async fn fortnox_stock_articles(&self, fortnox: &FortnoxClient, merchant_id: i64) -> Result<(Option<String>, Vec<StockArticle>), CatalogError> {
+    pub async fn fortnox_stock_articles(
+        &self,
+        fortnox: &FortnoxClient,
+        merchant_id: i64,
+    ) -> Result<(Option<String>, Vec<StockArticle>), CatalogError> {
         self.require_fortnox_connected(merchant_id).await?;
-        let location = self.integration(merchant_id).await?.and_then(|i| text(&i.stock_location));
+        let location = self
+            .integration(merchant_id)
+            .await?
+            .and_then(|i| text(&i.stock_location));
         let tenant = fortnox.tenant(merchant_id.to_string());
-        let listed: Vec<Article> = tenant.list_articles(Some("active")).await.map_err(fortnox_error)?.into_iter().filter(is_stock_article).collect();
+        let listed: Vec<Article> = tenant
+            .list_articles(Some("active"))
+            .await
+            .map_err(fortnox_error)?
+            .into_iter()
+            .filter(is_stock_article)
+            .collect();
         let mut articles = Vec::with_capacity(listed.len());
         match &location {
             None => articles.extend(listed.iter().map(StockArticle::from)),
@@ -190,7 +233,9 @@ impl Store {
                         Err(e) if e.is_not_found() => continue,
                         Err(e) => return Err(fortnox_error(e)),
                     };
-                    if is_stock_article(&full) && text(&full.default_stock_location).as_deref() == Some(location.as_str()) {
+                    if is_stock_article(&full)
+                        && text(&full.default_stock_location).as_deref() == Some(location.as_str())
+                    {
                         articles.push(StockArticle::from(&full));
                     }
                 }
@@ -201,7 +246,10 @@ impl Store {
         Ok((location, articles))
     }
 
-    pub async fn merchant_products(&self, merchant_id: i64) -> Result<Vec<product::Model>, CatalogError> {
+    pub async fn merchant_products(
+        &self,
+        merchant_id: i64,
+    ) -> Result<Vec<product::Model>, CatalogError> {
         Ok(product::Entity::find()
             .filter(product::Column::MerchantId.eq(merchant_id))
             .order_by_asc(product::Column::Id)
@@ -211,9 +259,18 @@ impl Store {
 
     /// The sync view: each Fortnox stock article with the product of the same SKU, and
     /// the products that match none of the articles.
-    pub async fn product_sync(&self, fortnox: &FortnoxClient, merchant_id: i64) -> Result<ProductSyncView, CatalogError> {
+    pub async fn product_sync(
+        &self,
+        fortnox: &FortnoxClient,
+        merchant_id: i64,
+    ) -> Result<ProductSyncView, CatalogError> {
         let (stock_location, articles) = self.fortnox_stock_articles(fortnox, merchant_id).await?;
-        let mut by_sku: HashMap<String, product::Model> = self.merchant_products(merchant_id).await?.into_iter().map(|p| (p.sku.clone(), p)).collect();
+        let mut by_sku: HashMap<String, product::Model> = self
+            .merchant_products(merchant_id)
+            .await?
+            .into_iter()
+            .map(|p| (p.sku.clone(), p))
+            .collect();
         let rows: Vec<SyncRow> = articles
             .into_iter()
             .map(|article| {
@@ -223,7 +280,12 @@ impl Store {
             .collect();
         let mut products_not_in_fortnox: Vec<product::Model> = by_sku.into_values().collect();
         products_not_in_fortnox.sort_by_key(|p| p.id);
-        Ok(ProductSyncView { merchant_id, stock_location, rows, products_not_in_fortnox })
+        Ok(ProductSyncView {
+            merchant_id,
+            stock_location,
+            rows,
+            products_not_in_fortnox,
+        })
     }
 
     /// Creates a product for each of the merchant's Fortnox stock articles (after the
@@ -249,10 +311,16 @@ impl Store {
                         wanted.push(number);
                     }
                 }
-                let unknown: Vec<String> = wanted.iter().filter(|n| !view.rows.iter().any(|r| &r.article.article_number == *n)).cloned().collect();
+                let unknown: Vec<String> = wanted
+                    .iter()
+                    .filter(|n| !view.rows.iter().any(|r| &r.article.article_number == *n))
+                    .cloned()
+                    .collect();
                 if !unknown.is_empty() {
                     let filter = match &view.stock_location {
-                        Some(location) => format!(" at stock location `{location}` (the integration's stockLocation)"),
+                        Some(location) => format!(
+                            " at stock location `{location}` (the integration's stockLocation)"
+                        ),
                         None => String::new(),
                     };
                     return Err(CatalogError::UnknownArticles(format!(
@@ -260,7 +328,10 @@ impl Store {
                         quoted(&unknown)
                     )));
                 }
-                view.rows.iter().filter(|r| seen.contains(&r.article.article_number)).collect()
+                view.rows
+                    .iter()
+                    .filter(|r| seen.contains(&r.article.article_number))
+                    .collect()
             }
         };
         let mut new_products = Vec::new();
@@ -292,7 +363,11 @@ impl Store {
     /// Stores the stock level of each reported product and queues the push of those
     /// levels to Fortnox, in one transaction. An unknown SKU (or a bad quantity) is an
     /// error that names it, and nothing is stored. Returns the updated products.
-    pub async fn report_stock_levels(&self, merchant_id: i64, levels: Vec<StockLevel>) -> Result<Vec<product::Model>, CatalogError> {
+    pub async fn report_stock_levels(
+        &self,
+        merchant_id: i64,
+        levels: Vec<StockLevel>,
+    ) -> Result<Vec<product::Model>, CatalogError> {
         if levels.is_empty() {
             return Ok(Vec::new());
         }
@@ -314,36 +389,74 @@ impl Store {
             .into_iter()
             .map(|p| (p.sku.clone(), p))
             .collect();
-        let unknown: Vec<String> = parsed.iter().filter(|(sku, _)| !products.contains_key(sku)).map(|(sku, _)| sku.clone()).collect();
+        let unknown: Vec<String> = parsed
+            .iter()
+            .filter(|(sku, _)| !products.contains_key(sku))
+            .map(|(sku, _)| sku.clone())
+            .collect();
         if !unknown.is_empty() {
-            let (noun, verb) = if unknown.len() == 1 { ("SKU", "is") } else { ("SKUs", "are") };
+            let (noun, verb) = if unknown.len() == 1 {
+                ("SKU", "is")
+            } else {
+                ("SKUs", "are")
+            };
             return Err(CatalogError::UnknownSkus(format!(
                 "unknown {noun} {} for this merchant: {} not a product we hold (query products, or create it with createProduct or createProductsFromFortnox); nothing was stored",
                 quoted(&unknown),
                 verb
             )));
         }
-        let updates: Vec<(i64, String)> = parsed.iter().map(|(sku, quantity)| (products[sku].id, quantity.clone())).collect();
+        let updates: Vec<(i64, String)> = parsed
+            .iter()
+            .map(|(sku, quantity)| (products[sku].id, quantity.clone()))
+            .collect();
         let task = jobs_table::push_stock_task(
-            &PushStock { merchant_id, skus: parsed.iter().map(|(sku, _)| sku.clone()).collect(), attempt: 0 },
+            &PushStock {
+                merchant_id,
+                skus: parsed.iter().map(|(sku, _)| sku.clone()).collect(),
+                attempt: 0,
+            },
             None,
         )?;
         let now: DateTime<Utc> = Utc::now();
         match &self.pool {
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                store_levels_in_tx!(&mut *tx, same_sql, jobs_table::push_sqlite, &updates, merchant_id, now, task);
+                store_levels_in_tx!(
+                    &mut *tx,
+                    same_sql,
+                    jobs_table::push_sqlite,
+                    &updates,
+                    merchant_id,
+                    now,
+                    task
+                );
                 tx.commit().await?;
             }
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                store_levels_in_tx!(&mut *tx, numbered_placeholders, jobs_table::push_postgres, &updates, merchant_id, now, task);
+                store_levels_in_tx!(
+                    &mut *tx,
+                    numbered_placeholders,
+                    jobs_table::push_postgres,
+                    &updates,
+                    merchant_id,
+                    now,
+                    task
+                );
                 tx.commit().await?;
             }
         }
         let ids: Vec<i64> = updates.iter().map(|(id, _)| *id).collect();
-        let mut updated = product::Entity::find().filter(product::Column::Id.is_in(ids)).all(&self.db).await?;
-        let order: HashMap<&str, usize> = parsed.iter().enumerate().map(|(i, (sku, _))| (sku.as_str(), i)).collect();
+        let mut updated = product::Entity::find()
+            .filter(product::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await?;
+        let order: HashMap<&str, usize> = parsed
+            .iter()
+            .enumerate()
+            .map(|(i, (sku, _))| (sku.as_str(), i))
+            .collect();
         updated.sort_by_key(|p| order.get(p.sku.as_str()).copied().unwrap_or(usize::MAX));
         Ok(updated)
     }
@@ -359,8 +472,14 @@ mod tests {
         assert_eq!(parse_quantity("A", " 12 ").unwrap(), "12");
         assert_eq!(parse_quantity("A", "2.50").unwrap(), "2.5");
         assert_eq!(parse_quantity("A", "0").unwrap(), "0");
-        assert!(parse_quantity("A", "-1").unwrap_err().to_string().contains("negative"));
-        assert!(parse_quantity("A", "1,5").unwrap_err().to_string().contains("decimal point"));
+        assert!(parse_quantity("A", "-1")
+            .unwrap_err()
+            .to_string()
+            .contains("negative"));
+        assert!(parse_quantity("A", "1,5")
+            .unwrap_err()
+            .to_string()
+            .contains("decimal point"));
         assert!(parse_quantity("A", "").is_err());
     }
 
@@ -391,15 +510,36 @@ mod tests {
         assert!(is_stock_article(&article));
         let stock = StockArticle::from(&article);
         let product = stock.new_product(7).validated().unwrap();
-        assert_eq!((product.sku.as_str(), product.name.as_str()), ("A-1", "A-1"));
-        assert_eq!((product.weight_grams, product.width_mm, product.height_mm, product.depth_mm), (Some(251), Some(100), None, None));
+        assert_eq!(
+            (product.sku.as_str(), product.name.as_str()),
+            ("A-1", "A-1")
+        );
+        assert_eq!(
+            (
+                product.weight_grams,
+                product.width_mm,
+                product.height_mm,
+                product.depth_mm
+            ),
+            (Some(251), Some(100), None, None)
+        );
         assert_eq!(product.price.as_deref(), Some("199.5"));
         assert_eq!(stock.default_stock_location.as_deref(), Some("B1"));
-        let service = Article { article_type: Some("SERVICE".into()), stock_goods: None, ..article.clone() };
+        let service = Article {
+            article_type: Some("SERVICE".into()),
+            stock_goods: None,
+            ..article.clone()
+        };
         assert!(!is_stock_article(&service));
-        let not_kept = Article { stock_goods: Some(false), ..article.clone() };
+        let not_kept = Article {
+            stock_goods: Some(false),
+            ..article.clone()
+        };
         assert!(!is_stock_article(&not_kept));
-        let inactive = Article { active: Some(false), ..article };
+        let inactive = Article {
+            active: Some(false),
+            ..article
+        };
         assert!(!is_stock_article(&inactive));
     }
 }

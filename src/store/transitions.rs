@@ -35,7 +35,13 @@ pub struct TransitionRequest {
 }
 
 impl TransitionRequest {
-    pub fn new(order_id: i64, expected: Option<OrderState>, to: OrderState, cause: &str, actor: &str) -> Self {
+    pub fn new(
+        order_id: i64,
+        expected: Option<OrderState>,
+        to: OrderState,
+        cause: &str,
+        actor: &str,
+    ) -> Self {
         TransitionRequest {
             order_id,
             expected,
@@ -66,7 +72,10 @@ pub enum TransitionError {
     Refused(#[from] TransitionRefused),
     /// Another change won the race; `actual` is the state found, when it was read.
     #[error("the order changed meanwhile (this change expected it to be {expected}); reload the order and try again")]
-    Conflict { expected: OrderState, actual: Option<OrderState> },
+    Conflict {
+        expected: OrderState,
+        actual: Option<OrderState>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -87,7 +96,8 @@ const UPDATE_STATE: &str = "UPDATE orders SET state = ?, reasons = ?, \
 /// PostgreSQL: tell every process (see `events::listen_postgres`); the payload is the event
 /// id, since NOTIFY payloads are small and the event row has everything.
 const NOTIFY: &str = "SELECT pg_notify('order_state_changed', $1)";
-const UPDATE_SHIPPED: &str = "UPDATE order_lines SET shipped_quantity = ? WHERE id = ? AND order_id = ?";
+const UPDATE_SHIPPED: &str =
+    "UPDATE order_lines SET shipped_quantity = ? WHERE id = ? AND order_id = ?";
 const INSERT_EVENT: &str = "INSERT INTO order_events \
     (order_id, merchant_id, kind, from_state, to_state, cause, actor, message, forced, created_at) \
     VALUES (?, ?, 'TRANSITION', ?, ?, ?, ?, ?, ?, ?) RETURNING id";
@@ -97,14 +107,23 @@ macro_rules! transition_in_tx {
     ($tx:expr, $req:expr, $now:expr, $sql:expr, $push:path, $notify:expr) => {{
         let tx = $tx;
         let req: &TransitionRequest = $req;
-        let row: Option<(String, i64)> =
-            sqlx::query_as(sqlx::AssertSqlSafe($sql(SELECT_STATE))).bind(req.order_id).fetch_optional(&mut *tx).await?;
+        let row: Option<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe($sql(SELECT_STATE)))
+            .bind(req.order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         let (current, merchant_id) = row.ok_or(TransitionError::NotFound)?;
         let current: OrderState =
-            current.parse().map_err(|e: crate::domain::state_machine::UnknownState| StoreError::Corrupt(e.to_string()))?;
+            current
+                .parse()
+                .map_err(|e: crate::domain::state_machine::UnknownState| {
+                    StoreError::Corrupt(e.to_string())
+                })?;
         if let Some(expected) = req.expected {
             if expected != current {
-                return Err(TransitionError::Conflict { expected, actual: Some(current) });
+                return Err(TransitionError::Conflict {
+                    expected,
+                    actual: Some(current),
+                });
             }
         }
         check_transition(current, req.to, req.forced)?;
@@ -121,7 +140,10 @@ macro_rules! transition_in_tx {
             .await?;
         if updated.rows_affected() != 1 {
             // Someone else committed a change between our read and our write.
-            return Err(TransitionError::Conflict { expected: current, actual: None });
+            return Err(TransitionError::Conflict {
+                expected: current,
+                actual: None,
+            });
         }
         for (line_id, quantity) in &req.shipped_quantities {
             sqlx::query(sqlx::AssertSqlSafe($sql(UPDATE_SHIPPED)))
@@ -146,7 +168,10 @@ macro_rules! transition_in_tx {
         $push(&mut *tx, jobs_for(req.order_id, req.to)?).await?;
         if let Some(notify) = $notify {
             // Delivered to every process's listener when (and only if) this commits.
-            sqlx::query(notify).bind(event_id.to_string()).execute(&mut *tx).await?;
+            sqlx::query(notify)
+                .bind(event_id.to_string())
+                .execute(&mut *tx)
+                .await?;
         }
         (current, merchant_id, event_id)
     }};
@@ -154,7 +179,14 @@ macro_rules! transition_in_tx {
 
 fn jobs_for(order_id: i64, state: OrderState) -> Result<Vec<QueuedTask>, StoreError> {
     match state.job() {
-        Some(kind) => Ok(vec![jobs_table::order_task(kind, &OrderJob { order_id, attempt: 0 }, None)?]),
+        Some(kind) => Ok(vec![jobs_table::order_task(
+            kind,
+            &OrderJob {
+                order_id,
+                attempt: 0,
+            },
+            None,
+        )?]),
         None => Ok(Vec::new()),
     }
 }
@@ -175,13 +207,27 @@ pub async fn apply_transition(
             // after the other and the second sees the first's state (a clean conflict),
             // instead of failing with SQLITE_BUSY when upgrading a read lock.
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            let result = transition_in_tx!(&mut *tx, &req, now, same_sql, jobs_table::push_sqlite, None::<&'static str>);
+            let result = transition_in_tx!(
+                &mut *tx,
+                &req,
+                now,
+                same_sql,
+                jobs_table::push_sqlite,
+                None::<&'static str>
+            );
             tx.commit().await?;
             result
         }
         Pool::Postgres(pool) => {
             let mut tx = pool.begin().await?;
-            let result = transition_in_tx!(&mut *tx, &req, now, numbered_placeholders, jobs_table::push_postgres, Some(NOTIFY));
+            let result = transition_in_tx!(
+                &mut *tx,
+                &req,
+                now,
+                numbered_placeholders,
+                jobs_table::push_postgres,
+                Some(NOTIFY)
+            );
             tx.commit().await?;
             result
         }

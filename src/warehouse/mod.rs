@@ -60,10 +60,15 @@ impl BuiltinWarehouse {
 impl Warehouse for BuiltinWarehouse {
     async fn submit(&self, order: &WarehouseOrder) -> Result<String, WarehouseError> {
         if order.lines.is_empty() {
-            return Err(WarehouseError::Refused("The warehouse received no lines to pick".into()));
+            return Err(WarehouseError::Refused(
+                "The warehouse received no lines to pick".into(),
+            ));
         }
         if let Some(line) = order.lines.iter().find(|l| l.quantity <= Decimal::ZERO) {
-            return Err(WarehouseError::Refused(format!("Line {} ({}) has no quantity to pick", line.line_id, line.sku)));
+            return Err(WarehouseError::Refused(format!(
+                "Line {} ({}) has no quantity to pick",
+                line.line_id, line.sku
+            )));
         }
         Ok(Self::reference(order.order_id))
     }

@@ -27,19 +27,39 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new() -> TestDb {
         let name = format!("ff_test_{}", uuid::Uuid::new_v4().simple());
-        match std::env::var("TEST_DATABASE_URL").ok().filter(|u| u.starts_with("postgres")) {
+        match std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| u.starts_with("postgres"))
+        {
             Some(admin_url) => {
-                let admin = sqlx::PgPool::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create test database");
+                let admin = sqlx::PgPool::connect(&admin_url)
+                    .await
+                    .expect("connect to TEST_DATABASE_URL");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .expect("create test database");
                 admin.close().await;
                 let base = admin_url.split('?').next().unwrap_or(&admin_url);
-                let (server, _) = base.rsplit_once('/').expect("TEST_DATABASE_URL has a database name");
-                TestDb { url: format!("{server}/{name}"), admin_url: Some(admin_url), name, _dir: None }
+                let (server, _) = base
+                    .rsplit_once('/')
+                    .expect("TEST_DATABASE_URL has a database name");
+                TestDb {
+                    url: format!("{server}/{name}"),
+                    admin_url: Some(admin_url),
+                    name,
+                    _dir: None,
+                }
             }
             None => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("test.db").display());
-                TestDb { url, admin_url: None, name, _dir: Some(dir) }
+                TestDb {
+                    url,
+                    admin_url: None,
+                    name,
+                    _dir: Some(dir),
+                }
             }
         }
     }
@@ -51,7 +71,12 @@ impl TestDb {
     pub async fn cleanup(self) {
         if let Some(admin_url) = &self.admin_url {
             if let Ok(admin) = sqlx::PgPool::connect(admin_url).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))).execute(&admin).await;
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                )))
+                .execute(&admin)
+                .await;
                 admin.close().await;
             }
         }
@@ -76,7 +101,12 @@ pub fn token(role: Role, merchants: Vec<i64>) -> String {
 }
 
 pub fn token_with_exp(role: Role, merchants: Vec<i64>, exp: i64) -> String {
-    let claims = Claims { sub: format!("test-{}", role.as_str()), exp, role, merchants };
+    let claims = Claims {
+        sub: format!("test-{}", role.as_str()),
+        exp,
+        role,
+        merchants,
+    };
     JwtKeys::new(JWT_SECRET).issue(&claims).expect("sign token")
 }
 
@@ -102,7 +132,9 @@ impl TestApp {
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         let db = TestDb::new().await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut config = test_config(&db.url);
         config.public_url = format!("http://{addr}");
@@ -112,14 +144,26 @@ impl TestApp {
         let task = tokio::spawn(app.clone().serve(listener, async move {
             let _ = rx.await;
         }));
-        TestApp { config, addr, app, db, http: reqwest::Client::new(), shutdown: Some(tx), task: Some(task) }
+        TestApp {
+            config,
+            addr,
+            app,
+            db,
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
     }
 
     /// Stops the app (gracefully) and starts a new one on the same database and address.
     pub async fn restart(mut self) -> TestApp {
         self.halt().await;
-        let listener = tokio::net::TcpListener::bind(self.addr).await.expect("rebind the same address");
-        let app = App::build(&self.config, JWT_SECRET).await.expect("build app");
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .expect("rebind the same address");
+        let app = App::build(&self.config, JWT_SECRET)
+            .await
+            .expect("build app");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.clone().serve(listener, async move {
             let _ = rx.await;
@@ -148,14 +192,25 @@ impl TestApp {
     }
 
     /// POSTs a GraphQL request; returns the HTTP status and the JSON body.
-    pub async fn graphql_status(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
-        let mut request = self.http.post(self.url("/graphql")).json(&json!({ "query": query, "variables": variables }));
+    pub async fn graphql_status(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.expect("send graphql request");
         let status = response.status().as_u16();
-        (status, response.json().await.expect("graphql response is JSON"))
+        (
+            status,
+            response.json().await.expect("graphql response is JSON"),
+        )
     }
 
     pub async fn graphql(&self, token: &str, query: &str, variables: Value) -> Value {
@@ -169,7 +224,11 @@ impl TestApp {
 }
 
 pub async fn create_merchant(store: &Store, name: &str) -> i64 {
-    store.create_merchant(name).await.expect("create merchant").id
+    store
+        .create_merchant(name)
+        .await
+        .expect("create merchant")
+        .id
 }
 
 /// A merchant whose fixture orders pass the checks: product ART-1 and a rule for DHL.
@@ -187,7 +246,10 @@ pub async fn create_ready_merchant(store: &Store, name: &str) -> i64 {
         price: None,
     };
     store.create_product(product).await.expect("create product");
-    store.add_shipping_rule(id, "DHL*", "DHL_EXPRESS_WORLDWIDE").await.expect("add rule");
+    store
+        .add_shipping_rule(id, "DHL*", "DHL_EXPRESS_WORLDWIDE")
+        .await
+        .expect("add rule");
     id
 }
 
@@ -197,7 +259,9 @@ pub fn fixture_order(merchant_id: i64, document: &str, quantity: &str) -> NewOrd
         merchant_id,
         fortnox_document_number: document.to_owned(),
         way_of_delivery: Some("DHL".into()),
-        delivery_address: Some(json!({"name": "Anna Andersson", "street": "Storgatan 1", "zip_code": "111 22", "city": "Stockholm", "country": "Sverige", "country_code": "SE"})),
+        delivery_address: Some(
+            json!({"name": "Anna Andersson", "street": "Storgatan 1", "zip_code": "111 22", "city": "Stockholm", "country": "Sverige", "country_code": "SE"}),
+        ),
         fortnox_snapshot: json!({
             "DocumentNumber": document, "CustomerName": "Anna Andersson", "Address1": "Storgatan 1",
             "ZipCode": "111 22", "City": "Stockholm", "Country": "Sverige", "WayOfDelivery": "DHL",
@@ -213,11 +277,20 @@ pub fn fixture_order(merchant_id: i64, document: &str, quantity: &str) -> NewOrd
 }
 
 pub async fn insert_order(store: &Store, merchant_id: i64, document: &str) -> i64 {
-    store.insert_order(fixture_order(merchant_id, document, "1")).await.expect("insert order").expect("new order").id
+    store
+        .insert_order(fixture_order(merchant_id, document, "1"))
+        .await
+        .expect("insert order")
+        .expect("new order")
+        .id
 }
 
 pub async fn order_state(store: &Store, order_id: i64) -> OrderState {
-    let order = store.order(&TenantScope::All, order_id).await.expect("read order").expect("order exists");
+    let order = store
+        .order(&TenantScope::All, order_id)
+        .await
+        .expect("read order")
+        .expect("order exists");
     order.state.parse().expect("valid state")
 }
 
@@ -257,5 +330,12 @@ pub async fn order_tasks(store: &Store, queue: &str, order_id: i64) -> Vec<(Valu
             .await
             .expect("read jobs"),
     };
-    rows.into_iter().map(|(job, run_at)| (serde_json::from_slice(&job).expect("job payload is JSON"), run_at)).collect()
+    rows.into_iter()
+        .map(|(job, run_at)| {
+            (
+                serde_json::from_slice(&job).expect("job payload is JSON"),
+                run_at,
+            )
+        })
+        .collect()
 }

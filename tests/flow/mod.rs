@@ -56,16 +56,36 @@ impl Flow {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut fortnox_fulfilment::config::Config)) -> Flow {
-        let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
+        let sandbox = Sandbox::start(SandboxConfig::default())
+            .await
+            .expect("sandbox");
         let sb = sandbox.handle();
         sb.create_tenant(TENANT, None);
         sb.set_authorize_tenant(TENANT);
-        sb.add_articles(TENANT, vec![article("ART-1", true), article("ART-2", true), article("ART-3", true), article("FRAKT", false)]);
+        sb.add_articles(
+            TENANT,
+            vec![
+                article("ART-1", true),
+                article("ART-2", true),
+                article("ART-3", true),
+                article("FRAKT", false),
+            ],
+        );
         sb.add_ways_of_delivery(
             TENANT,
             vec![
-                WayOfDelivery { url: None, code: "DHL".into(), description: Some("DHL Express".into()), description_english: None },
-                WayOfDelivery { url: None, code: "PN".into(), description: Some("PostNord MyPack".into()), description_english: None },
+                WayOfDelivery {
+                    url: None,
+                    code: "DHL".into(),
+                    description: Some("DHL Express".into()),
+                    description_english: None,
+                },
+                WayOfDelivery {
+                    url: None,
+                    code: "PN".into(),
+                    description: Some("PostNord MyPack".into()),
+                    description_english: None,
+                },
             ],
         );
         let (api, auth) = (sandbox.api_base(), sandbox.auth_base());
@@ -82,9 +102,25 @@ impl Flow {
         })
         .await;
         let admin = admin_token();
-        let body = app.graphql(&admin, "mutation { createMerchant(name: \"Shop AB\") { id } }", json!({})).await;
-        let merchant: i64 = body["data"]["createMerchant"]["id"].as_str().expect("merchant").parse().unwrap();
-        let flow = Flow { app, sandbox, merchant, admin, warehouse: common::token(Role::Warehouse, vec![]) };
+        let body = app
+            .graphql(
+                &admin,
+                "mutation { createMerchant(name: \"Shop AB\") { id } }",
+                json!({}),
+            )
+            .await;
+        let merchant: i64 = body["data"]["createMerchant"]["id"]
+            .as_str()
+            .expect("merchant")
+            .parse()
+            .unwrap();
+        let flow = Flow {
+            app,
+            sandbox,
+            merchant,
+            admin,
+            warehouse: common::token(Role::Warehouse, vec![]),
+        };
         flow.connect().await;
         flow
     }
@@ -95,9 +131,22 @@ impl Flow {
 
     /// The real OAuth flow: connectFortnox, the sandbox's authorize page, our callback.
     pub async fn connect(&self) {
-        let body = self.gql("mutation($m: ID!) { connectFortnox(merchantId: $m) }", json!({ "m": self.merchant.to_string() })).await;
-        let url = body["data"]["connectFortnox"].as_str().unwrap_or_else(|| panic!("authorize url: {body}")).to_owned();
-        let page = reqwest::get(&url).await.expect("authorize").text().await.unwrap();
+        let body = self
+            .gql(
+                "mutation($m: ID!) { connectFortnox(merchantId: $m) }",
+                json!({ "m": self.merchant.to_string() }),
+            )
+            .await;
+        let url = body["data"]["connectFortnox"]
+            .as_str()
+            .unwrap_or_else(|| panic!("authorize url: {body}"))
+            .to_owned();
+        let page = reqwest::get(&url)
+            .await
+            .expect("authorize")
+            .text()
+            .await
+            .unwrap();
         assert!(page.contains("Fortnox connected"), "{page}");
     }
 
@@ -144,16 +193,31 @@ impl Flow {
 
     /// Creates an order in Fortnox (done unless the JSON says otherwise); returns its number.
     pub fn create_order(&self, order: Value) -> String {
-        self.sb().create_order(TENANT, order).expect("sandbox order").document_number.as_str().to_owned()
+        self.sb()
+            .create_order(TENANT, order)
+            .expect("sandbox order")
+            .document_number
+            .as_str()
+            .to_owned()
     }
 
     pub async fn sync(&self) {
-        let body = self.gql("mutation($m: ID!) { syncOrders(merchantId: $m) }", json!({ "m": self.merchant.to_string() })).await;
+        let body = self
+            .gql(
+                "mutation($m: ID!) { syncOrders(merchantId: $m) }",
+                json!({ "m": self.merchant.to_string() }),
+            )
+            .await;
         assert_eq!(body["data"]["syncOrders"], true, "{body}");
     }
 
     pub async fn order_id(&self, document: &str) -> Option<i64> {
-        self.app.store().order_by_document(self.merchant, document).await.expect("read").map(|o| o.id)
+        self.app
+            .store()
+            .order_by_document(self.merchant, document)
+            .await
+            .expect("read")
+            .map(|o| o.id)
     }
 
     pub async fn state_of(&self, document: &str) -> Option<OrderState> {
@@ -162,7 +226,10 @@ impl Flow {
     }
 
     pub async fn wait_for(&self, document: &str, state: OrderState, timeout: Duration) -> bool {
-        eventually(timeout, || async { self.state_of(document).await == Some(state) }).await
+        eventually(timeout, || async {
+            self.state_of(document).await == Some(state)
+        })
+        .await
     }
 
     pub async fn order_json_of(&self, document: &str) -> Value {
@@ -184,7 +251,11 @@ impl Flow {
             .graphql(&self.warehouse, "{ orders(states: [SENT], first: 200) { edges { node { id lines { id pickQuantity } } } } }", json!({}))
             .await;
         let mut shipped = 0;
-        for edge in body["data"]["orders"]["edges"].as_array().cloned().unwrap_or_default() {
+        for edge in body["data"]["orders"]["edges"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
             let node = &edge["node"];
             let lines: Vec<Value> = node["lines"]
                 .as_array()
@@ -222,8 +293,16 @@ impl Flow {
     }
 
     pub async fn count_in(&self, state: OrderState) -> usize {
-        let filter = fortnox_fulfilment::store::orders::OrderFilter { merchant_id: Some(self.merchant), states: vec![state] };
-        self.app.store().orders_page(&TenantScope::All, &filter, None, 10_000).await.unwrap().len()
+        let filter = fortnox_fulfilment::store::orders::OrderFilter {
+            merchant_id: Some(self.merchant),
+            states: vec![state],
+        };
+        self.app
+            .store()
+            .orders_page(&TenantScope::All, &filter, None, 10_000)
+            .await
+            .unwrap()
+            .len()
     }
 
     pub async fn stop(self) {
@@ -240,7 +319,14 @@ impl Flow {
     }
 
     pub fn reasons(order: &Value) -> Vec<String> {
-        order["reasons"].as_array().map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+        order["reasons"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -255,6 +341,10 @@ impl Flow {
             .send()
             .await
             .expect("edit the order in Fortnox");
-        assert!(response.status().is_success(), "{}", response.text().await.unwrap_or_default());
+        assert!(
+            response.status().is_success(),
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
     }
 }

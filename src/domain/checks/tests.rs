@@ -54,8 +54,16 @@ fn context() -> CheckContext {
         non_stock_article_numbers: ["FRAKT"].map(str::to_owned).into(),
         ignore_missing_products: false,
         shipping_rules: vec![
-            ShippingRule { id: 1, pattern: "DHL*".into(), shipping_method_id: 10 },
-            ShippingRule { id: 2, pattern: "PN*".into(), shipping_method_id: 20 },
+            ShippingRule {
+                id: 1,
+                pattern: "DHL*".into(),
+                shipping_method_id: 10,
+            },
+            ShippingRule {
+                id: 2,
+                pattern: "PN*".into(),
+                shipping_method_id: 20,
+            },
         ],
         way_of_delivery_descriptions: [("PNO".to_owned(), "PostNord Ombud".to_owned())].into(),
     }
@@ -64,7 +72,12 @@ fn context() -> CheckContext {
 /// The single reason of an order that is `good_order` but for one change.
 fn only_reason(order: &OrderToCheck, ctx: &CheckContext) -> String {
     let outcome = check_order(order, ctx);
-    assert_eq!(outcome.reasons.len(), 1, "expected exactly one reason, got {:#?}", outcome.reasons);
+    assert_eq!(
+        outcome.reasons.len(),
+        1,
+        "expected exactly one reason, got {:#?}",
+        outcome.reasons
+    );
     outcome.reasons[0].clone()
 }
 
@@ -76,8 +89,18 @@ fn a_good_order_passes_with_its_stock_lines_method_and_address() {
     assert_eq!(
         outcome.lines_to_ship,
         vec![
-            LineToShip { position: 1, row_id: Some(101), article_number: "ABC-1".into(), quantity: decimal("2") },
-            LineToShip { position: 4, row_id: Some(104), article_number: "XYZ-9".into(), quantity: decimal("1.5") },
+            LineToShip {
+                position: 1,
+                row_id: Some(101),
+                article_number: "ABC-1".into(),
+                quantity: decimal("2")
+            },
+            LineToShip {
+                position: 4,
+                row_id: Some(104),
+                article_number: "XYZ-9".into(),
+                quantity: decimal("1.5")
+            },
         ]
     );
     assert_eq!(outcome.shipping_rule_id, Some(1));
@@ -102,19 +125,33 @@ fn a_missing_product_is_a_reason_naming_article_row_and_fix() {
 fn article_numbers_match_exactly() {
     let mut order = good_order();
     order.rows[0].article_number = some("abc-1");
-    assert!(only_reason(&order, &context()).starts_with("Article abc-1 on row 1 is not in the product catalogue"));
+    assert!(only_reason(&order, &context())
+        .starts_with("Article abc-1 on row 1 is not in the product catalogue"));
     order.rows[0].article_number = some(" ABC-1 ");
-    assert!(check_order(&order, &context()).passes(), "surrounding whitespace is not part of the number");
+    assert!(
+        check_order(&order, &context()).passes(),
+        "surrounding whitespace is not part of the number"
+    );
 }
 
 #[test]
 fn with_ignore_missing_products_the_row_is_left_out_with_a_warning() {
     let mut order = good_order();
     order.rows[3].article_number = some("NOPE-7");
-    let ctx = CheckContext { ignore_missing_products: true, ..context() };
+    let ctx = CheckContext {
+        ignore_missing_products: true,
+        ..context()
+    };
     let outcome = check_order(&order, &ctx);
     assert!(outcome.passes(), "{:#?}", outcome.reasons);
-    assert_eq!(outcome.lines_to_ship.iter().map(|line| line.position).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(
+        outcome
+            .lines_to_ship
+            .iter()
+            .map(|line| line.position)
+            .collect::<Vec<_>>(),
+        vec![1]
+    );
     assert_eq!(
         outcome.warnings,
         vec!["Article NOPE-7 on row 4 is not in the product catalogue and is left out of the warehouse order and the invoice because ignoreMissingProducts is on"]
@@ -125,7 +162,10 @@ fn with_ignore_missing_products_the_row_is_left_out_with_a_warning() {
 fn with_ignore_missing_products_a_left_out_row_is_not_checked_further() {
     let mut order = good_order();
     order.rows[3] = row(4, Some("NOPE-7"), "0");
-    let ctx = CheckContext { ignore_missing_products: true, ..context() };
+    let ctx = CheckContext {
+        ignore_missing_products: true,
+        ..context()
+    };
     assert!(check_order(&order, &ctx).passes());
 }
 
@@ -134,19 +174,36 @@ fn with_ignore_missing_products_an_order_left_with_nothing_is_a_reason() {
     let mut order = good_order();
     order.rows[0].article_number = some("NOPE-1");
     order.rows[3].article_number = some("NOPE-4");
-    let ctx = CheckContext { ignore_missing_products: true, ..context() };
+    let ctx = CheckContext {
+        ignore_missing_products: true,
+        ..context()
+    };
     let outcome = check_order(&order, &ctx);
     assert_eq!(outcome.warnings.len(), 2);
     assert!(outcome.lines_to_ship.is_empty());
     assert_eq!(outcome.reasons.len(), 1, "{:#?}", outcome.reasons);
-    assert!(outcome.reasons[0].starts_with("Nothing is left to ship"), "{}", outcome.reasons[0]);
+    assert!(
+        outcome.reasons[0].starts_with("Nothing is left to ship"),
+        "{}",
+        outcome.reasons[0]
+    );
     assert!(outcome.reasons[0].contains("create the products or cancel the order"));
 }
 
 #[test]
 fn an_order_without_stock_rows_is_a_reason() {
-    for rows in [vec![], vec![row(1, Some("FRAKT"), "1"), row(2, None, "1"), row(3, Some("  "), "1")]] {
-        let order = OrderToCheck { rows, ..good_order() };
+    for rows in [
+        vec![],
+        vec![
+            row(1, Some("FRAKT"), "1"),
+            row(2, None, "1"),
+            row(3, Some("  "), "1"),
+        ],
+    ] {
+        let order = OrderToCheck {
+            rows,
+            ..good_order()
+        };
         assert_eq!(
             only_reason(&order, &context()),
             "The order has no rows with stock articles to ship: add them to the order in Fortnox, or cancel the order"
@@ -178,7 +235,8 @@ fn a_zero_quantity_is_a_reason() {
 fn a_negative_quantity_is_a_reason() {
     let mut order = good_order();
     order.rows[3].ordered_quantity = qty("-2");
-    assert!(only_reason(&order, &context()).starts_with("Row 4 (article XYZ-9) has quantity -2: quantities must be positive"));
+    assert!(only_reason(&order, &context())
+        .starts_with("Row 4 (article XYZ-9) has quantity -2: quantities must be positive"));
 }
 
 #[test]
@@ -214,14 +272,39 @@ fn a_missing_product_with_a_bad_quantity_gives_both_reasons() {
 #[test]
 fn quantities_are_read_from_fortnox_strings_and_numbers() {
     assert_eq!(RowQuantity::parse("1"), RowQuantity::Number(decimal("1")));
-    assert_eq!(RowQuantity::parse(" 1.12 "), RowQuantity::Number(decimal("1.12")));
-    assert_eq!(RowQuantity::parse("1e2"), RowQuantity::Number(decimal("100")));
-    assert_eq!(RowQuantity::parse("1,5"), RowQuantity::Unparseable("1,5".into()), "no guessing about commas");
-    assert_eq!(RowQuantity::parse(""), RowQuantity::Unparseable(String::new()));
-    assert_eq!(RowQuantity::from_json(&serde_json::json!("2.50")), RowQuantity::Number(decimal("2.50")));
-    assert_eq!(RowQuantity::from_json(&serde_json::json!(3)), RowQuantity::Number(decimal("3")));
-    assert_eq!(RowQuantity::from_json(&serde_json::json!(1.25)), RowQuantity::Number(decimal("1.25")));
-    assert_eq!(RowQuantity::from_json(&serde_json::json!(true)), RowQuantity::Unparseable("true".into()));
+    assert_eq!(
+        RowQuantity::parse(" 1.12 "),
+        RowQuantity::Number(decimal("1.12"))
+    );
+    assert_eq!(
+        RowQuantity::parse("1e2"),
+        RowQuantity::Number(decimal("100"))
+    );
+    assert_eq!(
+        RowQuantity::parse("1,5"),
+        RowQuantity::Unparseable("1,5".into()),
+        "no guessing about commas"
+    );
+    assert_eq!(
+        RowQuantity::parse(""),
+        RowQuantity::Unparseable(String::new())
+    );
+    assert_eq!(
+        RowQuantity::from_json(&serde_json::json!("2.50")),
+        RowQuantity::Number(decimal("2.50"))
+    );
+    assert_eq!(
+        RowQuantity::from_json(&serde_json::json!(3)),
+        RowQuantity::Number(decimal("3"))
+    );
+    assert_eq!(
+        RowQuantity::from_json(&serde_json::json!(1.25)),
+        RowQuantity::Number(decimal("1.25"))
+    );
+    assert_eq!(
+        RowQuantity::from_json(&serde_json::json!(true)),
+        RowQuantity::Unparseable("true".into())
+    );
 }
 
 // --- address ------------------------------------------------------------------------
@@ -229,18 +312,36 @@ fn quantities_are_read_from_fortnox_strings_and_numbers() {
 #[test]
 fn each_missing_customer_address_field_is_a_reason_naming_the_fortnox_field() {
     let cases: [(fn(&mut OrderAddressFields), &str); 5] = [
-        (|a| a.customer_name = None, "The delivery address has no name: fill in CustomerName in Fortnox"),
-        (|a| a.address1 = some(" "), "The delivery address has no street address: fill in Address1 in Fortnox"),
-        (|a| a.zip_code = None, "The delivery address has no zip code: fill in ZipCode in Fortnox"),
-        (|a| a.city = None, "The delivery address has no city: fill in City in Fortnox"),
-        (|a| a.country = None, "The delivery address has no country: fill in Country in Fortnox"),
+        (
+            |a| a.customer_name = None,
+            "The delivery address has no name: fill in CustomerName in Fortnox",
+        ),
+        (
+            |a| a.address1 = some(" "),
+            "The delivery address has no street address: fill in Address1 in Fortnox",
+        ),
+        (
+            |a| a.zip_code = None,
+            "The delivery address has no zip code: fill in ZipCode in Fortnox",
+        ),
+        (
+            |a| a.city = None,
+            "The delivery address has no city: fill in City in Fortnox",
+        ),
+        (
+            |a| a.country = None,
+            "The delivery address has no country: fill in Country in Fortnox",
+        ),
     ];
     for (blank, expected) in cases {
         let mut order = good_order();
         blank(&mut order.address);
         let reason = only_reason(&order, &context());
         assert!(reason.starts_with(expected), "{reason}");
-        assert!(reason.ends_with("or fill in the order's delivery address starting with DeliveryName"), "{reason}");
+        assert!(
+            reason.ends_with("or fill in the order's delivery address starting with DeliveryName"),
+            "{reason}"
+        );
     }
 }
 
@@ -259,7 +360,10 @@ fn a_missing_delivery_address_field_names_the_delivery_field() {
 
 #[test]
 fn every_missing_address_field_is_reported_at_once() {
-    let order = OrderToCheck { address: OrderAddressFields::default(), ..good_order() };
+    let order = OrderToCheck {
+        address: OrderAddressFields::default(),
+        ..good_order()
+    };
     let reasons = check_order(&order, &context()).reasons;
     assert_eq!(reasons.len(), 5, "{reasons:#?}");
 }
@@ -280,13 +384,23 @@ fn an_unknown_country_is_a_reason_not_a_guess() {
 
 #[test]
 fn a_way_of_delivery_without_a_rule_is_a_reason() {
-    let order = OrderToCheck { way_of_delivery: some("XYZ"), ..good_order() };
-    assert_eq!(only_reason(&order, &context()), "Way of delivery 'XYZ' matches no shipping rule: add a shipping rule for it");
+    let order = OrderToCheck {
+        way_of_delivery: some("XYZ"),
+        ..good_order()
+    };
+    assert_eq!(
+        only_reason(&order, &context()),
+        "Way of delivery 'XYZ' matches no shipping rule: add a shipping rule for it"
+    );
 }
 
 #[test]
 fn the_reason_quotes_the_description_when_known() {
-    let order = OrderToCheck { way_of_delivery: some("XYZ"), way_of_delivery_description: some("Budbil"), ..good_order() };
+    let order = OrderToCheck {
+        way_of_delivery: some("XYZ"),
+        way_of_delivery_description: some("Budbil"),
+        ..good_order()
+    };
     assert_eq!(
         only_reason(&order, &context()),
         "Way of delivery 'XYZ' (Budbil) matches no shipping rule: add a shipping rule for it"
@@ -296,36 +410,68 @@ fn the_reason_quotes_the_description_when_known() {
 #[test]
 fn an_order_without_a_way_of_delivery_is_a_reason_unless_a_catch_all_exists() {
     for missing in [None, some(""), some("  ")] {
-        let order = OrderToCheck { way_of_delivery: missing, ..good_order() };
-        assert!(only_reason(&order, &context()).starts_with("The order has no way of delivery: choose one in Fortnox (WayOfDelivery)"));
+        let order = OrderToCheck {
+            way_of_delivery: missing,
+            ..good_order()
+        };
+        assert!(only_reason(&order, &context()).starts_with(
+            "The order has no way of delivery: choose one in Fortnox (WayOfDelivery)"
+        ));
         let mut ctx = context();
-        ctx.shipping_rules.push(ShippingRule { id: 3, pattern: "*".into(), shipping_method_id: 30 });
+        ctx.shipping_rules.push(ShippingRule {
+            id: 3,
+            pattern: "*".into(),
+            shipping_method_id: 30,
+        });
         assert_eq!(check_order(&order, &ctx).shipping_method_id, Some(30));
     }
 }
 
 #[test]
 fn rules_match_the_description_from_the_context() {
-    let order = OrderToCheck { way_of_delivery: some("PNO"), ..good_order() };
+    let order = OrderToCheck {
+        way_of_delivery: some("PNO"),
+        ..good_order()
+    };
     let mut ctx = context();
-    ctx.shipping_rules = vec![ShippingRule { id: 5, pattern: "*ombud".into(), shipping_method_id: 50 }];
+    ctx.shipping_rules = vec![ShippingRule {
+        id: 5,
+        pattern: "*ombud".into(),
+        shipping_method_id: 50,
+    }];
     let outcome = check_order(&order, &ctx);
     assert!(outcome.passes(), "{:#?}", outcome.reasons);
-    assert_eq!((outcome.shipping_rule_id, outcome.shipping_method_id), (Some(5), Some(50)));
+    assert_eq!(
+        (outcome.shipping_rule_id, outcome.shipping_method_id),
+        (Some(5), Some(50))
+    );
 }
 
 #[test]
 fn the_orders_own_description_comes_before_the_contexts() {
-    let order = OrderToCheck { way_of_delivery: some("PNO"), way_of_delivery_description: some("Hemleverans"), ..good_order() };
+    let order = OrderToCheck {
+        way_of_delivery: some("PNO"),
+        way_of_delivery_description: some("Hemleverans"),
+        ..good_order()
+    };
     let mut ctx = context();
-    ctx.shipping_rules = vec![ShippingRule { id: 5, pattern: "*ombud".into(), shipping_method_id: 50 }];
-    assert!(only_reason(&order, &ctx).starts_with("Way of delivery 'PNO' (Hemleverans) matches no shipping rule"));
+    ctx.shipping_rules = vec![ShippingRule {
+        id: 5,
+        pattern: "*ombud".into(),
+        shipping_method_id: 50,
+    }];
+    assert!(only_reason(&order, &ctx)
+        .starts_with("Way of delivery 'PNO' (Hemleverans) matches no shipping rule"));
 }
 
 #[test]
 fn a_rule_conflict_is_a_reason_naming_the_tied_rules() {
     let mut ctx = context();
-    ctx.shipping_rules.push(ShippingRule { id: 7, pattern: "dhl*".into(), shipping_method_id: 70 });
+    ctx.shipping_rules.push(ShippingRule {
+        id: 7,
+        pattern: "dhl*".into(),
+        shipping_method_id: 70,
+    });
     let outcome = check_order(&good_order(), &ctx);
     assert_eq!(
         outcome.reasons,
@@ -339,7 +485,10 @@ fn a_rule_conflict_is_a_reason_naming_the_tied_rules() {
 #[test]
 fn delivery_state_delivery_and_the_old_zero_pass() {
     for state in ["delivery", "Delivery", " delivery ", "0"] {
-        let order = OrderToCheck { delivery_state: some(state), ..good_order() };
+        let order = OrderToCheck {
+            delivery_state: some(state),
+            ..good_order()
+        };
         assert!(check_order(&order, &context()).passes(), "{state}");
     }
     assert!(delivery_state_allows_delivery(Some("0")));
@@ -349,7 +498,10 @@ fn delivery_state_delivery_and_the_old_zero_pass() {
 #[test]
 fn another_delivery_state_is_a_reason() {
     for state in ["reservation", "registration", "1"] {
-        let order = OrderToCheck { delivery_state: some(state), ..good_order() };
+        let order = OrderToCheck {
+            delivery_state: some(state),
+            ..good_order()
+        };
         assert_eq!(
             only_reason(&order, &context()),
             format!("DeliveryState is '{state}': set Stock status to Delivery on the order in Fortnox, or Fortnox cannot take the delivered quantities and will create a back order")
@@ -360,14 +512,21 @@ fn another_delivery_state_is_a_reason() {
 #[test]
 fn a_missing_delivery_state_is_a_reason() {
     for missing in [None, some(""), some(" ")] {
-        let order = OrderToCheck { delivery_state: missing, ..good_order() };
-        assert!(only_reason(&order, &context()).starts_with("The order has no DeliveryState: set Stock status to Delivery"));
+        let order = OrderToCheck {
+            delivery_state: missing,
+            ..good_order()
+        };
+        assert!(only_reason(&order, &context())
+            .starts_with("The order has no DeliveryState: set Stock status to Delivery"));
     }
 }
 
 #[test]
 fn an_order_already_delivery_done_is_a_reason() {
-    let order = OrderToCheck { warehouse_ready: true, ..good_order() };
+    let order = OrderToCheck {
+        warehouse_ready: true,
+        ..good_order()
+    };
     assert!(only_reason(&order, &context())
         .starts_with("The order is already marked Delivery done (WarehouseReady) in Fortnox: Fortnox cannot take the delivered quantities"));
 }
@@ -378,7 +537,10 @@ fn an_order_already_delivery_done_is_a_reason() {
 fn every_failure_is_reported_in_one_go_in_a_stable_order() {
     let order = OrderToCheck {
         rows: vec![row(1, Some("NOPE-1"), "1"), row(2, Some("ABC-1"), "0")],
-        address: OrderAddressFields { country: some("Atlantis"), ..OrderAddressFields::default() },
+        address: OrderAddressFields {
+            country: some("Atlantis"),
+            ..OrderAddressFields::default()
+        },
         way_of_delivery: some("XYZ"),
         way_of_delivery_description: None,
         delivery_state: some("reservation"),
@@ -399,7 +561,10 @@ fn every_failure_is_reported_in_one_go_in_a_stable_order() {
     ];
     assert_eq!(reasons.len(), starts.len(), "{reasons:#?}");
     for (reason, start) in reasons.iter().zip(starts) {
-        assert!(reason.starts_with(start), "{reason:?} should start with {start:?}");
+        assert!(
+            reason.starts_with(start),
+            "{reason:?} should start with {start:?}"
+        );
     }
 }
 
@@ -407,7 +572,10 @@ fn every_failure_is_reported_in_one_go_in_a_stable_order() {
 fn no_reason_contains_a_semicolon_so_callers_can_join_them() {
     let order = OrderToCheck {
         rows: vec![row(1, Some("NOPE-1"), "x"), row(2, Some("ABC-1"), "")],
-        address: OrderAddressFields { delivery_name: some("B"), ..OrderAddressFields::default() },
+        address: OrderAddressFields {
+            delivery_name: some("B"),
+            ..OrderAddressFields::default()
+        },
         way_of_delivery: None,
         way_of_delivery_description: None,
         delivery_state: None,
@@ -422,8 +590,16 @@ fn no_reason_contains_a_semicolon_so_callers_can_join_them() {
 
 #[test]
 fn lines_to_ship_serialize_for_storage() {
-    let line = LineToShip { position: 2, row_id: Some(7), article_number: "ABC-1".into(), quantity: decimal("1.5") };
+    let line = LineToShip {
+        position: 2,
+        row_id: Some(7),
+        article_number: "ABC-1".into(),
+        quantity: decimal("1.5"),
+    };
     let json = serde_json::to_value(&line).unwrap();
-    assert_eq!(json, serde_json::json!({"position": 2, "row_id": 7, "article_number": "ABC-1", "quantity": "1.5"}));
+    assert_eq!(
+        json,
+        serde_json::json!({"position": 2, "row_id": 7, "article_number": "ABC-1", "quantity": "1.5"})
+    );
     assert_eq!(serde_json::from_value::<LineToShip>(json).unwrap(), line);
 }

@@ -197,7 +197,10 @@ impl SandboxHandle {
     /// Every article of a tenant.
     pub fn articles(&self, tenant: &str) -> Vec<Article> {
         let st = self.shared.lock();
-        st.tenants.get(tenant).map(|t| t.articles.values().cloned().collect()).unwrap_or_default()
+        st.tenants
+            .get(tenant)
+            .map(|t| t.articles.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn article(&self, tenant: &str, number: &str) -> Option<Article> {

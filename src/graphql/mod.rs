@@ -4,12 +4,14 @@
 mod catalog;
 mod fortnox;
 mod guard;
+mod loaders;
 mod mutation;
 mod product_sync;
 mod query;
 mod subscription;
 mod types;
 
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Error, ErrorExtensions, MergedObject, Schema, SchemaBuilder, ID};
 
 use catalog::{CatalogMutation, CatalogQuery};
@@ -51,7 +53,12 @@ pub fn build_schema(
     fortnox: FortnoxClient,
     fortnox_configured: bool,
 ) -> AppSchema {
+    // The loaders keep no cache, so sharing them across requests serves no stale data.
+    let lines = DataLoader::new(loaders::OrderLinesLoader(store.clone()), tokio::spawn);
+    let events = DataLoader::new(loaders::OrderEventsLoader(store.clone()), tokio::spawn);
     schema_builder()
+        .data(lines)
+        .data(events)
         .data(store)
         .data(bus)
         .data(fortnox)

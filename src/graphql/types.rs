@@ -3,8 +3,10 @@ use async_graphql::{ComplexObject, Context, Enum, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::{merchant, order, order_event, order_line, shipping_method};
 
+use super::loaders::{OrderEventsLoader, OrderLinesLoader};
 use crate::domain::OrderState;
 use crate::events::OrderStateChanged;
+use async_graphql::dataloader::DataLoader;
 
 #[derive(SimpleObject)]
 pub struct Merchant {
@@ -132,20 +134,24 @@ impl Order {
 #[ComplexObject]
 impl Order {
     async fn lines(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderLine>> {
-        let lines = super::store(ctx)
-            .order_lines(self.db_id)
-            .await
-            .map_err(super::internal)?;
-        Ok(lines.into_iter().map(OrderLine::from).collect())
+        let loader = ctx.data_unchecked::<DataLoader<OrderLinesLoader>>();
+        let lines = loader.load_one(self.db_id).await.map_err(super::internal)?;
+        Ok(lines
+            .unwrap_or_default()
+            .into_iter()
+            .map(OrderLine::from)
+            .collect())
     }
 
     /// The order's history, oldest first.
     async fn events(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderEvent>> {
-        let events = super::store(ctx)
-            .order_events(self.db_id)
-            .await
-            .map_err(super::internal)?;
-        Ok(events.into_iter().map(OrderEvent::from).collect())
+        let loader = ctx.data_unchecked::<DataLoader<OrderEventsLoader>>();
+        let events = loader.load_one(self.db_id).await.map_err(super::internal)?;
+        Ok(events
+            .unwrap_or_default()
+            .into_iter()
+            .map(OrderEvent::from)
+            .collect())
     }
 }
 

@@ -104,12 +104,4 @@ impl CatalogCache {
         }
         Ok(catalog)
     }
-
-    /// Forgets a merchant's catalogue, e.g. when a check failed and the merchant may have
-    /// changed Fortnox since.
-    pub fn forget(&self, merchant_id: i64) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(&merchant_id);
-        }
-    }
 }

@@ -26,18 +26,22 @@ pub(super) async fn run(
     let connected = integration
         .as_ref()
         .is_some_and(|i| i.status == STATUS_CONNECTED);
-    if state == OrderState::Reserved && connected {
+    let order = if state == OrderState::Reserved && connected {
         // The merchant may have fixed the cause in Fortnox: check what Fortnox has now.
         refresh_from_fortnox(ctx, &order).await?;
-    }
-    let Some(order) = ctx
-        .store
-        .order(&crate::store::orders::TenantScope::All, order.id)
-        .await?
-    else {
-        return Ok(());
+        match ctx
+            .store
+            .order(&crate::store::orders::TenantScope::All, order.id)
+            .await?
+        {
+            Some(order) => order,
+            None => return Ok(()),
+        }
+    } else {
+        order
     };
-    let to_check = order_to_check(ctx, &order).await?;
+    let lines = ctx.store.order_lines(order.id).await?;
+    let to_check = order_to_check(&order, &lines);
     let mut check_ctx = CheckContext {
         product_skus: ctx.store.product_skus(order.merchant_id).await?,
         ignore_missing_products: integration
@@ -61,12 +65,13 @@ pub(super) async fn run(
         check_ctx.way_of_delivery_descriptions = catalog.way_of_delivery_descriptions.clone();
         outcome = check_order(&to_check, &check_ctx);
     }
-    decide(ctx, &order, state, outcome, &check_ctx).await
+    decide(ctx, &order, &lines, state, outcome, &check_ctx).await
 }
 
 async fn decide(
     ctx: &JobContext,
     order: &order::Model,
+    lines: &[entity::order_line::Model],
     state: OrderState,
     outcome: CheckOutcome,
     check_ctx: &CheckContext,
@@ -76,7 +81,7 @@ async fn decide(
             shipping_method_id: outcome.shipping_method_id,
             delivery_address: serde_json::to_value(&outcome.address)
                 .map_err(|e| JobError::NeedsAttention(e.to_string()))?,
-            picks: picks(&ctx.store.order_lines(order.id).await?, &outcome, check_ctx),
+            picks: picks(lines, &outcome, check_ctx),
         };
         ctx.store.save_check_results(order.id, &results).await?;
         let cause = if state == OrderState::Reserved {
@@ -139,34 +144,27 @@ fn picks(
         .collect()
 }
 
-async fn order_to_check(ctx: &JobContext, order: &order::Model) -> Result<OrderToCheck, JobError> {
+/// The order as the checks see it: its stored lines and the Fortnox snapshot's fields.
+fn order_to_check(order: &order::Model, lines: &[entity::order_line::Model]) -> OrderToCheck {
     let snapshot = &order.fortnox_snapshot;
     let address: OrderAddressFields = serde_json::from_value(snapshot.clone()).unwrap_or_default();
-    let text = |key: &str| {
-        snapshot
-            .get(key)
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-    };
+    // Older accounts send the delivery state as the number 0.
     let delivery_state = match snapshot.get("DeliveryState") {
         Some(serde_json::Value::Number(n)) => Some(n.to_string()),
         Some(serde_json::Value::String(s)) => Some(s.clone()),
         _ => None,
     };
-    let rows = ctx
-        .store
-        .order_lines(order.id)
-        .await?
-        .into_iter()
+    let rows = lines
+        .iter()
         .map(|line| OrderRowToCheck {
             position: line.position,
             row_id: line.fortnox_row_id,
-            article_number: line.article_number,
-            description: line.description,
+            article_number: line.article_number.clone(),
+            description: line.description.clone(),
             ordered_quantity: RowQuantity::parse(&line.ordered_quantity),
         })
         .collect();
-    Ok(OrderToCheck {
+    OrderToCheck {
         rows,
         address,
         way_of_delivery: order.way_of_delivery.clone(),
@@ -175,9 +173,8 @@ async fn order_to_check(ctx: &JobContext, order: &order::Model) -> Result<OrderT
         warehouse_ready: snapshot
             .get("WarehouseReady")
             .and_then(|v| v.as_bool())
-            .unwrap_or(false)
-            || text("WarehouseReady").as_deref() == Some("true"),
-    })
+            .unwrap_or(false),
+    }
 }
 
 async fn refresh_from_fortnox(ctx: &JobContext, order: &order::Model) -> Result<(), JobError> {

@@ -212,6 +212,31 @@ impl Store {
             .await?)
     }
 
+    /// The lines of several orders, each order's in position order.
+    pub async fn lines_of_orders(
+        &self,
+        order_ids: &[i64],
+    ) -> Result<Vec<order_line::Model>, StoreError> {
+        Ok(order_line::Entity::find()
+            .filter(order_line::Column::OrderId.is_in(order_ids.iter().copied()))
+            .order_by_asc(order_line::Column::OrderId)
+            .order_by_asc(order_line::Column::Position)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// The events of several orders, each order's oldest first.
+    pub async fn events_of_orders(
+        &self,
+        order_ids: &[i64],
+    ) -> Result<Vec<order_event::Model>, StoreError> {
+        Ok(order_event::Entity::find()
+            .filter(order_event::Column::OrderId.is_in(order_ids.iter().copied()))
+            .order_by_asc(order_event::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
     pub async fn order_events(&self, order_id: i64) -> Result<Vec<order_event::Model>, StoreError> {
         Ok(order_event::Entity::find()
             .filter(order_event::Column::OrderId.eq(order_id))

@@ -1,0 +1,47 @@
+//! Batch loading of an order's lines and events: a page of 200 orders asking for its lines
+//! costs one query, not 200.
+use std::collections::HashMap;
+
+use async_graphql::dataloader::Loader;
+use entity::{order_event, order_line};
+
+use crate::store::{Store, StoreError};
+
+pub struct OrderLinesLoader(pub Store);
+pub struct OrderEventsLoader(pub Store);
+
+impl Loader<i64> for OrderLinesLoader {
+    type Value = Vec<order_line::Model>;
+    type Error = std::sync::Arc<StoreError>;
+
+    async fn load(&self, order_ids: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let lines = self
+            .0
+            .lines_of_orders(order_ids)
+            .await
+            .map_err(std::sync::Arc::new)?;
+        let mut by_order: HashMap<i64, Self::Value> = HashMap::new();
+        for line in lines {
+            by_order.entry(line.order_id).or_default().push(line);
+        }
+        Ok(by_order)
+    }
+}
+
+impl Loader<i64> for OrderEventsLoader {
+    type Value = Vec<order_event::Model>;
+    type Error = std::sync::Arc<StoreError>;
+
+    async fn load(&self, order_ids: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let events = self
+            .0
+            .events_of_orders(order_ids)
+            .await
+            .map_err(std::sync::Arc::new)?;
+        let mut by_order: HashMap<i64, Self::Value> = HashMap::new();
+        for event in events {
+            by_order.entry(event.order_id).or_default().push(event);
+        }
+        Ok(by_order)
+    }
+}

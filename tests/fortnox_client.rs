@@ -371,3 +371,164 @@ async fn raw_createinvoice_does_not_retry_ambiguous_failures() {
     assert_eq!(err.class(), ErrorClass::Retryable);
     assert_eq!(e.sb.counters().calls_to("orders/createinvoice"), 1);
 }
+
+/// An order invoiced through the sandbox's control side; its invoice number.
+fn invoiced_order(e: &Env) -> (DocumentNumber, DocumentNumber) {
+    let order = e.sb.create_order(TENANT, order_json("1")).expect("order");
+    let invoice =
+        e.sb.create_invoice(TENANT, order.document_number.as_str())
+            .expect("invoice");
+    (order.document_number, invoice.document_number)
+}
+
+#[tokio::test]
+async fn credit_invoice_credits_once_and_adopts_an_existing_credit() {
+    let e = env().await;
+    let t = e.client.tenant(MERCHANT);
+    let (order, invoice) = invoiced_order(&e);
+
+    let out = t.credit_invoice(&invoice).await.expect("credit");
+    assert!(!out.adopted);
+    let credit = out.credit_invoice;
+    assert!(credit.is_credit());
+    assert_eq!(credit.credits(), Some(invoice.clone()));
+    assert_eq!(credit.order_reference.as_deref(), Some(order.as_str()));
+    let original = t.get_invoice(&invoice).await.expect("original");
+    assert_eq!(original.credited_by(), Some(credit.document_number.clone()));
+
+    // A second intent adopts the credit invoice without another credit call.
+    let again = t.credit_invoice(&invoice).await.expect("again");
+    assert!(again.adopted);
+    assert_eq!(again.credit_invoice, credit);
+    let c = e.sb.counters();
+    assert_eq!(c.calls_to("invoices/credit"), 1);
+    assert_eq!(c.credits_for(TENANT, order.as_str()), 1);
+    assert_eq!(e.sb.invoices_of_order(TENANT, order.as_str()).len(), 2);
+
+    // Credited by hand in Fortnox: adopted too.
+    let (order2, invoice2) = invoiced_order(&e);
+    let by_hand =
+        e.sb.credit_invoice(TENANT, invoice2.as_str())
+            .expect("by hand");
+    let out = t.credit_invoice(&invoice2).await.expect("adopt");
+    assert!(out.adopted);
+    assert_eq!(out.credit_invoice, by_hand);
+    assert_eq!(e.sb.counters().credits_for(TENANT, order2.as_str()), 1);
+    assert_eq!(e.sb.counters().calls_to("invoices/credit"), 1);
+
+    // A credit invoice cannot be credited: Fortnox's refusal comes back.
+    let err = t
+        .credit_invoice(&credit.document_number)
+        .await
+        .expect_err("credit of a credit");
+    assert_eq!(err.class(), ErrorClass::Document);
+    assert_eq!(err.fortnox_code(), Some(2000853));
+    let err = t.credit_invoice(&doc("99999")).await.expect_err("unknown");
+    assert!(err.is_not_found());
+
+    // The client counts the credit calls like every other call.
+    let counters = e.client.counters();
+    assert_eq!(counters.count("invoices/credit", 200), 1);
+    assert_eq!(counters.count("invoices/credit", 400), 1);
+    assert!(counters.count("invoices", 200) >= 5);
+}
+
+#[tokio::test]
+async fn credit_invoice_faults_credit_exactly_once() {
+    let e = env().await;
+    let t = e.client.tenant(MERCHANT);
+
+    // 500s before the effect: re-read, not credited, try again.
+    let (order1, invoice1) = invoiced_order(&e);
+    e.sb.inject(FaultSpec {
+        fail_next: Some(2),
+        status: Some(500),
+        method: Some("PUT".into()),
+        path_contains: Some("/credit".into()),
+        ..Default::default()
+    });
+    let out = t.credit_invoice(&invoice1).await.expect("after 500s");
+    assert!(!out.adopted);
+    assert_eq!(e.sb.counters().calls_with("invoices/credit", 500), 2);
+
+    // The credit happens but its answer is lost (held beyond the client's
+    // timeout): re-read, find the credit, adopt it.
+    let (order2, invoice2) = invoiced_order(&e);
+    e.sb.inject(FaultSpec {
+        latency_ms: Some(3000),
+        latency_calls: Some(1),
+        method: Some("PUT".into()),
+        path_contains: Some(format!("/3/invoices/{invoice2}/credit")),
+        ..Default::default()
+    });
+    let out = t.credit_invoice(&invoice2).await.expect("after a timeout");
+    assert!(out.adopted, "adopted the credit made by the timed-out call");
+    assert_eq!(out.credit_invoice.credits(), Some(invoice2.clone()));
+    assert_eq!(e.client.counters().count("invoices/credit", 0), 1);
+
+    // Someone credits by hand between our read and our credit: Fortnox
+    // refuses ours, and the re-read adopts theirs.
+    let (order3, invoice3) = invoiced_order(&e);
+    e.sb.clear_calls();
+    e.sb.inject(FaultSpec {
+        latency_ms: Some(1000),
+        latency_calls: Some(1),
+        method: Some("GET".into()),
+        path_contains: Some(format!("/3/invoices/{invoice3}")),
+        ..Default::default()
+    });
+    let client = t.clone();
+    let pending = {
+        let invoice3 = invoice3.clone();
+        tokio::spawn(async move { client.credit_invoice(&invoice3).await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !e.sb.calls().iter().any(|c| c.method == "GET") {
+        assert!(std::time::Instant::now() < deadline, "the first read");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let by_hand =
+        e.sb.credit_invoice(TENANT, invoice3.as_str())
+            .expect("by hand");
+    let out = pending
+        .await
+        .expect("join")
+        .expect("adopted after a refusal");
+    assert!(out.adopted);
+    assert_eq!(out.credit_invoice, by_hand);
+    assert_eq!(e.sb.counters().calls_with("invoices/credit", 400), 1);
+
+    let c = e.sb.counters();
+    for order in [&order1, &order2, &order3] {
+        assert_eq!(
+            c.credits_for(TENANT, order.as_str()),
+            1,
+            "order {order}: one credit"
+        );
+        assert_eq!(c.invoices_for(TENANT, order.as_str()), 1);
+    }
+}
+
+#[tokio::test]
+async fn raw_credit_does_not_retry_ambiguous_failures() {
+    let e = env().await;
+    let (_, invoice) = invoiced_order(&e);
+    e.sb.inject(FaultSpec {
+        fail_next: Some(1),
+        status: Some(502),
+        path_contains: Some("/credit".into()),
+        ..Default::default()
+    });
+    let err = e
+        .client
+        .tenant(MERCHANT)
+        .credit_invoice_raw(&invoice)
+        .await
+        .expect_err("ambiguous");
+    assert_eq!(err.class(), ErrorClass::Retryable);
+    assert_eq!(e.sb.counters().calls_to("invoices/credit"), 1);
+    assert!(e
+        .sb
+        .invoice(TENANT, invoice.as_str())
+        .is_some_and(|i| i.credited_by().is_none()));
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fortnox_common::*;
 use fortnox_fulfilment::fortnox::limiter::RateLimit;
-use fortnox_fulfilment::fortnox::sandbox::{Sandbox, SandboxConfig, TenantSettings};
+use fortnox_fulfilment::fortnox::sandbox::{FaultSpec, Sandbox, SandboxConfig, TenantSettings};
 use serde_json::{json, Value};
 
 struct Raw {
@@ -446,4 +446,272 @@ async fn demo_seed_and_control_endpoints() {
         .expect("j");
     assert!(calls.as_array().expect("calls").len() >= 4);
     sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn credit_invoice_follows_fortnox_rules() {
+    let e = env().await;
+    let raw = Raw::new(&e).await;
+    e.sb.create_order(TENANT, order_json("2")).expect("order");
+    let (s, inv) = raw.put("/3/orders/1/createinvoice", None).await;
+    assert_eq!(s, 200);
+    let number = inv["Invoice"]["DocumentNumber"]
+        .as_str()
+        .expect("invoice number")
+        .to_string();
+    assert_eq!(inv["Invoice"]["Credit"], false);
+    assert_eq!(inv["Invoice"]["CreditInvoiceReference"], "0");
+
+    let (s, credit) = raw.put(&format!("/3/invoices/{number}/credit"), None).await;
+    assert_eq!(s, 200, "{credit}");
+    let c = &credit["Invoice"];
+    let credit_number = c["DocumentNumber"].as_str().expect("credit number");
+    assert_eq!(
+        credit_number.parse::<u64>().expect("numeric"),
+        number.parse::<u64>().expect("numeric") + 1,
+        "credit invoices take the next number of the invoice counter"
+    );
+    assert_eq!(c["Credit"], true);
+    assert_eq!(c["CreditInvoiceReference"], number.as_str());
+    assert_eq!(c["OrderReference"], "1");
+    assert_eq!(c["InvoiceRows"], inv["Invoice"]["InvoiceRows"], "same rows");
+    assert_eq!(c["InvoiceRows"][1]["DeliveredQuantity"], "0", "as strings");
+
+    let (s, original) = raw.get(&format!("/3/invoices/{number}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(original["Invoice"]["CreditInvoiceReference"], credit_number);
+    assert_eq!(original["Invoice"]["Credit"], false);
+    let (s, shown) = raw.get(&format!("/3/invoices/{credit_number}")).await;
+    assert_eq!((s, &shown["Invoice"]), (200, c));
+
+    // Refusals, as Fortnox answers them.
+    let (s, v) = raw.put(&format!("/3/invoices/{number}/credit"), None).await;
+    assert_eq!(s, 400, "a second credit is refused");
+    assert_eq!(v["ErrorInformation"]["code"], 2000852);
+    assert!(v["ErrorInformation"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains(credit_number)));
+    let (s, v) = raw
+        .put(&format!("/3/invoices/{credit_number}/credit"), None)
+        .await;
+    assert_eq!(
+        (s, v["ErrorInformation"]["code"].clone()),
+        (400, json!(2000853)),
+        "a credit invoice cannot be credited"
+    );
+    for missing in ["999999", "abc"] {
+        let (s, v) = raw
+            .put(&format!("/3/invoices/{missing}/credit"), None)
+            .await;
+        assert_eq!(
+            (s, v["ErrorInformation"]["Code"].clone()),
+            (404, json!(2000434)),
+            "{missing}"
+        );
+    }
+
+    // The control side shows the same, and finds both invoices by order.
+    let all = e.sb.invoices_of_order(TENANT, "1");
+    assert_eq!(all.len(), 2);
+    assert!(!all[0].is_credit() && all[1].is_credit());
+    assert_eq!(all[0].credited_by(), Some(all[1].document_number.clone()));
+    assert_eq!(all[1].credits(), Some(all[0].document_number.clone()));
+    let counters = e.sb.counters();
+    assert_eq!(counters.invoices_for(TENANT, "1"), 1, "credits not counted");
+    assert_eq!(counters.credits_for(TENANT, "1"), 1);
+    assert_eq!(counters.calls_with("invoices/credit", 200), 1);
+    assert_eq!(counters.calls_with("invoices/credit", 400), 2);
+    assert_eq!(counters.calls_with("invoices/credit", 404), 2);
+    let ctl = format!("{}/sandbox", e.sandbox.api_base());
+    let http = reqwest::Client::new();
+    let listed: Value = http
+        .get(format!("{ctl}/tenants/{TENANT}/invoices"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let listed = listed["Invoices"].as_array().expect("invoices");
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1]["Credit"], true);
+    assert_eq!(listed[0]["CreditInvoiceReference"], credit_number);
+    e.sb.create_order(TENANT, order_json("3")).expect("order 2");
+    e.sb.create_invoice(TENANT, "2")
+        .expect("invoice of order 2");
+    let of_order: Value = http
+        .get(format!("{ctl}/tenants/{TENANT}/invoices?order=1"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(of_order["Invoices"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn fault_rules_match_the_full_path_and_the_method() {
+    let e = env().await;
+    let raw = Raw::new(&e).await;
+    e.sb.create_order(TENANT, order_json("2")).expect("order");
+    let ctl = format!("{}/sandbox", e.sandbox.api_base());
+    let http = reqwest::Client::new();
+    let inject = |spec: Value| {
+        let http = http.clone();
+        let url = format!("{ctl}/faults");
+        async move {
+            let r = http.post(url).json(&spec).send().await.expect("send");
+            assert_eq!(r.status().as_u16(), 204, "{spec}");
+        }
+    };
+
+    inject(json!({"fail_next": 1, "status": 503, "path_contains": "/3/orders"})).await;
+    assert_eq!(raw.get("/3/wayofdeliveries").await.0, 200, "other path");
+    assert_eq!(raw.get("/3/orders/1").await.0, 503, "the rule fires");
+    assert_eq!(raw.get("/3/orders/1").await.0, 200, "once");
+    let calls = e.sb.calls();
+    let paths: Vec<(&str, &str, u16)> = calls
+        .iter()
+        .map(|c| (c.path.as_str(), c.resource.as_str(), c.status))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("/3/wayofdeliveries", "wayofdeliveries", 200),
+            ("/3/orders/1", "orders", 503),
+            ("/3/orders/1", "orders", 200),
+        ],
+        "the call log has the full path and the same resources"
+    );
+
+    // A rule for `PUT` spares the `GET` of the same path.
+    inject(json!({"fail_next": 1, "status": 502, "method": "put", "path_contains": "/3/orders/1"}))
+        .await;
+    let rows = json!({"Order":{"OrderRows":[]}});
+    assert_eq!(raw.get("/3/orders/1").await.0, 200);
+    assert_eq!(raw.put("/3/orders/1", Some(rows.clone())).await.0, 502);
+    assert_eq!(raw.put("/3/orders/1", Some(rows)).await.0, 200);
+    assert_eq!(e.sb.counters().calls_with("orders", 502), 1);
+}
+
+#[tokio::test]
+async fn a_held_answer_blocks_no_other_request() {
+    let Env { sandbox, sb, .. } = env().await;
+    let token = sb.issue_tokens(TENANT).access_token;
+    let base = sandbox.api_base();
+    sb.create_order(TENANT, order_json("2")).expect("order");
+    sb.inject(FaultSpec {
+        latency_ms: Some(30_000),
+        method: Some("PUT".into()),
+        path_contains: Some("/3/orders/1".into()),
+        ..Default::default()
+    });
+    let put = |customer: &'static str| {
+        let (base, token) = (base.clone(), token.clone());
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .put(format!("{base}/3/orders/1"))
+                .bearer_auth(token)
+                .json(&json!({"Order":{"CustomerName": customer}}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    let started = std::time::Instant::now();
+    let held = put("Held");
+    // The update takes effect (and is logged) before the answer is held.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !sb.calls().iter().any(|c| c.method == "PUT") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the PUT never reached the sandbox"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let http = reqwest::Client::new();
+    for _ in 0..5 {
+        let r = http
+            .get(format!("{base}/3/orders/1"))
+            .bearer_auth(&token)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .expect("a GET of the same path is answered at once");
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(v["Order"]["CustomerName"], "Held", "the effect happened");
+    }
+    assert!(!held.is_finished(), "the PUT's answer is still held");
+
+    // Clearing the faults lets it go.
+    sb.clear_faults();
+    let status = tokio::time::timeout(Duration::from_secs(5), held)
+        .await
+        .expect("released by clear_faults")
+        .expect("join")
+        .expect("answered");
+    assert_eq!(status, 200);
+
+    // Stopping the sandbox does not wait out a held answer either.
+    sb.inject(FaultSpec {
+        latency_ms: Some(60_000),
+        path_contains: Some("/3/orders/1".into()),
+        ..Default::default()
+    });
+    let held = put("Held again");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sb.calls().iter().filter(|c| c.method == "PUT").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "second PUT");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(5), sandbox.shutdown())
+        .await
+        .expect("shutdown releases held answers");
+    let _ = tokio::time::timeout(Duration::from_secs(5), held).await;
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[tokio::test]
+async fn expire_access_tokens_takes_an_empty_json_body() {
+    let e = env().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/sandbox/expire-access-tokens", e.sandbox.api_base());
+    let works = |token: String| {
+        let http = http.clone();
+        let url = format!("{}/3/wayofdeliveries", e.sandbox.api_base());
+        async move {
+            let r = http.get(url).bearer_auth(token).send().await.expect("send");
+            r.status().as_u16() == 200
+        }
+    };
+    let expire = |body: &'static str| {
+        http.post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+
+    let token = e.sb.issue_tokens(TENANT).access_token;
+    assert!(works(token.clone()).await);
+    let r = expire("").send().await.expect("send");
+    assert_eq!(r.status().as_u16(), 204, "an empty body means every tenant");
+    assert!(!works(token).await);
+
+    let token = e.sb.issue_tokens(TENANT).access_token;
+    let r = expire(r#"{"tenant":"someone-else"}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 204);
+    assert!(works(token.clone()).await, "another tenant's tokens only");
+    let r = expire(r#"{"tenant":"t1"}"#).send().await.expect("send");
+    assert_eq!(r.status().as_u16(), 204);
+    assert!(!works(token).await);
+
+    let token = e.sb.issue_tokens(TENANT).access_token;
+    let r = http.post(&url).send().await.expect("send");
+    assert_eq!(r.status().as_u16(), 204, "no body, no content type");
+    assert!(!works(token).await);
+    let r = expire("{").send().await.expect("send");
+    assert_eq!(r.status().as_u16(), 400, "malformed JSON is still an error");
 }

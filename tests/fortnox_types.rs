@@ -187,3 +187,76 @@ fn stringify_matches_fortnox() {
         "only row quantities are strings"
     );
 }
+
+fn invoice_with(fields: &str) -> Result<Invoice, DecodeError> {
+    let body = format!(
+        r#"{{"Invoice":{{"DocumentNumber":"1001","OrderReference":"7","InvoiceRows":[]{fields}}}}}"#
+    );
+    decode::<InvoiceEnvelope>(body.as_bytes()).map(|e| e.invoice)
+}
+
+#[test]
+fn invoice_credit_fields_are_optional_and_loose() {
+    let d = |s: &str| DocumentNumber::parse(s).expect("number");
+    // Absent, null, "0", empty or 0: not credited.
+    for fields in [
+        "",
+        r#","Credit":null,"CreditInvoiceReference":null"#,
+        r#","Credit":false,"CreditInvoiceReference":"0""#,
+        r#","Credit":"false","CreditInvoiceReference":"""#,
+        r#","Credit":false,"CreditInvoiceReference":0"#,
+    ] {
+        let inv = invoice_with(fields).expect(fields);
+        assert!(!inv.is_credit(), "{fields}");
+        assert_eq!(inv.credited_by(), None, "{fields}");
+        assert_eq!(inv.credits(), None, "{fields}");
+    }
+    // An original that has been credited, as a string or a number.
+    for fields in [
+        r#","Credit":false,"CreditInvoiceReference":"1002""#,
+        r#","Credit":"false","CreditInvoiceReference":1002"#,
+        r#","CreditInvoiceReference":"1002""#,
+    ] {
+        let inv = invoice_with(fields).expect(fields);
+        assert_eq!(inv.credited_by(), Some(d("1002")), "{fields}");
+        assert_eq!(inv.credits(), None, "{fields}");
+    }
+    // The credit invoice points back at the original; it is not "credited".
+    for fields in [
+        r#","Credit":true,"CreditInvoiceReference":"1000""#,
+        r#","Credit":"true","CreditInvoiceReference":1000"#,
+    ] {
+        let inv = invoice_with(fields).expect(fields);
+        assert!(inv.is_credit(), "{fields}");
+        assert_eq!(inv.credits(), Some(d("1000")), "{fields}");
+        assert_eq!(inv.credited_by(), None, "{fields}");
+    }
+    let err = invoice_with(r#","Credit":"maybe""#).expect_err("not a boolean");
+    assert_eq!(err.path, "Invoice.Credit");
+}
+
+#[test]
+fn invoice_round_trips_with_and_without_credit_fields() {
+    for fields in [
+        "",
+        r#","Credit":true,"CreditInvoiceReference":"1000""#,
+        r#","Credit":false,"CreditInvoiceReference":"0""#,
+    ] {
+        let inv = invoice_with(fields).expect(fields);
+        let json = serde_json::to_vec(&InvoiceEnvelope {
+            invoice: inv.clone(),
+        })
+        .expect("encode");
+        let back: InvoiceEnvelope = decode(&json).expect("decode");
+        assert_eq!(back.invoice, inv, "{fields}");
+        let v: serde_json::Value = serde_json::from_slice(&json).expect("json");
+        if fields.is_empty() {
+            assert!(
+                v["Invoice"].get("Credit").is_none(),
+                "absent fields stay absent"
+            );
+        } else {
+            assert!(v["Invoice"]["Credit"].is_boolean());
+        }
+    }
+}

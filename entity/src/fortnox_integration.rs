@@ -24,6 +24,8 @@ pub struct Model {
     /// High-water mark of Fortnox `lastmodified` seen by the order import.
     pub orders_synced_until: Option<DateTimeUtc>,
     pub last_error: Option<String>,
+    /// Credit a duplicate invoice in Fortnox automatically when one is detected.
+    pub credit_duplicate_invoices: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

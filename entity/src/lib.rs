@@ -1,5 +1,6 @@
 //! sea-orm entities: one module per table. The domain never sees these types directly;
 //! the store converts them.
+pub mod duplicate_invoice;
 pub mod fortnox_integration;
 pub mod merchant;
 pub mod order;

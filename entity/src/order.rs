@@ -25,6 +25,9 @@ pub struct Model {
     /// Set just before `createinvoice` is sent: a later attempt then reads the Fortnox
     /// order first and adopts an invoice that already exists.
     pub invoice_requested_at: Option<DateTimeUtc>,
+    /// The lease token of the job that recorded the intent: a job holding another token
+    /// reads the Fortnox order fresh before deciding anything.
+    pub invoice_intent_token: Option<String>,
     /// Set when a job for the current state gave up after its last attempt; cleared by a
     /// retry or the next transition. The reconciler leaves stalled orders alone.
     pub stalled_at: Option<DateTimeUtc>,

@@ -34,6 +34,18 @@ pub struct InvoiceOutcome {
     pub adopted: bool,
 }
 
+/// The result of [`TenantClient::credit_invoice`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreditOutcome {
+    /// The credit invoice: `Credit` true, `CreditInvoiceReference` the
+    /// invoice it credits.
+    pub credit_invoice: Invoice,
+    /// The invoice was already credited (by an earlier attempt whose answer
+    /// was lost, or by hand) and that credit invoice was adopted instead of
+    /// crediting again.
+    pub adopted: bool,
+}
+
 /// Shared by every job of the process: one HTTP pool, one limiter per tenant,
 /// one token manager.
 #[derive(Clone)]
@@ -269,6 +281,79 @@ impl TenantClient {
             .call(Method::GET, &path, &[], None::<&()>, Retry::Always)
             .await?;
         Ok(env.invoice)
+    }
+
+    /// `PUT /3/invoices/{n}/credit`, once. Not idempotent in Fortnox: an
+    /// ambiguous failure comes back as `Retryable` without a retry. Prefer
+    /// [`Self::credit_invoice`].
+    pub async fn credit_invoice_raw(&self, invoice: &DocumentNumber) -> Result<Invoice> {
+        let path = format!("/3/invoices/{}/credit", invoice);
+        let env: InvoiceEnvelope = self
+            .call(Method::PUT, &path, &[], None::<&()>, Retry::OnlyUnprocessed)
+            .await?;
+        Ok(env.invoice)
+    }
+
+    /// Credits `invoice` unless it is credited already, in which case its
+    /// credit invoice is adopted. Reads the invoice first, again after every
+    /// ambiguous failure, and again when Fortnox refuses the credit (someone
+    /// was faster), so one intent never makes two credit invoices.
+    pub async fn credit_invoice(&self, invoice: &DocumentNumber) -> Result<CreditOutcome> {
+        let policy = self.client.inner.cfg.retry.clone();
+        let mut attempt = 0;
+        loop {
+            let original = self.get_invoice(invoice).await?;
+            if let Some(credit) = original.credited_by() {
+                return self.adopt_credit(invoice, &credit).await;
+            }
+            // A credit invoice is sent on as well: Fortnox refuses it with its
+            // own message, the clearest error to hand back.
+            match self.credit_invoice_raw(invoice).await {
+                Ok(credit_invoice) => {
+                    return Ok(CreditOutcome {
+                        credit_invoice,
+                        adopted: false,
+                    })
+                }
+                Err(e @ FortnoxError::Retryable { .. }) => {
+                    attempt += 1;
+                    if attempt >= policy.max_attempts {
+                        return Err(e);
+                    }
+                    tracing::warn!(target: "fortnox", invoice = %invoice, error = %e,
+                        "credit outcome unknown; re-reading the invoice before retrying");
+                    tokio::time::sleep(policy.delay(attempt, None)).await;
+                }
+                Err(e @ FortnoxError::Document { status: 400, .. }) => {
+                    // Fortnox refuses a second credit: an earlier attempt (or a
+                    // person) may have credited it since our read.
+                    let again = self.get_invoice(invoice).await?;
+                    return match again.credited_by() {
+                        Some(credit) => self.adopt_credit(invoice, &credit).await,
+                        None => Err(e),
+                    };
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn adopt_credit(
+        &self,
+        invoice: &DocumentNumber,
+        credit: &DocumentNumber,
+    ) -> Result<CreditOutcome> {
+        let credit_invoice = self.get_invoice(credit).await?;
+        if credit_invoice.credits().as_ref() != Some(invoice) {
+            tracing::warn!(target: "fortnox", invoice = %invoice, credit = %credit,
+                credit_reference = ?credit_invoice.credit_invoice_reference,
+                is_credit = credit_invoice.is_credit(),
+                "the credit invoice Fortnox names does not point back at the invoice");
+        }
+        Ok(CreditOutcome {
+            credit_invoice,
+            adopted: true,
+        })
     }
 
     /// Every article (all pages), optionally `active` / `inactive` only.

@@ -40,7 +40,9 @@ impl CallCounters {
 }
 
 /// The resource of a Fortnox path, for counting: `/3/orders/7/createinvoice`
-/// -> `orders/createinvoice`, `/3/orders?page=2` -> `orders`.
+/// -> `orders/createinvoice`, `/3/orders?page=2` -> `orders`. The `/3` prefix
+/// is optional (`/orders/7` -> `orders`), so the client's paths and the
+/// sandbox's call log give the same names.
 pub fn resource_of(path: &str) -> String {
     let path = path.split('?').next().unwrap_or(path);
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -53,5 +55,30 @@ pub fn resource_of(path: &str) -> String {
         ["oauth-v1", action, ..] => format!("oauth/{action}"),
         [res] | [res, _] => res.to_string(),
         [res, _, action, ..] => format!("{res}/{action}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resource_of;
+
+    #[test]
+    fn same_resource_with_or_without_the_api_prefix() {
+        for (path, want) in [
+            ("/3/orders", "orders"),
+            ("/orders", "orders"),
+            ("/3/orders?page=2&limit=500", "orders"),
+            ("/3/orders/7", "orders"),
+            ("/orders/7", "orders"),
+            ("/3/orders/7/createinvoice", "orders/createinvoice"),
+            ("/orders/7/createinvoice", "orders/createinvoice"),
+            ("/3/invoices/1001", "invoices"),
+            ("/3/invoices/1001/credit", "invoices/credit"),
+            ("/invoices/1001/credit", "invoices/credit"),
+            ("/oauth-v1/token", "oauth/token"),
+            ("/", "root"),
+        ] {
+            assert_eq!(resource_of(path), want, "{path}");
+        }
     }
 }

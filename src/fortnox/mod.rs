@@ -14,7 +14,7 @@ pub mod sandbox;
 pub mod testkit;
 pub mod types;
 
-pub use client::{FortnoxClient, InvoiceOutcome, TenantClient};
+pub use client::{CreditOutcome, FortnoxClient, InvoiceOutcome, TenantClient};
 pub use config::{FortnoxConfig, OrderFilter, OrderQuery, RetryPolicy};
 pub use error::{ErrorClass, FortnoxError};
 pub use oauth::{InMemoryTokenStore, RefreshLease, StoreError, TokenSet, TokenState, TokenStore};

@@ -393,6 +393,61 @@ pub struct Invoice {
     pub cancelled: bool,
     #[serde(default)]
     pub invoice_rows: Vec<InvoiceRow>,
+    /// `true` on a credit invoice. Read loosely (a bool or `"true"`/`"false"`).
+    #[serde(
+        default,
+        deserialize_with = "opt_bool_loose",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub credit: Option<bool>,
+    /// On an invoice: the credit invoice that credits it. On a credit invoice:
+    /// the invoice it credits. `"0"`, empty or absent: none. Read loosely (a
+    /// string or a number); use [`Invoice::credited_by`] / [`Invoice::credits`].
+    #[serde(
+        default,
+        deserialize_with = "opt_string_loose",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub credit_invoice_reference: Option<String>,
+}
+
+impl Invoice {
+    pub fn is_credit(&self) -> bool {
+        self.credit == Some(true)
+    }
+    /// The credit invoice that credits this invoice, if any. Always `None` on
+    /// a credit invoice, whose reference points back at the original instead.
+    pub fn credited_by(&self) -> Option<DocumentNumber> {
+        if self.is_credit() {
+            return None;
+        }
+        invoice_reference(&self.credit_invoice_reference)
+    }
+    /// On a credit invoice: the invoice it credits.
+    pub fn credits(&self) -> Option<DocumentNumber> {
+        if !self.is_credit() {
+            return None;
+        }
+        invoice_reference(&self.credit_invoice_reference)
+    }
+}
+
+/// Fortnox sends some flags as `"true"`/`"false"` strings; null means unknown.
+fn opt_bool_loose<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Bool(b)) => Some(b),
+        Some(serde_json::Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" | "" => Some(false),
+            _ => return Err(de::Error::custom(format!("expected a boolean, got {s:?}"))),
+        },
+        Some(other) => {
+            return Err(de::Error::custom(format!(
+                "expected a boolean, got {other}"
+            )))
+        }
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

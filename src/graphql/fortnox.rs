@@ -26,6 +26,10 @@ pub struct FortnoxIntegration {
     /// When on, order lines whose product is missing are dropped from the warehouse order
     /// and the invoice.
     pub ignore_missing_products: bool,
+    /// When on (the default), a duplicate Fortnox invoice found for an order (a job that
+    /// outlived its lease invoiced it again) is credited in Fortnox automatically; when off,
+    /// it is only reported on the order.
+    pub credit_duplicate_invoices: bool,
     /// Empty: every stock article; set: only articles whose DefaultStockLocation equals it.
     pub stock_location: Option<String>,
     pub orders_synced_until: Option<DateTime<Utc>>,
@@ -42,6 +46,7 @@ impl FortnoxIntegration {
                 status: IntegrationStatus::NotConnected,
                 first_order_date: None,
                 ignore_missing_products: false,
+                credit_duplicate_invoices: true,
                 stock_location: None,
                 orders_synced_until: None,
                 last_error: None,
@@ -74,6 +79,7 @@ impl FortnoxIntegration {
                 .as_deref()
                 .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
             ignore_missing_products: row.ignore_missing_products,
+            credit_duplicate_invoices: row.credit_duplicate_invoices,
             stock_location: row.stock_location,
             orders_synced_until: row.orders_synced_until,
             last_error: row.last_error,
@@ -176,6 +182,7 @@ impl FortnoxMutation {
         #[graphql(default = false)] clear_first_order_date: bool,
         ignore_missing_products: Option<bool>,
         stock_location: Option<String>,
+        credit_duplicate_invoices: Option<bool>,
     ) -> Result<FortnoxIntegration> {
         let merchant_id = existing_merchant(ctx, &merchant_id).await?;
         let update = SettingsUpdate {
@@ -185,6 +192,7 @@ impl FortnoxMutation {
                 first_order_date.map(Some)
             },
             ignore_missing_products,
+            credit_duplicate_invoices,
             stock_location: stock_location.map(Some),
         };
         store(ctx)

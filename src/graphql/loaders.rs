@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
-use entity::{order_event, order_line};
+use entity::{duplicate_invoice, order_event, order_line};
 
 use crate::store::{Store, StoreError};
 
 pub struct OrderLinesLoader(pub Store);
 pub struct OrderEventsLoader(pub Store);
+pub struct DuplicateInvoicesLoader(pub Store);
 
 impl Loader<i64> for OrderLinesLoader {
     type Value = Vec<order_line::Model>;
@@ -41,6 +42,27 @@ impl Loader<i64> for OrderEventsLoader {
         let mut by_order: HashMap<i64, Self::Value> = HashMap::new();
         for event in events {
             by_order.entry(event.order_id).or_default().push(event);
+        }
+        Ok(by_order)
+    }
+}
+
+impl Loader<i64> for DuplicateInvoicesLoader {
+    type Value = Vec<duplicate_invoice::Model>;
+    type Error = std::sync::Arc<StoreError>;
+
+    async fn load(&self, order_ids: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let duplicates = self
+            .0
+            .duplicate_invoices_of(order_ids)
+            .await
+            .map_err(std::sync::Arc::new)?;
+        let mut by_order: HashMap<i64, Self::Value> = HashMap::new();
+        for duplicate in duplicates {
+            by_order
+                .entry(duplicate.order_id)
+                .or_default()
+                .push(duplicate);
         }
         Ok(by_order)
     }

@@ -56,9 +56,14 @@ pub fn build_schema(
     // The loaders keep no cache, so sharing them across requests serves no stale data.
     let lines = DataLoader::new(loaders::OrderLinesLoader(store.clone()), tokio::spawn);
     let events = DataLoader::new(loaders::OrderEventsLoader(store.clone()), tokio::spawn);
+    let duplicates = DataLoader::new(
+        loaders::DuplicateInvoicesLoader(store.clone()),
+        tokio::spawn,
+    );
     schema_builder()
         .data(lines)
         .data(events)
+        .data(duplicates)
         .data(store)
         .data(bus)
         .data(fortnox)

@@ -3,7 +3,7 @@ use async_graphql::{ComplexObject, Context, Enum, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::{merchant, order, order_event, order_line, shipping_method};
 
-use super::loaders::{OrderEventsLoader, OrderLinesLoader};
+use super::loaders::{DuplicateInvoicesLoader, OrderEventsLoader, OrderLinesLoader};
 use crate::domain::OrderState;
 use crate::events::OrderStateChanged;
 use async_graphql::dataloader::DataLoader;
@@ -152,6 +152,49 @@ impl Order {
             .into_iter()
             .map(OrderEvent::from)
             .collect())
+    }
+
+    /// Second Fortnox invoices found for this order (each named in an ERROR event), and
+    /// how they were credited. Empty in normal operation.
+    async fn duplicate_invoices(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<DuplicateInvoice>> {
+        let loader = ctx.data_unchecked::<DataLoader<DuplicateInvoicesLoader>>();
+        let duplicates = loader.load_one(self.db_id).await.map_err(super::internal)?;
+        Ok(duplicates
+            .unwrap_or_default()
+            .into_iter()
+            .map(DuplicateInvoice::from)
+            .collect())
+    }
+}
+
+/// A second Fortnox invoice for an order that already had one.
+#[derive(SimpleObject)]
+pub struct DuplicateInvoice {
+    /// The duplicate.
+    pub invoice_number: String,
+    /// The order's invoice, which stays.
+    pub kept_invoice_number: String,
+    /// The Fortnox credit invoice that cancels the duplicate; null until credited.
+    pub credit_invoice_number: Option<String>,
+    /// Why it was not credited automatically (the merchant's setting, or Fortnox refused).
+    pub credit_error: Option<String>,
+    pub detected_at: DateTime<Utc>,
+    pub credited_at: Option<DateTime<Utc>>,
+}
+
+impl From<entity::duplicate_invoice::Model> for DuplicateInvoice {
+    fn from(d: entity::duplicate_invoice::Model) -> Self {
+        DuplicateInvoice {
+            invoice_number: d.invoice_number,
+            kept_invoice_number: d.kept_invoice_number,
+            credit_invoice_number: d.credit_invoice_number,
+            credit_error: d.credit_error,
+            detected_at: d.detected_at,
+            credited_at: d.credited_at,
+        }
     }
 }
 

@@ -1,55 +1,104 @@
 //! SHIPPED → INVOICED: write the shipped quantities to the Fortnox order's rows, then create
-//! the invoice, never twice.
+//! the invoice, exactly once.
 //!
 //! Three Fortnox calls per order on the happy path (the import's read, the rows update,
 //! `createinvoice`): the rows update answers with the whole order, which serves as the read
-//! of `InvoiceReference` before invoicing. Before `createinvoice` we record the intent; an
-//! attempt that finds the intent recorded reads the order first and adopts an invoice that
-//! already exists, so a crash between `createinvoice` and our commit cannot cause a second.
+//! of `InvoiceReference` before invoicing. That answer can be trusted only because the job
+//! still holds the order's lease when it acts on it: `createinvoice` is fenced
+//! (`Store::fence_invoice_intent`: one conditional write proving the lease and recording the
+//! intent, immediately before the request). A job that finds an intent recorded by another
+//! holder reads the Fortnox order fresh and adopts an invoice that already exists.
+//!
+//! No fence stops a request a frozen process already had in flight, so a second invoice is
+//! detected instead: an INVOICED transition that conflicts is never swallowed. If the order
+//! has a different invoice, the new one is a duplicate: a `credit_duplicate_invoice` job
+//! records it (ERROR event naming both), counts it, and credits it in Fortnox.
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
+use super::counters::{self, bump};
 use super::fortnox_glue::fortnox_error;
+use super::freeze::{self, InvoicePoint};
+use super::handlers::ensure_held;
 use super::{JobContext, JobError};
 use crate::domain::checks::delivery_state_allows_delivery;
 use crate::domain::OrderState;
 use crate::fortnox::types::{DocumentNumber, Order, Quantity, RowUpdate};
 use crate::fortnox::{ErrorClass, FortnoxError, TenantClient};
-use crate::store::transitions::TransitionRequest;
+use crate::store::jobs_table::{self, CreditDuplicate};
+use crate::store::leases::Lease;
+use crate::store::orders::TenantScope;
+use crate::store::transitions::{apply_transition, TransitionError, TransitionRequest};
 use entity::{order, order_line};
 
 const ACTOR: &str = "system:invoice_order";
 
-pub(super) async fn run(ctx: &JobContext, order: order::Model) -> Result<(), JobError> {
+/// Where the invoice number the job is about to record came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Created,
+    /// It already existed in Fortnox (an interrupted attempt, or made by hand).
+    Adopted,
+}
+
+pub(super) async fn run(
+    ctx: &JobContext,
+    order: order::Model,
+    lease: &mut Lease,
+) -> Result<(), JobError> {
     let tenant = ctx.fortnox.tenant(order.merchant_id.to_string());
     let doc =
         DocumentNumber::parse(&order.fortnox_document_number).map_err(JobError::NeedsAttention)?;
     let lines = ctx.store.order_lines(order.id).await?;
     let mut current: Option<Order> = None;
     if order.invoice_requested_at.is_some() {
-        // An earlier attempt may have created the invoice before it could record it.
+        // Another holder (an interrupted attempt, or a job that outlived its lease) got as
+        // far as createinvoice: only a read made now tells whether an invoice exists.
         let fresh = tenant.get_order(&doc).await.map_err(fortnox_error)?;
         if let Some(invoice) = fresh.invoice() {
-            return invoiced(ctx, &order, invoice.as_str(), true).await;
+            return invoiced(ctx, &order, invoice.as_str(), Source::Adopted).await;
         }
         current = Some(fresh);
     }
+    freeze::at(ctx, lease, InvoicePoint::BeforeRowsPut).await;
+    ensure_held(ctx, lease).await?;
     let updated = match write_delivered(&tenant, &doc, &lines, current.as_ref()).await {
         Ok(updated) => updated,
         Err(error) if error.class() == ErrorClass::Document => {
-            return refused_rows(ctx, &order, &tenant, &doc, &lines, error).await
+            return refused_rows(ctx, &order, lease, &tenant, &doc, &lines, error).await
         }
         Err(error) => return Err(fortnox_error(error)),
     };
+    freeze::at(ctx, lease, InvoicePoint::AfterRowsPut).await;
     if let Some(invoice) = updated.invoice() {
-        return invoiced(ctx, &order, invoice.as_str(), true).await;
+        return invoiced(ctx, &order, invoice.as_str(), Source::Adopted).await;
     }
-    ctx.store.mark_invoice_requested(order.id).await?;
-    let outcome = tenant
-        .create_invoice_given(&doc, Some(updated))
+    create_invoice(ctx, &order, lease, &tenant, &doc).await
+}
+
+/// The fence, then `createinvoice` once. An ambiguous failure is not retried here: the
+/// intent is recorded, so the next attempt reads the order first and adopts what exists.
+async fn create_invoice(
+    ctx: &JobContext,
+    order: &order::Model,
+    lease: &mut Lease,
+    tenant: &TenantClient,
+    doc: &DocumentNumber,
+) -> Result<(), JobError> {
+    if !ctx.store.fence_invoice_intent(lease).await? {
+        tracing::warn!(
+            order_id = order.id,
+            "lease lost before createinvoice; stopping without it"
+        );
+        return Err(JobError::Busy(None));
+    }
+    freeze::at(ctx, lease, InvoicePoint::AfterIntent).await;
+    let invoice = tenant
+        .create_invoice_raw(doc)
         .await
         .map_err(fortnox_error)?;
+    freeze::at(ctx, lease, InvoicePoint::AfterCreateInvoice).await;
     if ctx.faults.take_crash_after_invoice() {
         // Test-only: as if the process died after Fortnox created the invoice.
         return Err(JobError::Retryable(
@@ -58,9 +107,9 @@ pub(super) async fn run(ctx: &JobContext, order: order::Model) -> Result<(), Job
     }
     invoiced(
         ctx,
-        &order,
-        outcome.invoice.document_number.as_str(),
-        outcome.adopted,
+        order,
+        invoice.document_number.as_str(),
+        Source::Created,
     )
     .await
 }
@@ -69,12 +118,13 @@ async fn invoiced(
     ctx: &JobContext,
     order: &order::Model,
     invoice: &str,
-    adopted: bool,
+    source: Source,
 ) -> Result<(), JobError> {
-    let message = if adopted {
-        format!("Adopted Fortnox invoice {invoice}, which already existed for this order")
-    } else {
-        format!("Fortnox invoice {invoice} created")
+    let message = match source {
+        Source::Adopted => {
+            format!("Adopted Fortnox invoice {invoice}, which already existed for this order")
+        }
+        Source::Created => format!("Fortnox invoice {invoice} created"),
     };
     let mut request = TransitionRequest::new(
         order.id,
@@ -85,7 +135,72 @@ async fn invoiced(
     )
     .message(message);
     request.invoice_number = Some(invoice.to_owned());
-    super::handlers::finish(ctx, request).await
+    match apply_transition(&ctx.store, &ctx.bus, request).await {
+        Ok(_) => Ok(()),
+        Err(TransitionError::Store(e)) => Err(e.into()),
+        Err(TransitionError::NotFound) => {
+            tracing::error!(
+                order_id = order.id,
+                invoice,
+                "Fortnox invoice made for an order that no longer exists here"
+            );
+            Ok(())
+        }
+        Err(TransitionError::Conflict { .. }) | Err(TransitionError::Refused(_)) => {
+            invoiced_after_change(ctx, order.id, invoice).await
+        }
+    }
+}
+
+/// The order left SHIPPED while we invoiced it. Never swallowed: the same invoice is fine, a
+/// different one is a duplicate (credited), any other change needs a person.
+async fn invoiced_after_change(
+    ctx: &JobContext,
+    order_id: i64,
+    invoice: &str,
+) -> Result<(), JobError> {
+    let Some(now) = ctx.store.order(&TenantScope::All, order_id).await? else {
+        return Ok(());
+    };
+    match now.invoice_number.as_deref() {
+        Some(kept) if kept == invoice => {
+            tracing::debug!(order_id, invoice, "a racing job recorded the same invoice");
+            Ok(())
+        }
+        Some(kept) => {
+            bump(&counters::DUPLICATE_INVOICES_DETECTED);
+            tracing::error!(
+                order_id,
+                invoice,
+                kept,
+                "duplicate Fortnox invoice detected"
+            );
+            let job = CreditDuplicate {
+                order_id,
+                invoice: invoice.to_owned(),
+                kept: kept.to_owned(),
+                attempt: 0,
+            };
+            jobs_table::push(
+                &ctx.store.pool,
+                vec![jobs_table::credit_duplicate_task(&job, None)?],
+            )
+            .await?;
+            Ok(())
+        }
+        None => {
+            bump(&counters::INVOICES_FOR_CHANGED_ORDERS);
+            let message = format!(
+                "Fortnox invoice {invoice} was created for this order while it was changed to {} here: check the invoice in Fortnox and credit it if it is not wanted",
+                now.state
+            );
+            tracing::error!(order_id, invoice, state = %now.state, "invoice created for an order that changed meanwhile");
+            ctx.store
+                .record_order_error(order_id, "invoice_after_change", ACTOR, &message, false)
+                .await?;
+            Ok(())
+        }
+    }
 }
 
 /// Every row of the order, in Fortnox's order, with the quantity delivered: shipped lines
@@ -188,6 +303,7 @@ async fn write_delivered(
 async fn refused_rows(
     ctx: &JobContext,
     order: &order::Model,
+    lease: &mut Lease,
     tenant: &TenantClient,
     doc: &DocumentNumber,
     lines: &[order_line::Model],
@@ -195,7 +311,7 @@ async fn refused_rows(
 ) -> Result<(), JobError> {
     let fresh = tenant.get_order(doc).await.map_err(fortnox_error)?;
     if let Some(invoice) = fresh.invoice() {
-        return invoiced(ctx, order, invoice.as_str(), true).await;
+        return invoiced(ctx, order, invoice.as_str(), Source::Adopted).await;
     }
     let number = &order.fortnox_document_number;
     if !delivery_state_allows_delivery(fresh.delivery_state.as_deref()) {
@@ -223,22 +339,15 @@ async fn refused_rows(
             )),
             other => fortnox_error(other),
         })?;
+        ensure_held(ctx, lease).await?;
         let updated = tenant
             .update_order_rows(doc, rows)
             .await
             .map_err(fortnox_error)?;
-        ctx.store.mark_invoice_requested(order.id).await?;
-        let outcome = tenant
-            .create_invoice_given(doc, Some(updated))
-            .await
-            .map_err(fortnox_error)?;
-        return invoiced(
-            ctx,
-            order,
-            outcome.invoice.document_number.as_str(),
-            outcome.adopted,
-        )
-        .await;
+        if let Some(invoice) = updated.invoice() {
+            return invoiced(ctx, order, invoice.as_str(), Source::Adopted).await;
+        }
+        return create_invoice(ctx, order, lease, tenant, doc).await;
     }
     Err(JobError::NeedsAttention(format!(
         "Fortnox refused the delivered quantities for order {number}: {error}. Correct the order in Fortnox, then retry the order. No invoice was created."

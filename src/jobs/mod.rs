@@ -4,7 +4,10 @@
 //! delay (`run_after`), instead of apalis' in-memory retry layer, so that the wait survives
 //! a restart. After the last attempt the order gets an ERROR event and is marked stalled;
 //! `retryOrder` starts it again.
+pub mod counters;
+mod credit;
 mod fortnox_glue;
+pub mod freeze;
 mod handlers;
 mod import;
 mod invoice;
@@ -44,13 +47,16 @@ pub struct JobSettings {
     pub reconcile_idle: Duration,
     /// How often each connected merchant's Fortnox is polled for done orders.
     pub import_interval: Duration,
-    /// How long a job may hold an order; a crashed job's order waits this long.
+    /// How long an order's lease lasts without renewal: a running job renews it, so this is
+    /// how long the order waits after its job's process died or froze.
     pub lease: Duration,
 }
 
 impl JobSettings {
-    pub fn lease(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::minutes(10))
+    pub fn lease_terms(&self) -> crate::store::leases::LeaseTerms {
+        crate::store::leases::LeaseTerms::new(
+            chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::minutes(10)),
+        )
     }
 }
 
@@ -76,6 +82,7 @@ impl Default for JobSettings {
 pub struct FaultPoints {
     failing: Arc<Mutex<HashSet<JobKind>>>,
     crash_after_invoice: Arc<std::sync::atomic::AtomicUsize>,
+    freezes: Arc<Mutex<std::collections::HashMap<freeze::InvoicePoint, Duration>>>,
 }
 
 impl FaultPoints {
@@ -103,6 +110,18 @@ impl FaultPoints {
         self.crash_after_invoice
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
+    }
+
+    /// The next invoice job to reach `point` freezes there for `duration`: it stops renewing
+    /// its lease and sleeps, as a process paused by SIGSTOP or a VM freeze would.
+    pub fn freeze_invoice_at(&self, point: freeze::InvoicePoint, duration: Duration) {
+        if let Ok(mut freezes) = self.freezes.lock() {
+            freezes.insert(point, duration);
+        }
+    }
+
+    fn take_freeze(&self, point: freeze::InvoicePoint) -> Option<Duration> {
+        self.freezes.lock().ok()?.remove(&point)
     }
 
     fn should_fail(&self, kind: JobKind) -> bool {

@@ -3,16 +3,22 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
+use super::handlers::ensure_held;
 use super::{JobContext, JobError};
 use crate::domain::address::DeliveryAddress;
 use crate::domain::OrderState;
+use crate::store::leases::Lease;
 use crate::store::transitions::TransitionRequest;
 use crate::warehouse::{PickLine, WarehouseError, WarehouseOrder};
 use entity::order;
 
 const ACTOR: &str = "system:send_to_warehouse";
 
-pub(super) async fn run(ctx: &JobContext, order: order::Model) -> Result<(), JobError> {
+pub(super) async fn run(
+    ctx: &JobContext,
+    order: order::Model,
+    lease: &Lease,
+) -> Result<(), JobError> {
     let lines = ctx.store.order_lines(order.id).await?;
     let mut picks = Vec::new();
     for line in lines {
@@ -49,6 +55,9 @@ pub(super) async fn run(ctx: &JobContext, order: order::Model) -> Result<(), Job
         shipping_method_code,
         lines: picks,
     };
+    // The warehouse takes orders idempotently by our id, so a late duplicate cannot ship
+    // twice; holding the lease still keeps a job that lost it from acting on stale data.
+    ensure_held(ctx, lease).await?;
     match ctx.warehouse.submit(&request).await {
         Ok(reference) => {
             let mut transition = TransitionRequest::new(

@@ -185,6 +185,22 @@ macro_rules! register_workers {
         let (c, p, cfg, st) = (
             ctx.clone(),
             pool.clone(),
+            config(jobs_table::CREDIT_DUPLICATE_QUEUE),
+            strategy.clone(),
+        );
+        let monitor = monitor.register(move |_| {
+            WorkerBuilder::new(worker_name(jobs_table::CREDIT_DUPLICATE_QUEUE))
+                .backend(
+                    $storage::<jobs_table::CreditDuplicate>::new(&p)
+                        .with_config(cfg.clone())
+                        .poll_with_strategy(st()),
+                )
+                .data(c.clone())
+                .build(super::credit::credit_duplicate)
+        });
+        let (c, p, cfg, st) = (
+            ctx.clone(),
+            pool.clone(),
             config(jobs_table::PUSH_STOCK_QUEUE),
             strategy.clone(),
         );

@@ -19,6 +19,11 @@ pub async fn metrics(State(app): State<App>) -> Response {
             "fortnox_calls_total{{resource=\"{resource}\",status=\"{status}\"}} {count}"
         );
     }
+    for (name, help, value) in crate::jobs::counters::snapshot() {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {value}");
+    }
     let counts: Result<Vec<(String, i64)>, sqlx::Error> = match &app.store.pool {
         Pool::Sqlite(pool) => {
             sqlx::query_as("SELECT state, COUNT(*) FROM orders GROUP BY state")

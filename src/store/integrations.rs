@@ -16,6 +16,7 @@ pub struct SettingsUpdate {
     /// `Some(None)` clears the date.
     pub first_order_date: Option<Option<chrono::NaiveDate>>,
     pub ignore_missing_products: Option<bool>,
+    pub credit_duplicate_invoices: Option<bool>,
     /// `Some(None)` or an empty string: every stock article.
     pub stock_location: Option<Option<String>>,
 }
@@ -41,6 +42,7 @@ impl Store {
             merchant_id: Set(merchant_id),
             status: Set(STATUS_NOT_CONNECTED.into()),
             ignore_missing_products: Set(false),
+            credit_duplicate_invoices: Set(true),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()
@@ -111,6 +113,9 @@ impl Store {
         }
         if let Some(ignore) = update.ignore_missing_products {
             active.ignore_missing_products = Set(ignore);
+        }
+        if let Some(credit) = update.credit_duplicate_invoices {
+            active.credit_duplicate_invoices = Set(credit);
         }
         if let Some(location) = update.stock_location {
             active.stock_location = Set(location

@@ -36,6 +36,43 @@ pub struct PushStock {
 
 pub const PUSH_STOCK_QUEUE: &str = "push_stock";
 
+/// Payload of the job that records a duplicate invoice and credits it in Fortnox. Queued
+/// by the job that found it, in one write, so that a crash right after loses nothing.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CreditDuplicate {
+    pub order_id: i64,
+    /// The duplicate, to be credited.
+    pub invoice: String,
+    /// The order's invoice, which stays.
+    pub kept: String,
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+pub const CREDIT_DUPLICATE_QUEUE: &str = "credit_duplicate_invoice";
+
+pub fn credit_duplicate_task(
+    job: &CreditDuplicate,
+    delay: Option<Duration>,
+) -> Result<QueuedTask, StoreError> {
+    let payload = serde_json::to_vec(job).map_err(|e| StoreError::Queue(e.to_string()))?;
+    let mut builder = TaskBuilder::new(payload)
+        .max_attempts(TASK_MAX_ATTEMPTS)
+        .idempotency_key(format!(
+            "credit:{}:{}:{}",
+            job.order_id,
+            job.invoice,
+            uuid::Uuid::new_v4().simple()
+        ));
+    if let Some(delay) = delay {
+        builder = builder.run_after(delay);
+    }
+    Ok(QueuedTask {
+        queue: CREDIT_DUPLICATE_QUEUE,
+        task: builder.build(),
+    })
+}
+
 pub fn queue_name(kind: JobKind) -> &'static str {
     match kind {
         JobKind::ValidateOrder => "validate_order",

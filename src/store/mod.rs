@@ -2,6 +2,7 @@
 //! SQLite or PostgreSQL chosen by the URL. The transition function (`transitions`) talks
 //! sqlx directly so that the state change and the job it triggers commit together.
 pub mod catalog;
+pub mod duplicates;
 pub mod fortnox_tokens;
 pub mod integrations;
 pub mod jobs_table;

@@ -1,5 +1,5 @@
 //! Reads and writes the order pipeline needs besides state changes: check inputs and
-//! results, Fortnox refreshes of an order, and the invoice intent marker.
+//! results and Fortnox refreshes of an order.
 use std::collections::HashSet;
 
 use chrono::Utc;
@@ -169,18 +169,6 @@ impl Store {
         active.updated_at = Set(now);
         active.update(&txn).await?;
         txn.commit().await?;
-        Ok(())
-    }
-
-    pub async fn mark_invoice_requested(&self, order_id: i64) -> Result<(), StoreError> {
-        order::Entity::update_many()
-            .col_expr(
-                order::Column::InvoiceRequestedAt,
-                Expr::value(Some(Utc::now())),
-            )
-            .filter(order::Column::Id.eq(order_id))
-            .exec(&self.db)
-            .await?;
         Ok(())
     }
 }

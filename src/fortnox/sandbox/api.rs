@@ -31,6 +31,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/wayofdeliveries", get(list_ways))
         .route("/wayofdeliveries/{code}", get(get_way))
         .route("/invoices/{n}", get(get_invoice))
+        .route("/invoices/{n}/credit", put(credit_invoice))
 }
 
 type S = AxState<Arc<Shared>>;
@@ -353,13 +354,25 @@ async fn get_way(AxState(sh): S, Extension(TenantId(t)): T, Path(code): Path<Str
 }
 
 async fn get_invoice(AxState(sh): S, Extension(TenantId(t)): T, Path(n): Path<String>) -> Response {
-    let r = n
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| sh.lock().tenant_mut(&t).invoices.get(&n).cloned())
-        .map(|invoice| InvoiceEnvelope { invoice })
-        .ok_or_else(|| {
-            SandboxError::not_found("Kan inte hitta fakturan.", codes::INVOICE_NOT_FOUND)
+    let r = sh
+        .lock()
+        .tenant_mut(&t)
+        .invoice(&n)
+        .map(|invoice| InvoiceEnvelope {
+            invoice: invoice.clone(),
         });
+    respond(StatusCode::OK, r)
+}
+
+async fn credit_invoice(
+    AxState(sh): S,
+    Extension(TenantId(t)): T,
+    Path(n): Path<String>,
+) -> Response {
+    let r = sh
+        .lock()
+        .tenant_mut(&t)
+        .credit_invoice(&n, &sh.base_url)
+        .map(|invoice| InvoiceEnvelope { invoice });
     respond(StatusCode::OK, r)
 }

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State as AxState};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -152,8 +153,24 @@ async fn revoke(AxState(sh): S, Path(t): Path<String>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn invoices(AxState(sh): S, Path(t): Path<String>) -> Response {
-    Json(serde_json::json!({ "Invoices": handle(sh).invoices(&t) })).into_response()
+#[derive(Deserialize)]
+struct InvoiceFilter {
+    /// Only the invoices of this order (`OrderReference`), credits included.
+    #[serde(default)]
+    order: Option<String>,
+}
+
+async fn invoices(
+    AxState(sh): S,
+    Path(t): Path<String>,
+    Query(f): Query<InvoiceFilter>,
+) -> Response {
+    let h = handle(sh);
+    let invoices = match f.order {
+        Some(order) => h.invoices_of_order(&t, &order),
+        None => h.invoices(&t),
+    };
+    Json(serde_json::json!({ "Invoices": invoices })).into_response()
 }
 
 #[derive(Deserialize)]
@@ -172,8 +189,17 @@ async fn authorize_tenant(AxState(sh): S, Json(r): Json<TenantRef>) -> Response 
     }
 }
 
-async fn expire(AxState(sh): S, body: Option<Json<TenantRef>>) -> Response {
-    let tenant = body.and_then(|Json(r)| r.tenant);
+/// The body is optional: none, an empty one (whatever the content type says)
+/// or `{}` expires every tenant's access tokens.
+async fn expire(AxState(sh): S, body: Bytes) -> Response {
+    let tenant = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<TenantRef>(&body) {
+            Ok(r) => r.tenant,
+            Err(e) => return bad(format!("expected no body or {{\"tenant\":\"...\"}}: {e}")),
+        }
+    };
     handle(sh).expire_access_tokens(tenant.as_deref());
     StatusCode::NO_CONTENT.into_response()
 }

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State as AxState};
+use axum::extract::{OriginalUri, Request, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::state::codes;
@@ -28,23 +29,56 @@ pub struct FaultSpec {
     /// Answer the next N API calls with 429.
     #[serde(default)]
     pub burst_429: Option<u32>,
-    /// Delay the response of API calls by this much, *after* the call took
-    /// effect (a slow or lost response: the client times out, Fortnox acted).
+    /// Hold the answer of API calls back this long, *after* the call took
+    /// effect (a slow or lost answer: the client times out, Fortnox acted).
+    /// Held answers wait without blocking any other request, and clearing the
+    /// faults (or stopping the sandbox) releases them at once.
     #[serde(default)]
     pub latency_ms: Option<u64>,
     /// How many calls get the latency (unset: until cleared).
     #[serde(default)]
     pub latency_calls: Option<u32>,
-    /// Only calls whose path contains this are affected.
+    /// Only calls whose full request path (e.g. `/3/orders/7/createinvoice`)
+    /// contains this are affected.
     #[serde(default)]
     pub path_contains: Option<String>,
+    /// Only calls with this HTTP method (`PUT`, `GET`, ...; any case) are
+    /// affected, so a rule can hit `PUT /3/orders/7` and spare `GET /3/orders/7`.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// Which calls a rule applies to.
+#[derive(Debug, Clone, Default)]
+struct Scope {
+    path_contains: Option<String>,
+    method: Option<String>,
+}
+
+impl Scope {
+    fn of(spec: &FaultSpec) -> Scope {
+        Scope {
+            path_contains: spec.path_contains.clone(),
+            method: spec.method.as_deref().map(str::trim).map(str::to_owned),
+        }
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.path_contains
+            .as_deref()
+            .is_none_or(|f| path.contains(f))
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct Faults {
-    fail: Vec<(u32, u16, Option<String>)>,
-    burst_429: Vec<(u32, Option<String>)>,
-    latency: Vec<(Duration, Option<u32>, Option<String>)>,
+    fail: Vec<(u32, u16, Scope)>,
+    burst_429: Vec<(u32, Scope)>,
+    latency: Vec<(Duration, Option<u32>, Scope)>,
 }
 
 enum Injected {
@@ -52,23 +86,19 @@ enum Injected {
     TooMany,
 }
 
-fn matches(filter: &Option<String>, path: &str) -> bool {
-    filter.as_deref().is_none_or(|f| path.contains(f))
-}
-
 impl Faults {
     pub fn add(&mut self, spec: FaultSpec) {
-        let filter = spec.path_contains.clone();
+        let scope = Scope::of(&spec);
         if let Some(n) = spec.fail_next {
             self.fail
-                .push((n, spec.status.unwrap_or(500), filter.clone()));
+                .push((n, spec.status.unwrap_or(500), scope.clone()));
         }
         if let Some(n) = spec.burst_429 {
-            self.burst_429.push((n, filter.clone()));
+            self.burst_429.push((n, scope.clone()));
         }
         if let Some(ms) = spec.latency_ms {
             self.latency
-                .push((Duration::from_millis(ms), spec.latency_calls, filter));
+                .push((Duration::from_millis(ms), spec.latency_calls, scope));
         }
     }
 
@@ -76,11 +106,11 @@ impl Faults {
         *self = Faults::default();
     }
 
-    fn before(&mut self, path: &str) -> Option<Injected> {
+    fn before(&mut self, method: &str, path: &str) -> Option<Injected> {
         if let Some(f) = self
             .fail
             .iter_mut()
-            .find(|f| f.0 > 0 && matches(&f.2, path))
+            .find(|f| f.0 > 0 && f.2.matches(method, path))
         {
             f.0 -= 1;
             return Some(Injected::Fail(f.1));
@@ -88,7 +118,7 @@ impl Faults {
         if let Some(b) = self
             .burst_429
             .iter_mut()
-            .find(|b| b.0 > 0 && matches(&b.1, path))
+            .find(|b| b.0 > 0 && b.1.matches(method, path))
         {
             b.0 -= 1;
             return Some(Injected::TooMany);
@@ -96,11 +126,11 @@ impl Faults {
         None
     }
 
-    fn latency(&mut self, path: &str) -> Option<Duration> {
+    fn latency(&mut self, method: &str, path: &str) -> Option<Duration> {
         let l = self
             .latency
             .iter_mut()
-            .find(|l| l.1 != Some(0) && matches(&l.2, path))?;
+            .find(|l| l.1 != Some(0) && l.2.matches(method, path))?;
         if let Some(n) = l.1.as_mut() {
             *n -= 1;
         }
@@ -144,6 +174,7 @@ type Refusal = (Response, Option<String>);
 fn admit(
     shared: &Shared,
     token: Option<&str>,
+    method: &str,
     path: &str,
     now: Instant,
 ) -> Result<(String, Option<Duration>), Refusal> {
@@ -178,7 +209,7 @@ fn admit(
         }
         w.push_back(now);
     }
-    match st.faults.before(path) {
+    match st.faults.before(method, path) {
         Some(Injected::Fail(status)) => {
             let info = ErrorInformation::new("Ett systemfel har uppstått.", 1000003);
             Err((
@@ -187,7 +218,7 @@ fn admit(
             ))
         }
         Some(Injected::TooMany) => Err((too_many(), Some(tenant))),
-        None => Ok((tenant, st.faults.latency(path))),
+        None => Ok((tenant, st.faults.latency(method, path))),
     }
 }
 
@@ -201,12 +232,22 @@ pub(crate) async fn api_gate(
     next: Next,
 ) -> Response {
     let method = req.method().to_string();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
+    // The API router is nested under `/3`, which strips the prefix from
+    // `req.uri()`; rules and the call log want the path the client sent.
+    let uri = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map(|o| o.0.clone())
+        .unwrap_or_else(|| req.uri().clone());
+    let path = uri.path().to_string();
+    let query = uri.query().unwrap_or("").to_string();
     let token = bearer(req.headers());
     let now = Instant::now();
+    // Subscribed before admission, so a release that comes while the call
+    // runs still frees its held answer.
+    let released = shared.release.subscribe();
 
-    let decision = admit(&shared, token.as_deref(), &path, now);
+    let decision = admit(&shared, token.as_deref(), &method, &path, now);
 
     match decision {
         Err((resp, tenant)) => {
@@ -226,10 +267,27 @@ pub(crate) async fn api_gate(
                 None,
             );
             if let Some(d) = latency {
-                tokio::time::sleep(d).await;
+                hold(d, released).await;
             }
             resp
         }
+    }
+}
+
+/// The release generation that means "the sandbox is stopping".
+pub(crate) const STOPPED: u64 = u64::MAX;
+
+/// Waits `d`, or less if the faults are cleared or the sandbox stops. Only
+/// this request's task waits: no lock is held, other requests go on.
+async fn hold(d: Duration, mut released: watch::Receiver<u64>) {
+    // Released while the call ran, or stopping: answer now.
+    if released.has_changed().unwrap_or(true) || *released.borrow() == STOPPED {
+        return;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        // An error means the sandbox is gone: stop holding as well.
+        _ = released.changed() => {}
     }
 }
 

@@ -33,8 +33,12 @@ pub struct BackOrder {
 pub struct Counters {
     /// resource -> status -> calls (API and token endpoint).
     pub calls: BTreeMap<String, BTreeMap<u16, u64>>,
-    /// `tenant/DocumentNumber` -> invoices created from that order.
+    /// `tenant/DocumentNumber` -> invoices created from that order (credit
+    /// invoices not counted).
     pub invoices_per_order: BTreeMap<String, u64>,
+    /// `tenant/DocumentNumber` -> credit invoices of the order's invoices.
+    #[serde(default)]
+    pub credits_per_order: BTreeMap<String, u64>,
     pub back_orders: Vec<BackOrder>,
     /// Token requests by note (`refresh_token ok`, `refresh_token invalid_grant`, ...).
     pub token_requests: BTreeMap<String, u64>,
@@ -59,6 +63,13 @@ impl Counters {
     }
     pub fn invoices_for(&self, tenant: &str, doc: &str) -> u64 {
         self.invoices_per_order
+            .get(&format!("{tenant}/{doc}"))
+            .copied()
+            .unwrap_or(0)
+    }
+    /// Credit invoices of the invoices made from order `doc`.
+    pub fn credits_for(&self, tenant: &str, doc: &str) -> u64 {
+        self.credits_per_order
             .get(&format!("{tenant}/{doc}"))
             .copied()
             .unwrap_or(0)
@@ -194,6 +205,43 @@ impl SandboxHandle {
             .collect()
     }
 
+    /// Invoice `doc` as `GET /3/invoices/{doc}` shows it.
+    pub fn invoice(&self, tenant: &str, doc: &str) -> Option<Invoice> {
+        self.shared
+            .lock()
+            .tenant_mut(tenant)
+            .invoice(doc)
+            .ok()
+            .cloned()
+    }
+
+    /// Every invoice whose `OrderReference` is order `order`, credit invoices
+    /// included, by number.
+    pub fn invoices_of_order(&self, tenant: &str, order: &str) -> Vec<Invoice> {
+        self.shared
+            .lock()
+            .tenant_mut(tenant)
+            .invoices_of_order(order)
+    }
+
+    /// Invoices order `order`, as `PUT /3/orders/{order}/createinvoice` does
+    /// (back order and all), without a call in the log.
+    pub fn create_invoice(&self, tenant: &str, order: &str) -> SResult<Invoice> {
+        self.shared
+            .lock()
+            .tenant_mut(tenant)
+            .create_invoice(order, &self.shared.base_url)
+    }
+
+    /// Credits invoice `doc` as `PUT /3/invoices/{doc}/credit` does (as if
+    /// someone credited it by hand in Fortnox), without a call in the log.
+    pub fn credit_invoice(&self, tenant: &str, doc: &str) -> SResult<Invoice> {
+        self.shared
+            .lock()
+            .tenant_mut(tenant)
+            .credit_invoice(doc, &self.shared.base_url)
+    }
+
     /// Every article of a tenant.
     pub fn articles(&self, tenant: &str) -> Vec<Article> {
         let st = self.shared.lock();
@@ -250,8 +298,11 @@ impl SandboxHandle {
         self.shared.lock().faults.add(spec);
     }
 
+    /// Removes every fault rule and releases the answers held back by
+    /// injected latency.
     pub fn clear_faults(&self) {
         self.shared.lock().faults.clear();
+        self.shared.release_held();
     }
 
     pub fn calls(&self) -> Vec<CallRecord> {
@@ -279,9 +330,12 @@ impl SandboxHandle {
         for (tenant_id, t) in &st.tenants {
             for inv in t.invoices.values() {
                 let order = inv.order_reference.clone().unwrap_or_default();
-                *c.invoices_per_order
-                    .entry(format!("{tenant_id}/{order}"))
-                    .or_default() += 1;
+                let per_order = if inv.is_credit() {
+                    &mut c.credits_per_order
+                } else {
+                    &mut c.invoices_per_order
+                };
+                *per_order.entry(format!("{tenant_id}/{order}")).or_default() += 1;
             }
             for s in t.orders.values() {
                 if let Some(origin) = &s.backorder_of {

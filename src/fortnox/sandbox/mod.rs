@@ -63,6 +63,9 @@ pub(crate) struct Shared {
     pub base_url: String,
     state: Mutex<State>,
     started: Instant,
+    /// Bumped to release every answer held back by injected latency (faults
+    /// cleared, sandbox stopping).
+    pub release: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -70,6 +73,17 @@ impl Shared {
     /// a panic in plain data code; the data is still usable.
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lets every held-back answer go now.
+    pub fn release_held(&self) {
+        self.release
+            .send_modify(|generation| *generation = generation.saturating_add(1));
+    }
+
+    /// Lets every held-back answer go, and holds none from now on.
+    fn stop_holding(&self) {
+        self.release.send_replace(faults::STOPPED);
     }
 
     pub fn record(
@@ -115,6 +129,7 @@ impl Sandbox {
             base_url: format!("http://{addr}"),
             state: Mutex::new(State::default()),
             started: Instant::now(),
+            release: tokio::sync::watch::Sender::new(0),
         });
         let app = router(shared.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -154,6 +169,9 @@ impl Sandbox {
     }
 
     pub async fn shutdown(mut self) {
+        // Graceful shutdown waits for answers in flight: do not make it wait
+        // out an injected latency.
+        self.handle.shared.stop_holding();
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }

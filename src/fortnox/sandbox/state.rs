@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::faults::Faults;
 
+mod invoices;
 mod orders;
 use crate::fortnox::types::*;
 
@@ -30,6 +31,12 @@ pub mod codes {
     /// assumed
     pub const INVOICE_NOT_FOUND: i64 = 2000434;
     pub const WAY_NOT_FOUND: i64 = 2000435;
+    /// assumed: crediting an invoice that already has a credit invoice
+    pub const INVOICE_ALREADY_CREDITED: i64 = 2000852;
+    /// assumed: crediting a credit invoice
+    pub const INVOICE_IS_CREDIT: i64 = 2000853;
+    /// assumed: crediting a cancelled invoice
+    pub const INVOICE_CANCELLED: i64 = 2000854;
 }
 
 /// An error in Fortnox's shape: status, `ErrorInformation`, and the key casing

@@ -163,7 +163,8 @@ impl<'de> Deserialize<'de> for DocumentNumber {
     }
 }
 
-/// `InvoiceReference` is `"0"` (or empty) until an invoice exists.
+/// `InvoiceReference` (and an invoice's `CreditInvoiceReference`) is `"0"` (or
+/// empty) until the referenced invoice exists.
 pub fn invoice_reference(raw: &Option<String>) -> Option<DocumentNumber> {
     match raw.as_deref().map(str::trim) {
         None | Some("") | Some("0") => None,

@@ -188,6 +188,8 @@ impl Tenant {
             total: Some(total(&order.order_rows, |r| r.delivered_quantity)),
             cancelled: false,
             invoice_rows: rows,
+            credit: Some(false),
+            credit_invoice_reference: Some("0".into()),
         };
         self.invoices.insert(number, invoice.clone());
 

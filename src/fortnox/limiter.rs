@@ -11,6 +11,13 @@
 //! round trip (and a lock) per Fortnox request, which costs more than the
 //! request budget it saves, and it fails closed when the database is slow.
 //! Splitting is static, needs no coordination, and can never exceed the limit.
+//!
+//! Restarts: Fortnox still counts a stopped process's requests for one window,
+//! but a new process's log would start empty and send `max` at once: 429s
+//! after every restart while a backlog drains. So each tenant's log starts as
+//! if `max` requests had been sent at the instant the registry was created
+//! (process start): the first requests after a start wait until one window
+//! (+margin) has passed since then; a tenant first used later pays nothing.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -68,6 +75,15 @@ impl SlidingWindow {
         }
     }
 
+    /// A log that counts `max` requests sent at `at`: full until one window
+    /// (+margin) after `at`.
+    pub fn full_at(limit: RateLimit, at: Instant) -> Self {
+        SlidingWindow {
+            limit,
+            sent: Mutex::new(std::iter::repeat_n(at, limit.max as usize).collect()),
+        }
+    }
+
     /// Waits until a request may be sent, and records it as sent.
     pub async fn acquire(&self) {
         let span = self.limit.window + self.limit.margin;
@@ -94,18 +110,29 @@ impl SlidingWindow {
     }
 }
 
-/// Hands out one [`SlidingWindow`] per tenant key.
-#[derive(Debug, Default)]
+/// Hands out one [`SlidingWindow`] per tenant key, each starting full at the
+/// registry's creation (see the module comment: restarts).
+#[derive(Debug)]
 pub struct LimiterRegistry {
     limit: Option<RateLimit>,
+    started: Instant,
     windows: Mutex<HashMap<String, Arc<SlidingWindow>>>,
+}
+
+impl Default for LimiterRegistry {
+    fn default() -> Self {
+        LimiterRegistry::new(None)
+    }
 }
 
 impl LimiterRegistry {
     /// `None` disables limiting (only for tests that measure the sandbox).
+    /// Create it once per process, at start: its creation is the instant
+    /// every tenant's window counts as full.
     pub fn new(limit: Option<RateLimit>) -> Self {
         LimiterRegistry {
             limit,
+            started: Instant::now(),
             windows: Mutex::new(HashMap::new()),
         }
     }
@@ -115,7 +142,7 @@ impl LimiterRegistry {
         let window = {
             let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
             map.entry(tenant.to_string())
-                .or_insert_with(|| Arc::new(SlidingWindow::new(limit)))
+                .or_insert_with(|| Arc::new(SlidingWindow::full_at(limit, self.started)))
                 .clone()
         };
         window.acquire().await;
@@ -151,5 +178,90 @@ mod tests {
         for pair in sent.windows(4) {
             assert!(pair[3].duration_since(pair[0]) >= limit.window);
         }
+    }
+
+    // Tokio's paused clock needs its `test-util` feature, which this crate does
+    // not enable: these run on the real clock, with a short window.
+    const SHORT: RateLimit = RateLimit {
+        max: 3,
+        window: Duration::from_millis(500),
+        margin: Duration::from_millis(100),
+    };
+    const SPAN: Duration = Duration::from_millis(600);
+    /// "At once", allowing for a loaded machine.
+    const AT_ONCE: Duration = Duration::from_millis(250);
+
+    /// Acquires `n` times for `tenant`; returns when each was granted, from `origin`.
+    async fn grants(
+        registry: &LimiterRegistry,
+        tenant: &str,
+        n: usize,
+        origin: Instant,
+    ) -> Vec<Duration> {
+        let mut at = Vec::new();
+        for _ in 0..n {
+            registry.acquire(tenant).await;
+            at.push(Instant::now().duration_since(origin));
+        }
+        at
+    }
+
+    #[tokio::test]
+    async fn after_a_start_the_first_requests_wait_one_window() {
+        let started = Instant::now();
+        let registry = LimiterRegistry::new(Some(SHORT));
+        let at = grants(&registry, "m1", 4, started).await;
+        // The previous process may have sent `max` just before we started.
+        assert!(at[..3].iter().all(|t| *t >= SPAN), "{at:?}");
+        assert!(at[2] < SPAN + AT_ONCE, "then all `max` at once: {at:?}");
+        assert!(at[3] >= 2 * SPAN, "then the usual budget: {at:?}");
+    }
+
+    #[tokio::test]
+    async fn a_tenant_first_used_one_window_after_the_start_pays_nothing() {
+        let registry = LimiterRegistry::new(Some(SHORT));
+        tokio::time::sleep(SPAN).await;
+        let now = Instant::now();
+        let at = grants(&registry, "m1", 4, now).await;
+        assert!(at[2] < AT_ONCE, "{at:?}");
+        assert!(at[3] >= SPAN, "{at:?}");
+    }
+
+    #[tokio::test]
+    async fn a_tenant_first_used_during_the_first_window_waits_only_the_rest() {
+        let started = Instant::now();
+        let registry = LimiterRegistry::new(Some(SHORT));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let at = grants(&registry, "m1", 1, started).await;
+        assert!(at[0] >= SPAN && at[0] < SPAN + AT_ONCE, "{at:?}");
+    }
+
+    #[tokio::test]
+    async fn every_tenant_counts_from_the_process_start() {
+        let started = Instant::now();
+        let registry = LimiterRegistry::new(Some(SHORT));
+        grants(&registry, "m1", 3, started).await;
+        // m2's window is made now, but counts as full since the start: long past.
+        let now = Instant::now();
+        let at = grants(&registry, "m2", 3, now).await;
+        assert!(at[2] < AT_ONCE, "{at:?}");
+    }
+
+    #[tokio::test]
+    async fn the_split_budget_starts_full_too() {
+        let started = Instant::now();
+        let limit = RateLimit { max: 6, ..SHORT }.split(3);
+        let registry = LimiterRegistry::new(Some(limit));
+        let at = grants(&registry, "m1", 3, started).await;
+        assert!(at[0] >= SPAN && at[1] < SPAN + AT_ONCE, "{at:?}");
+        assert!(at[2] >= 2 * SPAN, "{at:?}");
+    }
+
+    #[tokio::test]
+    async fn no_limit_never_waits() {
+        let started = Instant::now();
+        let registry = LimiterRegistry::new(None);
+        let at = grants(&registry, "m1", 100, started).await;
+        assert!(at[99] < AT_ONCE, "{at:?}");
     }
 }

@@ -2,6 +2,7 @@
 //! `TEST_DATABASE_URL` points at a server), the real app on a random loopback port, and
 //! small HTTP/WebSocket clients.
 #![allow(dead_code)]
+pub mod process;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -33,6 +33,11 @@ fn error_code(body: &Value) -> Option<&str> {
     body["errors"][0]["extensions"]["code"].as_str()
 }
 
+/// `extensions.reason`: the finer kind within a code (e.g. DUPLICATE_SKU within CONFLICT).
+fn error_reason(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["reason"].as_str()
+}
+
 fn error_message(body: &Value) -> &str {
     body["errors"][0]["message"].as_str().unwrap_or("")
 }
@@ -74,7 +79,11 @@ async fn products_are_created_updated_and_listed_page_by_page() {
 
     // The same SKU again is refused with an error that says so; so are bad inputs.
     let body = create(&app, &me, merchant, "ART-1").await;
-    assert_eq!(error_code(&body), Some("DUPLICATE_SKU"), "{body}");
+    assert_eq!(
+        (error_code(&body), error_reason(&body)),
+        (Some("CONFLICT"), Some("DUPLICATE_SKU")),
+        "{body}"
+    );
     assert!(
         error_message(&body).contains("ART-1") && error_message(&body).contains("already exists"),
         "{body}"
@@ -380,7 +389,11 @@ async fn shipping_rules_are_added_listed_and_removed() {
             json!({ "m": m, "p": "UPS*", "c": "UPS_STANDARD" }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("UNKNOWN_SHIPPING_METHOD"), "{body}");
+    assert_eq!(
+        (error_code(&body), error_reason(&body)),
+        (Some("INVALID_INPUT"), Some("UNKNOWN_SHIPPING_METHOD")),
+        "{body}"
+    );
     assert!(
         error_message(&body).contains("UPS_STANDARD")
             && error_message(&body).contains("shippingMethods"),
@@ -397,7 +410,11 @@ async fn shipping_rules_are_added_listed_and_removed() {
             json!({ "m": m, "p": "dhl*", "c": "GLS_BUSINESS_PARCEL" }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("DUPLICATE_SHIPPING_RULE"), "{body}");
+    assert_eq!(
+        (error_code(&body), error_reason(&body)),
+        (Some("CONFLICT"), Some("DUPLICATE_SHIPPING_RULE")),
+        "{body}"
+    );
 
     // Scope and roles: partners read, the warehouse does not, only merchants and admins write.
     let partner = token(Role::Partner, vec![merchant]);
@@ -720,20 +737,24 @@ async fn the_mapping_preview_shows_each_fortnox_way_of_delivery() {
     let body = app
         .graphql(&me, MAPPINGS, json!({ "m": unconnected.to_string() }))
         .await;
-    assert_eq!(error_code(&body), Some("FORTNOX_NOT_CONNECTED"), "{body}");
+    assert_eq!(
+        (error_code(&body), error_reason(&body)),
+        (Some("CONFLICT"), Some("FORTNOX_NOT_CONNECTED")),
+        "{body}"
+    );
     assert!(error_message(&body).contains("connectFortnox"), "{body}");
     sb.revoke_tokens(TENANT);
     let body = app.graphql(&me, MAPPINGS, json!({ "m": m })).await;
     assert_eq!(
-        error_code(&body),
-        Some("FORTNOX_NEEDS_REAUTHORIZATION"),
+        (error_code(&body), error_reason(&body)),
+        (Some("CONFLICT"), Some("FORTNOX_NEEDS_REAUTHORIZATION")),
         "{body}"
     );
     assert!(error_message(&body).contains("connectFortnox"), "{body}");
     let body = app.graphql(&me, MAPPINGS, json!({ "m": m })).await;
     assert_eq!(
-        error_code(&body),
-        Some("FORTNOX_NEEDS_REAUTHORIZATION"),
+        (error_code(&body), error_reason(&body)),
+        (Some("CONFLICT"), Some("FORTNOX_NEEDS_REAUTHORIZATION")),
         "stays so until reconnected: {body}"
     );
 
@@ -751,7 +772,7 @@ async fn concurrent_creations_of_one_sku_make_one_product() {
     let created = bodies.iter().filter(|b| b["errors"].is_null()).count();
     let duplicates = bodies
         .iter()
-        .filter(|b| error_code(b) == Some("DUPLICATE_SKU"))
+        .filter(|b| error_reason(b) == Some("DUPLICATE_SKU"))
         .count();
     assert_eq!((created, duplicates), (1, 7), "{bodies:?}");
     let body = app

@@ -7,16 +7,69 @@ use std::time::Duration;
 use base64::Engine;
 use common::{admin_token, create_merchant, insert_order, token, token_with_exp, TestApp};
 use fortnox_fulfilment::auth::Role;
+use fortnox_fulfilment::domain::{OrderState, TransitionRefused};
+use fortnox_fulfilment::graphql::INTERNAL_MESSAGE;
+use fortnox_fulfilment::store::transitions::{
+    apply_transition, TransitionError, TransitionRequest,
+};
+use fortnox_fulfilment::store::{Pool, Store};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 const ORDER_QUERY: &str = "query($id: ID!) { order(id: $id) { id state events { fromState toState cause actor forced message } } }";
+const ORDER_LINES: &str = "query($id: ID!) { order(id: $id) { lines { id } } }";
+const CONFIRM: &str = "mutation($id: ID!, $lines: [ShippedLineInput!]!) { confirmShipment(orderId: $id, trackingNumbers: [\"T1\"], lines: $lines) { state } }";
 const FORCE: &str = "mutation($id: ID!, $state: OrderState!, $reason: String!) { forceOrderState(orderId: $id, state: $state, reason: $reason) { id state } }";
 
 fn error_code(body: &Value) -> Option<&str> {
     body["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// The first error's `extensions.code` is `code`; on failure, shows the whole answer.
+#[track_caller]
+fn assert_code(body: &Value, code: &str) {
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"].as_str(),
+        Some(code),
+        "{body}"
+    );
+}
+
+fn error_message(body: &Value) -> &str {
+    body["errors"][0]["message"].as_str().unwrap_or("")
+}
+
+/// Writes a test row directly, to stage data the API never writes (`?` placeholders on
+/// SQLite, `$n` on PostgreSQL).
+async fn stage(store: &Store, sqlite: &'static str, postgres: &'static str, value: &str, id: i64) {
+    let done = match &store.pool {
+        Pool::Sqlite(pool) => sqlx::query(sqlite)
+            .bind(value)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ()),
+        Pool::Postgres(pool) => sqlx::query(postgres)
+            .bind(value)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ()),
+    };
+    done.expect("stage test data");
+}
+
+/// Puts an order into `state` by a forced change, as an admin would. A fresh order's
+/// validation job may have moved it there already, which is as good.
+async fn put_in_state(app: &TestApp, order: i64, state: OrderState) {
+    let mut request = TransitionRequest::new(order, None, state, "setup", "test");
+    request.forced = true;
+    match apply_transition(app.store(), &app.app.bus, request).await {
+        Ok(_) | Err(TransitionError::Refused(TransitionRefused::SameState(_))) => {}
+        Err(other) => panic!("setup: {other}"),
+    }
 }
 
 #[tokio::test]
@@ -427,6 +480,7 @@ async fn websocket_without_a_valid_token_is_refused_and_foreign_merchants_are_no
         "{msg}"
     );
     assert!(msg.to_string().contains("not found"), "{msg}");
+    assert!(msg.to_string().contains("\"NOT_FOUND\""), "{msg}");
     app.stop().await;
 }
 
@@ -515,5 +569,258 @@ async fn on_postgresql_a_subscriber_sees_changes_made_by_another_process() {
     );
     let _ = stop.send(());
     let _ = other_task.await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn errors_of_missing_forbidden_and_malformed_requests_carry_their_codes() {
+    let app = TestApp::spawn().await;
+    let mine = create_merchant(app.store(), "Mine").await;
+    let theirs = create_merchant(app.store(), "Theirs").await;
+    let their_order = insert_order(app.store(), theirs, "1").await;
+    let merchant = token(Role::Merchant, vec![mine]);
+    let cancel = "mutation($id: ID!) { cancelOrder(orderId: $id) { id } }";
+
+    // NOT_FOUND: another tenant's order reads exactly like a missing one.
+    let foreign = app
+        .graphql(&merchant, cancel, json!({ "id": their_order.to_string() }))
+        .await;
+    assert_code(&foreign, "NOT_FOUND");
+    let missing = app
+        .graphql(&merchant, cancel, json!({ "id": "999999" }))
+        .await;
+    assert_code(&missing, "NOT_FOUND");
+    assert_eq!(error_message(&foreign), error_message(&missing));
+    assert!(
+        error_message(&foreign).starts_with("order not found"),
+        "{foreign}"
+    );
+    let body = app
+        .graphql(
+            &merchant,
+            "query($m: ID!) { products(merchantId: $m) { edges { node { id } } } }",
+            json!({ "m": theirs.to_string() }),
+        )
+        .await;
+    assert_code(&body, "NOT_FOUND");
+
+    // FORBIDDEN: the role may not call the mutation; the message names the roles.
+    let partner = token(Role::Partner, vec![mine]);
+    let body = app
+        .graphql(&partner, cancel, json!({ "id": their_order.to_string() }))
+        .await;
+    assert_code(&body, "FORBIDDEN");
+    let body = app
+        .graphql(
+            &merchant,
+            "mutation { createMerchant(name: \"X\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_code(&body, "FORBIDDEN");
+    assert!(
+        error_message(&body).contains("needs the role admin"),
+        "{body}"
+    );
+
+    // INVALID_INPUT: ids that cannot be ids, bad cursors and page sizes, empty names.
+    let body = app.graphql(&merchant, cancel, json!({ "id": "abc" })).await;
+    assert_code(&body, "INVALID_INPUT");
+    assert!(error_message(&body).contains("`abc`"), "{body}");
+    let body = app
+        .graphql(
+            &merchant,
+            "query($m: ID!) { products(merchantId: $m) { edges { node { id } } } }",
+            json!({ "m": "m-1" }),
+        )
+        .await;
+    assert_code(&body, "INVALID_INPUT");
+    let body = app
+        .graphql(
+            &merchant,
+            "{ orders(first: 5, after: \"not-a-cursor\") { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_code(&body, "INVALID_INPUT");
+    let body = app
+        .graphql(
+            &merchant,
+            "{ orders(first: -1) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_code(&body, "INVALID_INPUT");
+    let body = app
+        .graphql(
+            &admin_token(),
+            "mutation { createMerchant(name: \"  \") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_code(&body, "INVALID_INPUT");
+
+    // Errors async-graphql raises before any resolver runs get a code too.
+    for query in [
+        "{ merchants { id }",
+        "{ merchants { id nope } }",
+        "{ orders(first: \"ten\") { edges { node { id } } } }",
+    ] {
+        let body = app.graphql(&merchant, query, json!({})).await;
+        assert_code(&body, "INVALID_INPUT");
+    }
+
+    // A body that is no GraphQL request: 400 with a GraphQL error; without a token, 401 first.
+    let send = |token: Option<&str>| {
+        let mut request = app
+            .http
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .body("{ not json");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let response = send(Some(&merchant)).await.expect("send");
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.expect("JSON");
+    assert_code(&body, "INVALID_INPUT");
+    let response = send(None).await.expect("send");
+    assert_eq!(response.status().as_u16(), 401);
+    let body: Value = response.json().await.expect("JSON");
+    assert_code(&body, "UNAUTHENTICATED");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn refused_and_conflicting_changes_carry_their_codes() {
+    // Without Fortnox app credentials, whatever the environment says.
+    let app = TestApp::spawn_with(|config| {
+        config.fortnox_client_id = None;
+        config.fortnox_client_secret = None;
+    })
+    .await;
+    // No products nor rules: the order's checks fail, so no job moves it past RESERVED.
+    let merchant_id = create_merchant(app.store(), "M").await;
+    let merchant = token(Role::Merchant, vec![merchant_id]);
+    let admin = admin_token();
+    let order = insert_order(app.store(), merchant_id, "1").await;
+    put_in_state(&app, order, OrderState::Reserved).await;
+
+    // TRANSITION_REFUSED: a change the state machine does not allow, even forced.
+    let body = app
+        .graphql(
+            &admin,
+            FORCE,
+            json!({ "id": order.to_string(), "state": "RESERVED", "reason": "again" }),
+        )
+        .await;
+    assert_code(&body, "TRANSITION_REFUSED");
+    assert!(error_message(&body).contains("already RESERVED"), "{body}");
+
+    // CONFLICT: the order is not in the state the change expected.
+    let body = app
+        .graphql(
+            &admin,
+            "mutation($id: ID!) { forceOrderState(orderId: $id, state: CANCELLED, reason: \"r\", expectedState: SENT) { id } }",
+            json!({ "id": order.to_string() }),
+        )
+        .await;
+    assert_code(&body, "CONFLICT");
+    assert!(error_message(&body).contains("reload the order"), "{body}");
+    // ... or a duplicate, with the finer reason for clients that need it.
+    let create = "mutation($m: ID!) { createProduct(merchantId: $m, sku: \"OTHER-1\", name: \"Other\") { id } }";
+    let vars = json!({ "m": merchant_id.to_string() });
+    let body = app.graphql(&merchant, create, vars.clone()).await;
+    assert!(body["errors"].is_null(), "{body}");
+    let body = app.graphql(&merchant, create, vars).await;
+    assert_code(&body, "CONFLICT");
+    assert_eq!(
+        body["errors"][0]["extensions"]["reason"], "DUPLICATE_SKU",
+        "{body}"
+    );
+
+    // INVALID_INPUT: a shipment with a bad line id or quantity.
+    put_in_state(&app, order, OrderState::Sent).await;
+    let body = app
+        .graphql(&admin, ORDER_LINES, json!({ "id": order.to_string() }))
+        .await;
+    let line = body["data"]["order"]["lines"][0]["id"]
+        .as_str()
+        .expect("a line")
+        .to_owned();
+    let line_id: i64 = line.parse().expect("numeric line id");
+    stage(
+        app.store(),
+        "UPDATE order_lines SET pick_quantity = ? WHERE id = ?",
+        "UPDATE order_lines SET pick_quantity = $1 WHERE id = $2",
+        "1",
+        line_id,
+    )
+    .await;
+    let warehouse = token(Role::Warehouse, vec![]);
+    for (line, quantity, says) in [
+        (line.as_str(), "lots", "not a number"),
+        (line.as_str(), "5", "only 1 was to be picked"),
+        ("L-1", "1", "not a line of this order"),
+    ] {
+        let body = app
+            .graphql(
+                &warehouse,
+                CONFIRM,
+                json!({ "id": order.to_string(), "lines": [{ "lineId": line, "quantity": quantity }] }),
+            )
+            .await;
+        assert_code(&body, "INVALID_INPUT");
+        assert!(error_message(&body).contains(says), "{body}");
+    }
+    // TRANSITION_REFUSED from the resolver's own rule: merchants do not cancel SENT orders.
+    let body = app
+        .graphql(
+            &merchant,
+            "mutation($id: ID!) { cancelOrder(orderId: $id) { id } }",
+            json!({ "id": order.to_string() }),
+        )
+        .await;
+    assert_code(&body, "TRANSITION_REFUSED");
+
+    // UPSTREAM: Fortnox cannot be reached (here: the service has no Fortnox app).
+    let body = app
+        .graphql(
+            &merchant,
+            "mutation($m: ID!) { connectFortnox(merchantId: $m) }",
+            json!({ "m": merchant_id.to_string() }),
+        )
+        .await;
+    assert_code(&body, "UPSTREAM");
+    assert!(error_message(&body).contains("FORTNOX_CLIENT_ID"), "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_internal_error_shows_no_internals() {
+    let app = TestApp::spawn().await;
+    let merchant_id = create_merchant(app.store(), "M").await;
+    let order = insert_order(app.store(), merchant_id, "1").await;
+    // A state no code writes: reading the order fails inside the server.
+    stage(
+        app.store(),
+        "UPDATE orders SET state = ? WHERE id = ?",
+        "UPDATE orders SET state = $1 WHERE id = $2",
+        "BROKEN_STATE_XYZ",
+        order,
+    )
+    .await;
+    let body = app
+        .graphql(
+            &admin_token(),
+            ORDER_QUERY,
+            json!({ "id": order.to_string() }),
+        )
+        .await;
+    assert_code(&body, "INTERNAL");
+    assert_eq!(error_message(&body), INTERNAL_MESSAGE, "{body}");
+    assert!(!body.to_string().contains("BROKEN_STATE_XYZ"), "{body}");
     app.stop().await;
 }

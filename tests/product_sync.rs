@@ -31,6 +31,11 @@ fn error_code(body: &Value) -> Option<&str> {
     body["errors"][0]["extensions"]["code"].as_str()
 }
 
+/// `extensions.reason`: the finer kind within a code (e.g. DUPLICATE_SKU within CONFLICT).
+fn error_reason(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["reason"].as_str()
+}
+
 fn error_message(body: &Value) -> &str {
     body["errors"][0]["message"].as_str().unwrap_or("")
 }
@@ -183,7 +188,11 @@ async fn the_sync_view_lists_stock_articles_beside_products_and_creates_the_miss
     let body = flow
         .create_from_fortnox(&me, Some(vec!["ART-3", "FRAKT", "NOPE"]))
         .await;
-    assert_eq!(error_code(&body), Some("UNKNOWN_ARTICLE"), "{body}");
+    assert_eq!(
+        (error_code(&body), error_reason(&body)),
+        (Some("INVALID_INPUT"), Some("UNKNOWN_ARTICLE")),
+        "{body}"
+    );
     assert!(
         error_message(&body).contains("`FRAKT`")
             && error_message(&body).contains("`NOPE`")
@@ -276,7 +285,11 @@ async fn the_stock_location_setting_filters_the_articles_read_one_by_one() {
 
     let me = flow.merchant_token();
     let body = flow.create_from_fortnox(&me, Some(vec!["LOC-B"])).await;
-    assert_eq!(error_code(&body), Some("UNKNOWN_ARTICLE"), "{body}");
+    assert_eq!(
+        (error_code(&body), error_reason(&body)),
+        (Some("INVALID_INPUT"), Some("UNKNOWN_ARTICLE")),
+        "{body}"
+    );
     assert!(
         error_message(&body).contains("`A1`"),
         "the message names the filter: {body}"
@@ -396,7 +409,11 @@ async fn reported_stock_levels_are_stored_and_pushed_to_fortnox() {
             json!({ "m": flow.m(), "l": levels }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("UNKNOWN_SKU"), "{body}");
+    assert_eq!(
+        (error_code(&body), error_reason(&body)),
+        (Some("INVALID_INPUT"), Some("UNKNOWN_SKU")),
+        "{body}"
+    );
     assert!(
         error_message(&body).contains("`NOPE-1`")
             && error_message(&body).contains("nothing was stored"),
@@ -520,15 +537,23 @@ async fn roles_tenants_and_a_missing_connection_are_answered_clearly() {
         .unwrap()
         .to_owned();
     let body = flow.gql(SYNC, json!({ "m": unconnected })).await;
-    assert_eq!(error_code(&body), Some("FORTNOX_NOT_CONNECTED"), "{body}");
+    assert_eq!(
+        (error_code(&body), error_reason(&body)),
+        (Some("CONFLICT"), Some("FORTNOX_NOT_CONNECTED")),
+        "{body}"
+    );
     assert!(error_message(&body).contains("connectFortnox"), "{body}");
     let body = flow.gql(CREATE, json!({ "m": unconnected })).await;
-    assert_eq!(error_code(&body), Some("FORTNOX_NOT_CONNECTED"), "{body}");
+    assert_eq!(
+        (error_code(&body), error_reason(&body)),
+        (Some("CONFLICT"), Some("FORTNOX_NOT_CONNECTED")),
+        "{body}"
+    );
     flow.sb().revoke_tokens(TENANT);
     let body = flow.gql(SYNC, json!({ "m": flow.m() })).await;
     assert_eq!(
-        error_code(&body),
-        Some("FORTNOX_NEEDS_REAUTHORIZATION"),
+        (error_code(&body), error_reason(&body)),
+        (Some("CONFLICT"), Some("FORTNOX_NEEDS_REAUTHORIZATION")),
         "{body}"
     );
     assert!(error_message(&body).contains("connectFortnox"), "{body}");

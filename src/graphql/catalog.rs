@@ -1,18 +1,16 @@
 //! The merchant's catalogue: products, shipping rules, and the way-of-delivery mapping
 //! preview. Validation and matching live in `store::catalog` and `domain::shipping`.
 use async_graphql::connection::{query, Connection, Edge, EmptyFields};
-use async_graphql::{
-    Context, Enum, ErrorExtensions, MaybeUndefined, Object, Result, SimpleObject, ID,
-};
+use async_graphql::{Context, Enum, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::product;
 
+use super::query::parse_cursor;
 use super::types::ShippingMethod;
-use super::{internal, not_found, principal, store, RoleGuard};
+use super::{parse_id, principal, store, ApiError, Result, RoleGuard};
 use crate::fortnox::FortnoxClient;
 use crate::store::catalog::{
-    CatalogError, MappingOutcome, NewProduct, ProductUpdate, RuleWithMethod,
-    WayOfDeliveryMapping as Mapping,
+    MappingOutcome, NewProduct, ProductUpdate, RuleWithMethod, WayOfDeliveryMapping as Mapping,
 };
 
 const DEFAULT_PAGE: usize = 50;
@@ -147,33 +145,14 @@ impl From<Mapping> for WayOfDeliveryMapping {
     }
 }
 
-pub(super) fn catalog_error(error: CatalogError) -> async_graphql::Error {
-    let code = match &error {
-        CatalogError::Invalid(_) => "INVALID_INPUT",
-        CatalogError::DuplicateSku { .. } => "DUPLICATE_SKU",
-        CatalogError::NotFound(what) => return not_found(what),
-        CatalogError::UnknownShippingMethod { .. } => "UNKNOWN_SHIPPING_METHOD",
-        CatalogError::DuplicateRule { .. } => "DUPLICATE_SHIPPING_RULE",
-        CatalogError::FortnoxNotConnected => "FORTNOX_NOT_CONNECTED",
-        CatalogError::FortnoxNeedsReauthorization { .. } => "FORTNOX_NEEDS_REAUTHORIZATION",
-        CatalogError::FortnoxUnavailable(_) => "FORTNOX_UNAVAILABLE",
-        CatalogError::Fortnox(_) => "FORTNOX_ERROR",
-        CatalogError::UnknownArticles(_) => "UNKNOWN_ARTICLE",
-        CatalogError::UnknownSkus(_) => "UNKNOWN_SKU",
-        CatalogError::Store(e) => return internal(e),
-    };
-    async_graphql::Error::new(error.to_string()).extend_with(|_, e| e.set("code", code))
-}
-
 /// The merchant id, if the merchant exists and the caller may see it; otherwise "not found".
 pub(super) async fn scoped_merchant(ctx: &Context<'_>, id: &ID) -> Result<i64> {
     let scope = &principal(ctx)?.scope;
-    let merchant_id = id.parse::<i64>().map_err(|_| not_found("merchant"))?;
+    let merchant_id = parse_id(id, "merchant")?;
     store(ctx)
         .merchant(scope, merchant_id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| not_found("merchant"))?;
+        .await?
+        .ok_or_else(|| ApiError::not_found("merchant"))?;
     Ok(merchant_id)
 }
 
@@ -211,7 +190,7 @@ impl CatalogQuery {
         merchant_id: ID,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<String, Product, EmptyFields, EmptyFields>> {
+    ) -> async_graphql::Result<Connection<String, Product, EmptyFields, EmptyFields>> {
         let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
         let store = store(ctx).clone();
         query(
@@ -220,19 +199,11 @@ impl CatalogQuery {
             first,
             None,
             |after: Option<String>, _before: Option<String>, first, _last| async move {
-                let after_id = match after {
-                    Some(cursor) => Some(
-                        cursor
-                            .parse::<i64>()
-                            .map_err(|_| async_graphql::Error::new("invalid cursor"))?,
-                    ),
-                    None => None,
-                };
+                let after_id = after.as_deref().map(parse_cursor).transpose()?;
                 let limit = first.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
                 let mut rows = store
                     .products_page(merchant_id, after_id, limit as u64 + 1)
-                    .await
-                    .map_err(internal)?;
+                    .await?;
                 let has_next = rows.len() > limit;
                 rows.truncate(limit);
                 let mut connection = Connection::new(after_id.is_some(), has_next);
@@ -240,7 +211,7 @@ impl CatalogQuery {
                     rows.into_iter()
                         .map(|row| Edge::new(row.id.to_string(), Product::from(row))),
                 );
-                Ok::<_, async_graphql::Error>(connection)
+                Ok::<_, ApiError>(connection)
             },
         )
         .await
@@ -252,11 +223,7 @@ impl CatalogQuery {
         let Ok(id) = id.parse::<i64>() else {
             return Ok(None);
         };
-        Ok(store(ctx)
-            .product(scope, id)
-            .await
-            .map_err(internal)?
-            .map(Product::from))
+        Ok(store(ctx).product(scope, id).await?.map(Product::from))
     }
 
     /// A merchant's shipping rules, most specific (most literal characters) first.
@@ -267,10 +234,7 @@ impl CatalogQuery {
         merchant_id: ID,
     ) -> Result<Vec<ShippingRule>> {
         let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
-        let rules = store(ctx)
-            .merchant_rules_with_methods(merchant_id)
-            .await
-            .map_err(internal)?;
+        let rules = store(ctx).merchant_rules_with_methods(merchant_id).await?;
         Ok(rules.into_iter().map(ShippingRule::from).collect())
     }
 
@@ -286,8 +250,7 @@ impl CatalogQuery {
         let fortnox = ctx.data_unchecked::<FortnoxClient>();
         let mappings = store(ctx)
             .way_of_delivery_mappings(fortnox, merchant_id)
-            .await
-            .map_err(catalog_error)?;
+            .await?;
         Ok(mappings
             .into_iter()
             .map(WayOfDeliveryMapping::from)
@@ -330,10 +293,7 @@ impl CatalogMutation {
             depth_mm: measure(depth_mm),
             price,
         };
-        let product = store(ctx)
-            .create_product(new)
-            .await
-            .map_err(catalog_error)?;
+        let product = store(ctx).create_product(new).await?;
         revalidate_reserved(ctx, merchant_id).await;
         Ok(product.into())
     }
@@ -355,7 +315,7 @@ impl CatalogMutation {
         price: MaybeUndefined<String>,
     ) -> Result<Product> {
         let scope = &principal(ctx)?.scope;
-        let id = id.parse::<i64>().map_err(|_| not_found("product"))?;
+        let id = parse_id(&id, "product")?;
         let update = ProductUpdate {
             name,
             ean: maybe(ean, |v| v),
@@ -365,11 +325,7 @@ impl CatalogMutation {
             depth_mm: maybe(depth_mm, i64::from),
             price: maybe(price, |v| v),
         };
-        Ok(store(ctx)
-            .update_product(scope, id, update)
-            .await
-            .map_err(catalog_error)?
-            .into())
+        Ok(store(ctx).update_product(scope, id, update).await?.into())
     }
 
     /// Adds a shipping rule: Fortnox ways of delivery whose code or description matches
@@ -386,8 +342,7 @@ impl CatalogMutation {
         let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
         let rule = store(ctx)
             .add_shipping_rule(merchant_id, &pattern, &shipping_method_code)
-            .await
-            .map_err(catalog_error)?;
+            .await?;
         revalidate_reserved(ctx, merchant_id).await;
         Ok(rule.into())
     }
@@ -397,11 +352,8 @@ impl CatalogMutation {
     #[graphql(guard = "RoleGuard::merchant_or_admin()")]
     async fn remove_shipping_rule(&self, ctx: &Context<'_>, id: ID) -> Result<ShippingRule> {
         let scope = &principal(ctx)?.scope;
-        let id = id.parse::<i64>().map_err(|_| not_found("shipping rule"))?;
-        let removed = store(ctx)
-            .remove_shipping_rule(scope, id)
-            .await
-            .map_err(catalog_error)?;
+        let id = parse_id(&id, "shipping rule")?;
+        let removed = store(ctx).remove_shipping_rule(scope, id).await?;
         revalidate_reserved(ctx, removed.rule.merchant_id).await;
         Ok(removed.into())
     }

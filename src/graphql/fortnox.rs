@@ -1,9 +1,9 @@
 //! The Fortnox integration: connecting, settings, and the import on demand.
-use async_graphql::{Context, Enum, Object, Result, SimpleObject, ID};
+use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::fortnox_integration;
 
-use super::{internal, not_found, principal, store, FortnoxConfigured, RoleGuard};
+use super::{parse_id, principal, store, ApiError, FortnoxConfigured, Result, RoleGuard};
 use crate::fortnox::{oauth, FortnoxClient};
 use crate::store::integrations::SettingsUpdate;
 use crate::store::jobs_table;
@@ -90,11 +90,11 @@ impl FortnoxIntegration {
 
 /// The merchant id, if the caller may see it; otherwise "not found".
 fn scoped_merchant(ctx: &Context<'_>, id: &ID) -> Result<i64> {
-    let merchant_id = id.parse::<i64>().map_err(|_| not_found("merchant"))?;
+    let merchant_id = parse_id(id, "merchant")?;
     if principal(ctx)?.scope.allows(merchant_id) {
         Ok(merchant_id)
     } else {
-        Err(not_found("merchant"))
+        Err(ApiError::not_found("merchant"))
     }
 }
 
@@ -103,17 +103,13 @@ async fn existing_merchant(ctx: &Context<'_>, id: &ID) -> Result<i64> {
     let scope = &principal(ctx)?.scope;
     store(ctx)
         .merchant(scope, merchant_id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| not_found("merchant"))?;
+        .await?
+        .ok_or_else(|| ApiError::not_found("merchant"))?;
     Ok(merchant_id)
 }
 
 async fn integration(ctx: &Context<'_>, merchant_id: i64) -> Result<FortnoxIntegration> {
-    let row = store(ctx)
-        .integration(merchant_id)
-        .await
-        .map_err(internal)?;
+    let row = store(ctx).integration(merchant_id).await?;
     Ok(FortnoxIntegration::from_model(merchant_id, row))
 }
 
@@ -147,18 +143,17 @@ impl FortnoxMutation {
     async fn connect_fortnox(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<String> {
         let merchant_id = existing_merchant(ctx, &merchant_id).await?;
         if !ctx.data_unchecked::<FortnoxConfigured>().0 {
-            return Err(async_graphql::Error::new("this service has no Fortnox app credentials: set FORTNOX_CLIENT_ID and FORTNOX_CLIENT_SECRET"));
+            // Fortnox cannot be reached until the operator sets the app up; the message
+            // names no secret, and tells the operator what to do.
+            return Err(ApiError::upstream("this service has no Fortnox app credentials: set FORTNOX_CLIENT_ID and FORTNOX_CLIENT_SECRET").with_reason("FORTNOX_NOT_CONFIGURED"));
         }
         let state = oauth::new_state();
         let expires = Utc::now() + chrono::Duration::minutes(OAUTH_STATE_TTL_MINUTES);
-        store(ctx)
-            .begin_oauth(merchant_id, &state, expires)
-            .await
-            .map_err(internal)?;
-        ctx.data_unchecked::<FortnoxClient>()
+        store(ctx).begin_oauth(merchant_id, &state, expires).await?;
+        Ok(ctx
+            .data_unchecked::<FortnoxClient>()
             .oauth()
-            .authorize_url(&state)
-            .map_err(internal)
+            .authorize_url(&state)?)
     }
 
     #[graphql(guard = "RoleGuard::merchant_or_admin()")]
@@ -168,7 +163,7 @@ impl FortnoxMutation {
         merchant_id: ID,
     ) -> Result<FortnoxIntegration> {
         let merchant_id = existing_merchant(ctx, &merchant_id).await?;
-        store(ctx).disconnect(merchant_id).await.map_err(internal)?;
+        store(ctx).disconnect(merchant_id).await?;
         integration(ctx, merchant_id).await
     }
 
@@ -195,10 +190,7 @@ impl FortnoxMutation {
             credit_duplicate_invoices,
             stock_location: stock_location.map(Some),
         };
-        store(ctx)
-            .update_settings(merchant_id, update)
-            .await
-            .map_err(internal)?;
+        store(ctx).update_settings(merchant_id, update).await?;
         if ignore_missing_products == Some(true) {
             // Orders waiting only for missing products can go on now.
             if let Err(error) = crate::jobs::revalidate_reserved(store(ctx), merchant_id).await {
@@ -212,10 +204,8 @@ impl FortnoxMutation {
     #[graphql(guard = "RoleGuard::merchant_or_admin()")]
     async fn sync_orders(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<bool> {
         let merchant_id = existing_merchant(ctx, &merchant_id).await?;
-        let task = jobs_table::import_task(merchant_id).map_err(internal)?;
-        jobs_table::push(&store(ctx).pool, vec![task])
-            .await
-            .map_err(internal)?;
+        let task = jobs_table::import_task(merchant_id)?;
+        jobs_table::push(&store(ctx).pool, vec![task]).await?;
         Ok(true)
     }
 }

@@ -1,4 +1,6 @@
-use async_graphql::{Context, ErrorExtensions, Guard, Result};
+use async_graphql::{Context, Guard, Result};
+
+use super::ApiError;
 
 use crate::auth::Role;
 
@@ -45,12 +47,12 @@ impl Guard for RoleGuard {
             Ok(())
         } else {
             let allowed: Vec<&str> = self.roles.iter().map(|r| r.as_str()).collect();
-            Err(async_graphql::Error::new(format!(
+            Err(ApiError::forbidden(format!(
                 "forbidden: this operation needs the role {}; your token has `{}`",
                 allowed.join(" or "),
                 principal.role.as_str()
             ))
-            .extend_with(|_, e| e.set("code", "FORBIDDEN")))
+            .into())
         }
     }
 }

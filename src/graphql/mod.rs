@@ -2,6 +2,7 @@
 //! tenant scope through the store, and call the domain. Authentication happens once, in
 //! the HTTP/WebSocket layer (`server`); authorization here, by guards and the scope.
 mod catalog;
+mod error;
 mod fortnox;
 mod guard;
 mod loaders;
@@ -12,9 +13,11 @@ mod subscription;
 mod types;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, Error, ErrorExtensions, MergedObject, Schema, SchemaBuilder, ID};
+use async_graphql::{Context, MergedObject, Schema, SchemaBuilder};
 
 use catalog::{CatalogMutation, CatalogQuery};
+pub(crate) use error::{parse_id, Result};
+pub use error::{ApiError, ErrorCode, INTERNAL_MESSAGE};
 use fortnox::{FortnoxMutation, FortnoxQuery};
 pub use guard::RoleGuard;
 use mutation::OrderMutation;
@@ -41,6 +44,7 @@ pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRo
     )
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
+    .extension(error::DefaultErrorCode)
 }
 
 /// Whether FORTNOX_CLIENT_ID and FORTNOX_CLIENT_SECRET are set, so connecting can work.
@@ -87,8 +91,11 @@ pub struct MutationRoot(
     ProductSyncMutation,
 );
 
-pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Principal> {
-    ctx.data_opt::<Principal>().ok_or_else(|| unauthenticated())
+pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal> {
+    // The HTTP and WebSocket layers refuse requests without a token; this is a safety net.
+    ctx.data_opt::<Principal>().ok_or_else(|| {
+        ApiError::unauthenticated("authentication required: send `Authorization: Bearer <JWT>`")
+    })
 }
 
 pub(crate) fn store<'a>(ctx: &'a Context<'_>) -> &'a Store {
@@ -97,24 +104,4 @@ pub(crate) fn store<'a>(ctx: &'a Context<'_>) -> &'a Store {
 
 pub(crate) fn bus<'a>(ctx: &'a Context<'_>) -> &'a EventBus {
     ctx.data_unchecked::<EventBus>()
-}
-
-pub(crate) fn unauthenticated() -> Error {
-    Error::new("authentication required: send `Authorization: Bearer <JWT>`")
-        .extend_with(|_, e| e.set("code", "UNAUTHENTICATED"))
-}
-
-pub(crate) fn not_found(what: &str) -> Error {
-    Error::new(format!("{what} not found")).extend_with(|_, e| e.set("code", "NOT_FOUND"))
-}
-
-pub(crate) fn internal(error: impl std::fmt::Display) -> Error {
-    // The details go to the log; the caller gets a reference-free, generic message.
-    tracing::error!(%error, "internal error while answering a GraphQL request");
-    Error::new("internal error; the details were logged")
-        .extend_with(|_, e| e.set("code", "INTERNAL"))
-}
-
-pub(crate) fn parse_id(id: &ID, what: &str) -> async_graphql::Result<i64> {
-    id.parse::<i64>().map_err(|_| not_found(what))
 }

@@ -1,31 +1,18 @@
-use async_graphql::{Context, ErrorExtensions, InputObject, Object, Result, ID};
+use async_graphql::{Context, InputObject, Object, ID};
 use rust_decimal::Decimal;
 use std::str::FromStr;
 
 use super::types::{Merchant, Order};
-use super::{bus, internal, not_found, parse_id, principal, store, RoleGuard};
+use super::{bus, parse_id, principal, store, ApiError, Result, RoleGuard};
 use crate::domain::shipment::{shipped_quantities, Pick, Shipped};
 use crate::domain::JobKind;
 use crate::domain::OrderState;
 use crate::jobs::enqueue_state_job;
 use crate::store::jobs_table::{self, OrderJob};
-use crate::store::transitions::{apply_transition, TransitionError, TransitionRequest};
+use crate::store::transitions::{apply_transition, TransitionRequest};
 
 #[derive(Default)]
 pub struct OrderMutation;
-
-fn transition_error(error: TransitionError) -> async_graphql::Error {
-    match error {
-        TransitionError::NotFound => not_found("order"),
-        TransitionError::Refused(refused) => async_graphql::Error::new(refused.to_string())
-            .extend_with(|_, e| e.set("code", "TRANSITION_REFUSED")),
-        conflict @ TransitionError::Conflict { .. } => {
-            async_graphql::Error::new(conflict.to_string())
-                .extend_with(|_, e| e.set("code", "CONFLICT"))
-        }
-        TransitionError::Store(e) => internal(e),
-    }
-}
 
 #[Object]
 impl OrderMutation {
@@ -33,13 +20,11 @@ impl OrderMutation {
     async fn create_merchant(&self, ctx: &Context<'_>, name: String) -> Result<Merchant> {
         let name = name.trim();
         if name.is_empty() {
-            return Err(async_graphql::Error::new("name must not be empty"));
+            return Err(ApiError::invalid_input(
+                "name must not be empty: give the merchant's name",
+            ));
         }
-        Ok(store(ctx)
-            .create_merchant(name)
-            .await
-            .map_err(internal)?
-            .into())
+        Ok(store(ctx).create_merchant(name).await?.into())
     }
 
     /// Moves an order to any state, recorded as forced with the reason; the target state's
@@ -55,8 +40,8 @@ impl OrderMutation {
     ) -> Result<Order> {
         let reason = reason.trim();
         if reason.is_empty() {
-            return Err(async_graphql::Error::new(
-                "a reason is required to force a state",
+            return Err(ApiError::invalid_input(
+                "a reason is required to force a state: say why, it is kept with the change",
             ));
         }
         let principal = principal(ctx)?;
@@ -73,9 +58,7 @@ impl OrderMutation {
         if state == OrderState::Reserved {
             request.reasons = vec![format!("Forced to RESERVED by an admin: {reason}")];
         }
-        apply_transition(store(ctx), bus(ctx), request)
-            .await
-            .map_err(transition_error)?;
+        apply_transition(store(ctx), bus(ctx), request).await?;
         load_order(ctx, id).await
     }
 
@@ -104,11 +87,10 @@ impl OrderMutation {
             } else {
                 "orders already at the warehouse are cancelled by the warehouse"
             };
-            return Err(async_graphql::Error::new(format!(
+            return Err(ApiError::transition_refused(format!(
                 "cannot cancel an order in {}: {who}",
                 order.state
-            ))
-            .extend_with(|_, e| e.set("code", "TRANSITION_REFUSED")));
+            )));
         }
         let mut request = TransitionRequest::new(
             id,
@@ -118,9 +100,7 @@ impl OrderMutation {
             &principal.actor(),
         );
         request.message = reason;
-        apply_transition(store(ctx), bus(ctx), request)
-            .await
-            .map_err(transition_error)?;
+        apply_transition(store(ctx), bus(ctx), request).await?;
         load_order(ctx, id).await
     }
 
@@ -131,7 +111,7 @@ impl OrderMutation {
         let id = parse_id(&order_id, "order")?;
         let order = load_order(ctx, id).await?;
         if order.state != OrderState::Reserved {
-            return Err(async_graphql::Error::new(format!(
+            return Err(ApiError::transition_refused(format!(
                 "only RESERVED orders are revalidated; this one is {}",
                 order.state
             )));
@@ -143,11 +123,8 @@ impl OrderMutation {
                 attempt: 0,
             },
             None,
-        )
-        .map_err(internal)?;
-        jobs_table::push(&store(ctx).pool, vec![task])
-            .await
-            .map_err(internal)?;
+        )?;
+        jobs_table::push(&store(ctx).pool, vec![task]).await?;
         Ok(order)
     }
 
@@ -171,8 +148,7 @@ impl OrderMutation {
         let store = store(ctx);
         let picks: Vec<Pick> = store
             .order_lines(id)
-            .await
-            .map_err(internal)?
+            .await?
             .into_iter()
             .filter_map(|line| {
                 let quantity = Decimal::from_str(line.pick_quantity.as_deref()?).ok()?;
@@ -187,7 +163,7 @@ impl OrderMutation {
             .map(|line| {
                 Ok(Shipped {
                     line_id: line.line_id.parse::<i64>().map_err(|_| {
-                        async_graphql::Error::new(format!(
+                        ApiError::invalid_input(format!(
                             "line {} is not a line of this order",
                             line.line_id.as_str()
                         ))
@@ -196,7 +172,7 @@ impl OrderMutation {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let shipped = shipped_quantities(&picks, &reported).map_err(async_graphql::Error::new)?;
+        let shipped = shipped_quantities(&picks, &reported).map_err(ApiError::invalid_input)?;
         let tracking: Vec<String> = tracking_numbers
             .into_iter()
             .map(|t| t.trim().to_owned())
@@ -214,9 +190,7 @@ impl OrderMutation {
             .into_iter()
             .map(|(line, quantity)| (line, quantity.normalize().to_string()))
             .collect();
-        apply_transition(store, bus(ctx), request)
-            .await
-            .map_err(transition_error)?;
+        apply_transition(store, bus(ctx), request).await?;
         load_order(ctx, id).await
     }
 
@@ -226,12 +200,9 @@ impl OrderMutation {
         let id = parse_id(&order_id, "order")?;
         let order = load_order(ctx, id).await?;
         let store = store(ctx);
-        store.clear_stall(id).await.map_err(internal)?;
-        if !enqueue_state_job(store, id, order.state)
-            .await
-            .map_err(internal)?
-        {
-            return Err(async_graphql::Error::new(format!(
+        store.clear_stall(id).await?;
+        if !enqueue_state_job(store, id, order.state).await? {
+            return Err(ApiError::transition_refused(format!(
                 "an order in {} has nothing to retry: it waits for a person or the warehouse, or is final",
                 order.state
             )));
@@ -253,8 +224,7 @@ async fn load_order(ctx: &Context<'_>, id: i64) -> Result<Order> {
     let scope = &principal(ctx)?.scope;
     let model = store(ctx)
         .order(scope, id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| not_found("order"))?;
+        .await?
+        .ok_or_else(|| ApiError::not_found("order"))?;
     Order::from_model(model)
 }

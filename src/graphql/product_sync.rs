@@ -1,10 +1,10 @@
 //! The product sync: the merchant's Fortnox stock articles beside our products, products
 //! created from them, and the stock levels the warehouse reports. The logic lives in
 //! `store::product_sync` and `jobs::stock`.
-use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
+use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 
-use super::catalog::{catalog_error, revalidate_reserved, scoped_merchant, Product};
-use super::{store, RoleGuard};
+use super::catalog::{revalidate_reserved, scoped_merchant, Product};
+use super::{store, Result, RoleGuard};
 use crate::fortnox::FortnoxClient;
 use crate::store::product_sync::{ProductSyncView, StockLevel, SyncRow};
 
@@ -111,10 +111,7 @@ impl ProductSyncQuery {
     async fn product_sync(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<ProductSync> {
         let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
         let fortnox = ctx.data_unchecked::<FortnoxClient>();
-        let view = store(ctx)
-            .product_sync(fortnox, merchant_id)
-            .await
-            .map_err(catalog_error)?;
+        let view = store(ctx).product_sync(fortnox, merchant_id).await?;
         Ok(view.into())
     }
 }
@@ -141,8 +138,7 @@ impl ProductSyncMutation {
         let fortnox = ctx.data_unchecked::<FortnoxClient>();
         let created = store(ctx)
             .create_products_from_fortnox(fortnox, merchant_id, article_numbers)
-            .await
-            .map_err(catalog_error)?;
+            .await?;
         if !created.is_empty() {
             revalidate_reserved(ctx, merchant_id).await;
         }
@@ -168,10 +164,7 @@ impl ProductSyncMutation {
                 quantity: l.quantity,
             })
             .collect();
-        let updated = store(ctx)
-            .report_stock_levels(merchant_id, levels)
-            .await
-            .map_err(catalog_error)?;
+        let updated = store(ctx).report_stock_levels(merchant_id, levels).await?;
         Ok(updated.into_iter().map(Product::from).collect())
     }
 }

@@ -1,8 +1,8 @@
 use async_graphql::connection::{query, Connection, Edge, EmptyFields};
-use async_graphql::{Context, Object, Result, ID};
+use async_graphql::{Context, Object, ID};
 
 use super::types::{Merchant, Order, ShippingMethod};
-use super::{internal, parse_id, principal, store};
+use super::{parse_id, principal, store, ApiError, Result};
 use crate::domain::OrderState;
 use crate::store::orders::OrderFilter;
 
@@ -17,7 +17,7 @@ impl OrderQuery {
     /// The merchants the caller may see.
     async fn merchants(&self, ctx: &Context<'_>) -> Result<Vec<Merchant>> {
         let scope = &principal(ctx)?.scope;
-        let merchants = store(ctx).merchants(scope).await.map_err(internal)?;
+        let merchants = store(ctx).merchants(scope).await?;
         Ok(merchants.into_iter().map(Merchant::from).collect())
     }
 
@@ -26,11 +26,7 @@ impl OrderQuery {
         let Ok(id) = id.parse::<i64>() else {
             return Ok(None);
         };
-        Ok(store(ctx)
-            .merchant(scope, id)
-            .await
-            .map_err(internal)?
-            .map(Merchant::from))
+        Ok(store(ctx).merchant(scope, id).await?.map(Merchant::from))
     }
 
     /// Orders, newest first, as a Relay connection (`first` at most 200).
@@ -41,7 +37,7 @@ impl OrderQuery {
         states: Option<Vec<OrderState>>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<String, Order, EmptyFields, EmptyFields>> {
+    ) -> async_graphql::Result<Connection<String, Order, EmptyFields, EmptyFields>> {
         let scope = principal(ctx)?.scope.clone();
         let filter = OrderFilter {
             merchant_id: match merchant_id {
@@ -58,19 +54,11 @@ impl OrderQuery {
             first,
             None,
             |after: Option<String>, _before: Option<String>, first, _last| async move {
-                let after_id = match after {
-                    Some(cursor) => Some(
-                        cursor
-                            .parse::<i64>()
-                            .map_err(|_| async_graphql::Error::new("invalid cursor"))?,
-                    ),
-                    None => None,
-                };
+                let after_id = after.as_deref().map(parse_cursor).transpose()?;
                 let limit = first.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
                 let mut rows = store
                     .orders_page(&scope, &filter, after_id, limit as u64 + 1)
-                    .await
-                    .map_err(internal)?;
+                    .await?;
                 let has_next = rows.len() > limit;
                 rows.truncate(limit);
                 let mut connection = Connection::new(after_id.is_some(), has_next);
@@ -80,7 +68,7 @@ impl OrderQuery {
                         .edges
                         .push(Edge::new(cursor, Order::from_model(row)?));
                 }
-                Ok::<_, async_graphql::Error>(connection)
+                Ok::<_, ApiError>(connection)
             },
         )
         .await
@@ -92,7 +80,7 @@ impl OrderQuery {
         let Ok(id) = parse_id(&id, "order") else {
             return Ok(None);
         };
-        match store(ctx).order(scope, id).await.map_err(internal)? {
+        match store(ctx).order(scope, id).await? {
             Some(model) => Ok(Some(Order::from_model(model)?)),
             None => Ok(None),
         }
@@ -101,7 +89,16 @@ impl OrderQuery {
     /// The warehouse's carrier services that shipping rules can map to.
     async fn shipping_methods(&self, ctx: &Context<'_>) -> Result<Vec<ShippingMethod>> {
         principal(ctx)?;
-        let methods = store(ctx).shipping_methods().await.map_err(internal)?;
+        let methods = store(ctx).shipping_methods().await?;
         Ok(methods.into_iter().map(ShippingMethod::from).collect())
     }
+}
+
+/// A page cursor (`after`) as this API hands them out: the id of the last row seen.
+pub(super) fn parse_cursor(cursor: &str) -> Result<i64> {
+    cursor.parse::<i64>().map_err(|_| {
+        ApiError::invalid_input(format!(
+            "invalid cursor `{cursor}`: pass an endCursor from a previous page, or no cursor"
+        ))
+    })
 }

@@ -1,9 +1,9 @@
-use async_graphql::{Context, Result, Subscription, ID};
+use async_graphql::{Context, Subscription, ID};
 use futures::{Stream, StreamExt};
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::types::OrderStateChange;
-use super::{bus, not_found, principal};
+use super::{bus, parse_id, principal, ApiError, Result};
 
 pub struct SubscriptionRoot;
 
@@ -19,16 +19,16 @@ impl SubscriptionRoot {
         let scope = principal(ctx)?.scope.clone();
         let merchant_id = match merchant_id {
             Some(id) => {
-                let id = id.parse::<i64>().map_err(|_| not_found("merchant"))?;
+                let id = parse_id(&id, "merchant")?;
                 if !scope.allows(id) {
-                    return Err(not_found("merchant"));
+                    return Err(ApiError::not_found("merchant"));
                 }
                 Some(id)
             }
             None => None,
         };
         let order_id = match order_id {
-            Some(id) => Some(id.parse::<i64>().map_err(|_| not_found("order"))?),
+            Some(id) => Some(parse_id(&id, "order")?),
             None => None,
         };
         let stream = BroadcastStream::new(bus(ctx).subscribe()).filter_map(move |event| {

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::{merchant, order, order_event, order_line, shipping_method};
 
 use super::loaders::{DuplicateInvoicesLoader, OrderEventsLoader, OrderLinesLoader};
+use super::Result;
 use crate::domain::OrderState;
 use crate::events::OrderStateChanged;
 use async_graphql::dataloader::DataLoader;
@@ -109,8 +110,8 @@ fn strings(value: &serde_json::Value) -> Vec<String> {
 }
 
 impl Order {
-    pub fn from_model(o: order::Model) -> async_graphql::Result<Order> {
-        let state = o.state.parse::<OrderState>().map_err(super::internal)?;
+    pub fn from_model(o: order::Model) -> Result<Order> {
+        let state = o.state.parse::<OrderState>()?;
         Ok(Order {
             id: o.id.into(),
             merchant_id: o.merchant_id.into(),
@@ -133,9 +134,9 @@ impl Order {
 
 #[ComplexObject]
 impl Order {
-    async fn lines(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderLine>> {
+    async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
         let loader = ctx.data_unchecked::<DataLoader<OrderLinesLoader>>();
-        let lines = loader.load_one(self.db_id).await.map_err(super::internal)?;
+        let lines = loader.load_one(self.db_id).await?;
         Ok(lines
             .unwrap_or_default()
             .into_iter()
@@ -144,9 +145,9 @@ impl Order {
     }
 
     /// The order's history, oldest first.
-    async fn events(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderEvent>> {
+    async fn events(&self, ctx: &Context<'_>) -> Result<Vec<OrderEvent>> {
         let loader = ctx.data_unchecked::<DataLoader<OrderEventsLoader>>();
-        let events = loader.load_one(self.db_id).await.map_err(super::internal)?;
+        let events = loader.load_one(self.db_id).await?;
         Ok(events
             .unwrap_or_default()
             .into_iter()
@@ -156,12 +157,9 @@ impl Order {
 
     /// Second Fortnox invoices found for this order (each named in an ERROR event), and
     /// how they were credited. Empty in normal operation.
-    async fn duplicate_invoices(
-        &self,
-        ctx: &Context<'_>,
-    ) -> async_graphql::Result<Vec<DuplicateInvoice>> {
+    async fn duplicate_invoices(&self, ctx: &Context<'_>) -> Result<Vec<DuplicateInvoice>> {
         let loader = ctx.data_unchecked::<DataLoader<DuplicateInvoicesLoader>>();
-        let duplicates = loader.load_one(self.db_id).await.map_err(super::internal)?;
+        let duplicates = loader.load_one(self.db_id).await?;
         Ok(duplicates
             .unwrap_or_default()
             .into_iter()

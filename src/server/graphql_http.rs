@@ -2,6 +2,7 @@
 //! without a valid token never reaches a resolver.
 use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
 use async_graphql::Data;
+use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::{FromRequestParts, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -9,26 +10,40 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 
 use super::App;
-use crate::auth::AuthError;
+use crate::graphql::ApiError;
 
-fn unauthorized(error: AuthError) -> Response {
-    let body = serde_json::json!({
-        "errors": [{ "message": error.to_string(), "extensions": { "code": "UNAUTHENTICATED" } }]
-    });
-    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+/// An error answered before the schema runs, in the same shape as the schema's errors.
+fn refused(status: StatusCode, error: ApiError) -> Response {
+    let response = async_graphql::Response::from_errors(vec![error.into_server_error()]);
+    (status, Json(response)).into_response()
 }
 
+/// The body is taken as a `Result` so that a request without a valid token is answered
+/// 401 whatever its body, and a malformed body gets a GraphQL error with a code.
 pub async fn graphql_post(
     State(app): State<App>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
     let header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let principal = match app.jwt.verify_header(header) {
         Ok(principal) => principal,
-        Err(error) => return unauthorized(error),
+        Err(error) => return refused(StatusCode::UNAUTHORIZED, error.into()),
+    };
+    let request = match request {
+        Ok(request) => request,
+        Err(GraphQLRejection(error)) => {
+            let status = match error {
+                async_graphql::ParseRequestError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let message = format!(
+                "the request body is not a GraphQL request ({error}): send JSON with `query` and optionally `variables`"
+            );
+            return refused(status, ApiError::invalid_input(message));
+        }
     };
     let response: GraphQLResponse = app
         .schema
@@ -77,7 +92,7 @@ pub async fn graphql_get(State(app): State<App>, request: axum::extract::Request
                         .map(str::to_owned);
                     let principal = jwt
                         .verify_header(header.as_deref())
-                        .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+                        .map_err(ApiError::from)?;
                     let mut data = Data::default();
                     data.insert(principal);
                     Ok(data)

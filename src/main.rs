@@ -1,10 +1,10 @@
 use clap::Parser;
 use fortnox_fulfilment::auth::{generate_secret, Claims, JwtKeys};
 use fortnox_fulfilment::config::{Cli, Command, Config};
+use fortnox_fulfilment::graphql;
 use fortnox_fulfilment::server::{shutdown_signal, App};
 use fortnox_fulfilment::store::orders::{NewOrder, NewOrderLine};
 use fortnox_fulfilment::store::Store;
-use fortnox_fulfilment::{graphql, jobs};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -162,12 +162,6 @@ async fn seed(config: Config) -> anyhow::Result<()> {
             }],
         };
         if let Some(order) = store.insert_order(order).await? {
-            jobs::enqueue_state_job(
-                &store,
-                order.id,
-                fortnox_fulfilment::domain::OrderState::Imported,
-            )
-            .await?;
             println!("order {} (Fortnox {document})", order.id);
         }
     }

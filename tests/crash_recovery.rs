@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use common::{create_ready_merchant, eventually, fixture_order, TestDb, JWT_SECRET};
 use fortnox_fulfilment::domain::OrderState;
-use fortnox_fulfilment::jobs::enqueue_state_job;
 use fortnox_fulfilment::store::orders::{OrderFilter, TenantScope};
 use fortnox_fulfilment::store::Store;
 
@@ -58,14 +57,12 @@ async fn sigkill_with_jobs_in_flight_then_restart_completes_every_job_once() {
     let store = Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");
     let merchant = create_ready_merchant(&store, "M").await;
+    // Each stored with its first job queued.
     for n in 0..ORDERS {
-        let order = store
+        store
             .insert_order(fixture_order(merchant, &n.to_string(), "1"))
             .await
             .unwrap()
-            .unwrap();
-        enqueue_state_job(&store, order.id, OrderState::Imported)
-            .await
             .unwrap();
     }
     let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,6 @@ use common::{
     admin_token, create_ready_merchant, eventually, insert_order, order_state, order_tasks, TestApp,
 };
 use fortnox_fulfilment::domain::{JobKind, OrderState};
-use fortnox_fulfilment::jobs::enqueue_state_job;
 use fortnox_fulfilment::store::orders::TenantScope;
 use serde_json::json;
 
@@ -24,11 +23,6 @@ async fn imported_orders_flow_through_their_jobs() {
         .unwrap()
         .unwrap()
         .id;
-    for id in [good, bad] {
-        enqueue_state_job(app.store(), id, OrderState::Imported)
-            .await
-            .unwrap();
-    }
     let store = app.store().clone();
     assert!(
         eventually(Duration::from_secs(20), || async {
@@ -79,9 +73,6 @@ async fn a_job_that_keeps_failing_backs_off_then_leaves_an_error_event_and_can_b
     app.app.faults.fail_always(JobKind::ValidateOrder);
     let merchant = create_ready_merchant(app.store(), "M").await;
     let order = insert_order(app.store(), merchant, "1").await;
-    enqueue_state_job(app.store(), order, OrderState::Imported)
-        .await
-        .unwrap();
 
     let store = app.store().clone();
     let stalled = eventually(Duration::from_secs(30), || async {
@@ -157,8 +148,9 @@ async fn a_job_that_keeps_failing_backs_off_then_leaves_an_error_event_and_can_b
 async fn the_reconciler_requeues_an_order_whose_job_was_lost() {
     let app = TestApp::spawn().await;
     let merchant = create_ready_merchant(app.store(), "M").await;
-    // Stored without its job, as if the process died between the commit and the enqueue.
+    // Stored, then its job lost (as if apalis gave up on it).
     let order = insert_order(app.store(), merchant, "1").await;
+    common::delete_order_tasks(app.store(), order).await;
     let store = app.store().clone();
     assert!(
         eventually(Duration::from_secs(30), || async {
@@ -180,9 +172,6 @@ async fn retry_is_refused_for_states_without_a_job() {
         .unwrap()
         .unwrap()
         .id;
-    enqueue_state_job(app.store(), order, OrderState::Imported)
-        .await
-        .unwrap();
     let store = app.store().clone();
     assert!(
         eventually(Duration::from_secs(20), || async {
@@ -214,13 +203,9 @@ async fn finished_tasks_are_pruned_after_a_week_and_live_ones_never() {
     let store = Store::connect(&db.url).await.unwrap();
     store.migrate().await.unwrap();
     let merchant = create_ready_merchant(&store, "M").await;
+    // Each stored with its first job.
     let old = insert_order(&store, merchant, "1").await;
     let live = insert_order(&store, merchant, "2").await;
-    for id in [old, live] {
-        enqueue_state_job(&store, id, OrderState::Imported)
-            .await
-            .unwrap();
-    }
     let eight_days_ago = chrono::Utc::now() - chrono::Duration::days(8);
     let key = format!("order:{old}:%");
     match &store.pool {

@@ -76,6 +76,20 @@ pub enum JobKind {
     InvoiceOrder,
 }
 
+impl JobKind {
+    /// The states in which this job has work to do: the state it is queued for, and for
+    /// validation also RESERVED (`revalidateOrder`, or a fix elsewhere re-checks it). A job
+    /// that finds its order in any other state has nothing to do (a stale or duplicate task).
+    pub fn runs_in(self, state: OrderState) -> bool {
+        matches!(
+            (self, state),
+            (JobKind::ValidateOrder, Imported | Reserved)
+                | (JobKind::SendToWarehouse, Validated)
+                | (JobKind::InvoiceOrder, Shipped)
+        )
+    }
+}
+
 impl OrderState {
     pub const ALL: [OrderState; 7] = [
         Imported, Validated, Reserved, Sent, Shipped, Invoiced, Cancelled,
@@ -257,5 +271,16 @@ mod tests {
         assert_eq!(Reserved.job(), None);
         assert_eq!(Sent.job(), None);
         assert_eq!(OrderState::actionable().count(), 3);
+    }
+
+    #[test]
+    fn every_state_runs_the_job_it_queues() {
+        for state in OrderState::ALL {
+            if let Some(kind) = state.job() {
+                assert!(kind.runs_in(state), "{kind:?} in {state}");
+            }
+        }
+        assert!(JobKind::ValidateOrder.runs_in(Reserved));
+        assert!(!JobKind::InvoiceOrder.runs_in(Sent));
     }
 }

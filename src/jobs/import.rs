@@ -7,7 +7,7 @@
 use chrono::{Duration, NaiveDate, Utc};
 
 use super::fortnox_glue::{fortnox_error, new_order};
-use super::{enqueue_state_job, JobContext, JobError};
+use super::{JobContext, JobError};
 use crate::domain::OrderState;
 use crate::fortnox::types::{invoice_reference, Order, OrderListItem};
 use crate::fortnox::{OrderFilter, OrderQuery};
@@ -71,9 +71,8 @@ pub async fn import_orders(ctx: &JobContext, merchant_id: i64) -> Result<ImportS
             continue;
         }
         let stored = new_order(merchant_id, &order).map_err(JobError::NeedsAttention)?;
-        if let Some(stored) = ctx.store.insert_order(stored).await? {
-            // Should the process die right here, the reconciler queues the check later.
-            enqueue_state_job(&ctx.store, stored.id, OrderState::Imported).await?;
+        // Stored with its first event and its first job, in one transaction.
+        if ctx.store.insert_order(stored).await?.is_some() {
             summary.imported += 1;
         }
     }

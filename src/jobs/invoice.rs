@@ -10,26 +10,24 @@
 //! holder reads the Fortnox order fresh and adopts an invoice that already exists.
 //!
 //! No fence stops a request a frozen process already had in flight, so a second invoice is
-//! detected instead: an INVOICED transition that conflicts is never swallowed. If the order
-//! has a different invoice, the new one is a duplicate: a `credit_duplicate_invoice` job
-//! records it (ERROR event naming both), counts it, and credits it in Fortnox.
+//! detected instead: the dispatcher never swallows an INVOICED transition that conflicts.
+//! If the order has a different invoice, the new one is a duplicate: a
+//! `credit_duplicate_invoice` job records it (ERROR event naming both), counts it, and
+//! credits it in Fortnox.
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
-use super::counters::{self, bump};
+use super::dispatch::{ensure_held, StepOutcome};
 use super::fortnox_glue::fortnox_error;
 use super::freeze::{self, InvoicePoint};
-use super::handlers::ensure_held;
 use super::{JobContext, JobError};
 use crate::domain::checks::delivery_state_allows_delivery;
 use crate::domain::OrderState;
 use crate::fortnox::types::{DocumentNumber, Order, Quantity, RowUpdate};
 use crate::fortnox::{ErrorClass, FortnoxError, TenantClient};
-use crate::store::jobs_table::{self, CreditDuplicate};
 use crate::store::leases::Lease;
-use crate::store::orders::TenantScope;
-use crate::store::transitions::{apply_transition, TransitionError, TransitionRequest};
+use crate::store::transitions::TransitionRequest;
 use entity::{order, order_line};
 
 const ACTOR: &str = "system:invoice_order";
@@ -46,7 +44,7 @@ pub(super) async fn run(
     ctx: &JobContext,
     order: order::Model,
     lease: &mut Lease,
-) -> Result<(), JobError> {
+) -> Result<StepOutcome, JobError> {
     let tenant = ctx.fortnox.tenant(order.merchant_id.to_string());
     let doc =
         DocumentNumber::parse(&order.fortnox_document_number).map_err(JobError::NeedsAttention)?;
@@ -57,7 +55,7 @@ pub(super) async fn run(
         // far as createinvoice: only a read made now tells whether an invoice exists.
         let fresh = tenant.get_order(&doc).await.map_err(fortnox_error)?;
         if let Some(invoice) = fresh.invoice() {
-            return invoiced(ctx, &order, invoice.as_str(), Source::Adopted).await;
+            return Ok(invoiced(&order, invoice.as_str(), Source::Adopted));
         }
         current = Some(fresh);
     }
@@ -72,7 +70,7 @@ pub(super) async fn run(
     };
     freeze::at(ctx, lease, InvoicePoint::AfterRowsPut).await;
     if let Some(invoice) = updated.invoice() {
-        return invoiced(ctx, &order, invoice.as_str(), Source::Adopted).await;
+        return Ok(invoiced(&order, invoice.as_str(), Source::Adopted));
     }
     create_invoice(ctx, &order, lease, &tenant, &doc).await
 }
@@ -85,7 +83,7 @@ async fn create_invoice(
     lease: &mut Lease,
     tenant: &TenantClient,
     doc: &DocumentNumber,
-) -> Result<(), JobError> {
+) -> Result<StepOutcome, JobError> {
     if !ctx.store.fence_invoice_intent(lease).await? {
         tracing::warn!(
             order_id = order.id,
@@ -105,21 +103,16 @@ async fn create_invoice(
             "fault injected: crashed after createinvoice".into(),
         ));
     }
-    invoiced(
-        ctx,
+    Ok(invoiced(
         order,
         invoice.document_number.as_str(),
         Source::Created,
-    )
-    .await
+    ))
 }
 
-async fn invoiced(
-    ctx: &JobContext,
-    order: &order::Model,
-    invoice: &str,
-    source: Source,
-) -> Result<(), JobError> {
+/// The INVOICED transition, carrying the invoice number: should the order have changed
+/// meanwhile, the dispatcher compares invoices and reports a duplicate.
+fn invoiced(order: &order::Model, invoice: &str, source: Source) -> StepOutcome {
     let message = match source {
         Source::Adopted => {
             format!("Adopted Fortnox invoice {invoice}, which already existed for this order")
@@ -135,72 +128,7 @@ async fn invoiced(
     )
     .message(message);
     request.invoice_number = Some(invoice.to_owned());
-    match apply_transition(&ctx.store, &ctx.bus, request).await {
-        Ok(_) => Ok(()),
-        Err(TransitionError::Store(e)) => Err(e.into()),
-        Err(TransitionError::NotFound) => {
-            tracing::error!(
-                order_id = order.id,
-                invoice,
-                "Fortnox invoice made for an order that no longer exists here"
-            );
-            Ok(())
-        }
-        Err(TransitionError::Conflict { .. }) | Err(TransitionError::Refused(_)) => {
-            invoiced_after_change(ctx, order.id, invoice).await
-        }
-    }
-}
-
-/// The order left SHIPPED while we invoiced it. Never swallowed: the same invoice is fine, a
-/// different one is a duplicate (credited), any other change needs a person.
-async fn invoiced_after_change(
-    ctx: &JobContext,
-    order_id: i64,
-    invoice: &str,
-) -> Result<(), JobError> {
-    let Some(now) = ctx.store.order(&TenantScope::All, order_id).await? else {
-        return Ok(());
-    };
-    match now.invoice_number.as_deref() {
-        Some(kept) if kept == invoice => {
-            tracing::debug!(order_id, invoice, "a racing job recorded the same invoice");
-            Ok(())
-        }
-        Some(kept) => {
-            bump(&counters::DUPLICATE_INVOICES_DETECTED);
-            tracing::error!(
-                order_id,
-                invoice,
-                kept,
-                "duplicate Fortnox invoice detected"
-            );
-            let job = CreditDuplicate {
-                order_id,
-                invoice: invoice.to_owned(),
-                kept: kept.to_owned(),
-                attempt: 0,
-            };
-            jobs_table::push(
-                &ctx.store.pool,
-                vec![jobs_table::credit_duplicate_task(&job, None)?],
-            )
-            .await?;
-            Ok(())
-        }
-        None => {
-            bump(&counters::INVOICES_FOR_CHANGED_ORDERS);
-            let message = format!(
-                "Fortnox invoice {invoice} was created for this order while it was changed to {} here: check the invoice in Fortnox and credit it if it is not wanted",
-                now.state
-            );
-            tracing::error!(order_id, invoice, state = %now.state, "invoice created for an order that changed meanwhile");
-            ctx.store
-                .record_order_error(order_id, "invoice_after_change", ACTOR, &message, false)
-                .await?;
-            Ok(())
-        }
-    }
+    StepOutcome::Transition(request)
 }
 
 /// Every row of the order, in Fortnox's order, with the quantity delivered: shipped lines
@@ -308,10 +236,10 @@ async fn refused_rows(
     doc: &DocumentNumber,
     lines: &[order_line::Model],
     error: FortnoxError,
-) -> Result<(), JobError> {
+) -> Result<StepOutcome, JobError> {
     let fresh = tenant.get_order(doc).await.map_err(fortnox_error)?;
     if let Some(invoice) = fresh.invoice() {
-        return invoiced(ctx, order, invoice.as_str(), Source::Adopted).await;
+        return Ok(invoiced(order, invoice.as_str(), Source::Adopted));
     }
     let number = &order.fortnox_document_number;
     if !delivery_state_allows_delivery(fresh.delivery_state.as_deref()) {
@@ -345,7 +273,7 @@ async fn refused_rows(
             .await
             .map_err(fortnox_error)?;
         if let Some(invoice) = updated.invoice() {
-            return invoiced(ctx, order, invoice.as_str(), Source::Adopted).await;
+            return Ok(invoiced(order, invoice.as_str(), Source::Adopted));
         }
         return create_invoice(ctx, order, lease, tenant, doc).await;
     }

@@ -6,9 +6,9 @@
 //! `retryOrder` starts it again.
 pub mod counters;
 mod credit;
+mod dispatch;
 mod fortnox_glue;
 pub mod freeze;
-mod handlers;
 mod import;
 mod invoice;
 mod reconciler;

@@ -3,7 +3,7 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
-use super::handlers::ensure_held;
+use super::dispatch::{ensure_held, StepOutcome};
 use super::{JobContext, JobError};
 use crate::domain::address::DeliveryAddress;
 use crate::domain::OrderState;
@@ -18,7 +18,7 @@ pub(super) async fn run(
     ctx: &JobContext,
     order: order::Model,
     lease: &Lease,
-) -> Result<(), JobError> {
+) -> Result<StepOutcome, JobError> {
     let lines = ctx.store.order_lines(order.id).await?;
     let mut picks = Vec::new();
     for line in lines {
@@ -68,27 +68,10 @@ pub(super) async fn run(
                 ACTOR,
             )
             .message(format!("Warehouse reference {reference}"));
-            transition.warehouse_reference = Some(reference.clone());
-            match crate::store::transitions::apply_transition(&ctx.store, &ctx.bus, transition)
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(crate::store::transitions::TransitionError::Store(e)) => Err(e.into()),
-                Err(_) => {
-                    // The order changed (e.g. cancelled) while the warehouse took it.
-                    let message = format!("The warehouse accepted this order (reference {reference}) while it was being changed here: stop it in the warehouse if it should not ship");
-                    ctx.store
-                        .record_order_error(
-                            order.id,
-                            "warehouse_holds_order",
-                            ACTOR,
-                            &message,
-                            false,
-                        )
-                        .await?;
-                    Ok(())
-                }
-            }
+            // If the order changed meanwhile, the dispatcher tells a person that the
+            // warehouse holds it.
+            transition.warehouse_reference = Some(reference);
+            Ok(StepOutcome::Transition(transition))
         }
         Err(WarehouseError::Refused(reason)) => {
             let reason = format!("The warehouse refused the order: {reason}");
@@ -101,7 +84,7 @@ pub(super) async fn run(
             )
             .message(reason.clone());
             transition.reasons = vec![reason];
-            super::handlers::finish(ctx, transition).await
+            Ok(StepOutcome::Transition(transition))
         }
         Err(WarehouseError::Unavailable(message)) => Err(JobError::Retryable(format!(
             "the warehouse is unavailable: {message}"

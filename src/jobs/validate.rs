@@ -2,6 +2,7 @@
 //! BRIEF.md rule 5.
 use rust_decimal::Decimal;
 
+use super::dispatch::StepOutcome;
 use super::fortnox_glue::{fortnox_error, new_order};
 use super::{JobContext, JobError};
 use crate::domain::address::OrderAddressFields;
@@ -21,7 +22,7 @@ pub(super) async fn run(
     ctx: &JobContext,
     order: order::Model,
     state: OrderState,
-) -> Result<(), JobError> {
+) -> Result<StepOutcome, JobError> {
     let integration = ctx.store.integration(order.merchant_id).await?;
     let connected = integration
         .as_ref()
@@ -35,7 +36,7 @@ pub(super) async fn run(
             .await?
         {
             Some(order) => order,
-            None => return Ok(()),
+            None => return Ok(StepOutcome::Done),
         }
     } else {
         order
@@ -65,17 +66,16 @@ pub(super) async fn run(
         check_ctx.way_of_delivery_descriptions = catalog.way_of_delivery_descriptions.clone();
         outcome = check_order(&to_check, &check_ctx);
     }
-    decide(ctx, &order, &lines, state, outcome, &check_ctx).await
+    decide(&order, &lines, state, outcome, &check_ctx)
 }
 
-async fn decide(
-    ctx: &JobContext,
+fn decide(
     order: &order::Model,
     lines: &[entity::order_line::Model],
     state: OrderState,
     outcome: CheckOutcome,
     check_ctx: &CheckContext,
-) -> Result<(), JobError> {
+) -> Result<StepOutcome, JobError> {
     if outcome.passes() {
         let results = CheckResults {
             shipping_method_id: outcome.shipping_method_id,
@@ -83,7 +83,6 @@ async fn decide(
                 .map_err(|e| JobError::NeedsAttention(e.to_string()))?,
             picks: picks(lines, &outcome, check_ctx),
         };
-        ctx.store.save_check_results(order.id, &results).await?;
         let cause = if state == OrderState::Reserved {
             "revalidated"
         } else {
@@ -94,13 +93,14 @@ async fn decide(
         if !outcome.warnings.is_empty() {
             request.message = Some(outcome.warnings.join("; "));
         }
-        return super::handlers::finish(ctx, request).await;
+        // Saved with the transition, in one transaction.
+        request.check_results = Some(results);
+        return Ok(StepOutcome::Transition(request));
     }
     if state == OrderState::Reserved {
-        ctx.store
-            .update_reasons(order.id, &outcome.reasons, ACTOR)
-            .await?;
-        return Ok(());
+        return Ok(StepOutcome::StillReserved {
+            reasons: outcome.reasons,
+        });
     }
     let mut request = TransitionRequest::new(
         order.id,
@@ -111,7 +111,7 @@ async fn decide(
     )
     .message(outcome.reasons.join("; "));
     request.reasons = outcome.reasons;
-    super::handlers::finish(ctx, request).await
+    Ok(StepOutcome::Transition(request))
 }
 
 /// Lines to ship get their quantity; stock lines dropped (a missing product with

@@ -1,9 +1,9 @@
-//! Wires the handlers to apalis workers on the shared pool and runs them until shutdown.
+//! Wires the dispatcher to apalis workers on the shared pool and runs them until shutdown.
 use std::future::Future;
 
 use apalis::prelude::*;
 
-use super::{backoff_delay, handlers, reconciler, JobContext, JobError};
+use super::{backoff_delay, dispatch, reconciler, JobContext, JobError};
 use crate::domain::JobKind;
 use crate::store::jobs_table::{self, OrderJob};
 use crate::store::Pool;
@@ -12,7 +12,7 @@ use crate::store::Pool;
 /// attempt, an error event. Only a failure to record that outcome reaches apalis.
 async fn run_order_job(kind: JobKind, job: OrderJob, ctx: &JobContext) -> Result<(), BoxDynError> {
     let actor = format!("system:{}", jobs_table::queue_name(kind));
-    let (message, retry) = match handlers::handle(kind, job.order_id, ctx).await {
+    let (message, retry) = match dispatch::handle(kind, job.order_id, ctx).await {
         Ok(()) => return Ok(()),
         Err(JobError::Busy(until)) => {
             // Not a failure: the same attempt runs again once the other job is done.

@@ -1,11 +1,10 @@
 //! Duplicate invoices: recorded once per (order, invoice), with their credit.
 use chrono::Utc;
-use entity::{duplicate_invoice, fortnox_integration, order, order_event};
+use entity::{duplicate_invoice, fortnox_integration};
 use sea_orm::prelude::*;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::ActiveValue::Set;
 use sea_orm::QueryOrder;
 
+use super::write::{on_tx, EventKind};
 use super::{Store, StoreError};
 
 impl Store {
@@ -19,40 +18,31 @@ impl Store {
         actor: &str,
         message: &str,
     ) -> Result<Option<duplicate_invoice::Model>, StoreError> {
-        let txn = self.begin_write().await?;
-        let Some(order) = order::Entity::find_by_id(order_id).one(&txn).await? else {
-            return Ok(None);
-        };
-        let now = Utc::now();
-        let inserted = duplicate_invoice::Entity::insert(duplicate_invoice::ActiveModel {
-            order_id: Set(order.id),
-            merchant_id: Set(order.merchant_id),
-            invoice_number: Set(invoice.to_owned()),
-            kept_invoice_number: Set(kept.to_owned()),
-            credit_invoice_number: Set(None),
-            credit_error: Set(None),
-            detected_at: Set(now),
-            credited_at: Set(None),
-            ..Default::default()
-        })
-        .on_conflict(
-            OnConflict::columns([
-                duplicate_invoice::Column::OrderId,
-                duplicate_invoice::Column::InvoiceNumber,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?;
-        if inserted == 1 {
-            insert_event(&txn, &order, "ERROR", "duplicate_invoice", actor, message).await?;
-            let mut active: order::ActiveModel = order.into();
-            active.last_error = Set(Some(message.to_owned()));
-            active.updated_at = Set(now);
-            active.update(&txn).await?;
+        let mut tx = self.begin_tx().await?;
+        let inserted: Option<i64> = on_tx!(&mut tx, |conn, sql| {
+            sqlx::query_scalar(sql("INSERT INTO duplicate_invoices \
+                 (order_id, merchant_id, invoice_number, kept_invoice_number, detected_at) \
+                 SELECT id, merchant_id, ?, ?, ? FROM orders WHERE id = ? \
+                 ON CONFLICT (order_id, invoice_number) DO NOTHING RETURNING id"))
+            .bind(invoice)
+            .bind(kept)
+            .bind(Utc::now())
+            .bind(order_id)
+            .fetch_optional(&mut *conn)
+            .await?
+        });
+        if inserted.is_some() {
+            tx.record_order_event(
+                order_id,
+                EventKind::Error,
+                "duplicate_invoice",
+                actor,
+                message,
+                false,
+            )
+            .await?;
         }
-        txn.commit().await?;
+        tx.commit().await?;
         self.duplicate_invoice(order_id, invoice).await
     }
 
@@ -97,111 +87,64 @@ impl Store {
         actor: &str,
         message: &str,
     ) -> Result<(), StoreError> {
-        let txn = self.begin_write().await?;
-        let now = Utc::now();
-        let updated = duplicate_invoice::Entity::update_many()
-            .col_expr(
-                duplicate_invoice::Column::CreditInvoiceNumber,
-                Expr::value(Some(credit_invoice.to_owned())),
+        let mut tx = self.begin_tx().await?;
+        let order_id: Option<i64> = on_tx!(&mut tx, |conn, sql| {
+            sqlx::query_scalar(sql(
+                "UPDATE duplicate_invoices SET credit_invoice_number = ?, credited_at = ?, \
+                 credit_error = NULL WHERE id = ? AND credit_invoice_number IS NULL \
+                 RETURNING order_id",
+            ))
+            .bind(credit_invoice)
+            .bind(Utc::now())
+            .bind(duplicate_id)
+            .fetch_optional(&mut *conn)
+            .await?
+        });
+        if let Some(order_id) = order_id {
+            tx.record_order_event(
+                order_id,
+                EventKind::Info,
+                "duplicate_invoice_credited",
+                actor,
+                message,
+                false,
             )
-            .col_expr(
-                duplicate_invoice::Column::CreditedAt,
-                Expr::value(Some(now)),
-            )
-            .col_expr(
-                duplicate_invoice::Column::CreditError,
-                Expr::value(Option::<String>::None),
-            )
-            .filter(duplicate_invoice::Column::Id.eq(duplicate_id))
-            .filter(duplicate_invoice::Column::CreditInvoiceNumber.is_null())
-            .exec(&txn)
             .await?;
-        if updated.rows_affected == 1 {
-            if let Some(duplicate) = duplicate_invoice::Entity::find_by_id(duplicate_id)
-                .one(&txn)
-                .await?
-            {
-                if let Some(order) = order::Entity::find_by_id(duplicate.order_id)
-                    .one(&txn)
-                    .await?
-                {
-                    insert_event(
-                        &txn,
-                        &order,
-                        "INFO",
-                        "duplicate_invoice_credited",
-                        actor,
-                        message,
-                    )
-                    .await?;
-                }
-            }
         }
-        txn.commit().await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// The duplicate was not credited automatically; `reason` says what a person must do.
+    /// Recorded (with an ERROR event) once per distinct reason.
     pub async fn record_duplicate_not_credited(
         &self,
         duplicate_id: i64,
         actor: &str,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let txn = self.begin_write().await?;
-        let Some(duplicate) = duplicate_invoice::Entity::find_by_id(duplicate_id)
-            .one(&txn)
+        let mut tx = self.begin_tx().await?;
+        let order_id: Option<i64> = on_tx!(&mut tx, |conn, sql| {
+            sqlx::query_scalar(sql(
+                "UPDATE duplicate_invoices SET credit_error = ? \
+                 WHERE id = ? AND (credit_error IS NULL OR credit_error <> ?) RETURNING order_id",
+            ))
+            .bind(reason)
+            .bind(duplicate_id)
+            .bind(reason)
+            .fetch_optional(&mut *conn)
             .await?
-        else {
-            return Ok(());
-        };
-        if duplicate.credit_error.as_deref() == Some(reason) {
-            return Ok(());
-        }
-        if let Some(order) = order::Entity::find_by_id(duplicate.order_id)
-            .one(&txn)
-            .await?
-        {
-            insert_event(
-                &txn,
-                &order,
-                "ERROR",
+        });
+        if let Some(order_id) = order_id {
+            tx.record_order_event(
+                order_id,
+                EventKind::Error,
                 "duplicate_invoice_not_credited",
                 actor,
                 reason,
+                false,
             )
             .await?;
         }
-        let mut active: duplicate_invoice::ActiveModel = duplicate.into();
-        active.credit_error = Set(Some(reason.to_owned()));
-        active.update(&txn).await?;
-        txn.commit().await?;
-        Ok(())
+        tx.commit().await
     }
-}
-
-async fn insert_event(
-    txn: &sea_orm::DatabaseTransaction,
-    order: &order::Model,
-    kind: &str,
-    cause: &str,
-    actor: &str,
-    message: &str,
-) -> Result<(), StoreError> {
-    order_event::ActiveModel {
-        order_id: Set(order.id),
-        merchant_id: Set(order.merchant_id),
-        kind: Set(kind.to_owned()),
-        from_state: Set(Some(order.state.clone())),
-        to_state: Set(Some(order.state.clone())),
-        cause: Set(cause.to_owned()),
-        actor: Set(actor.to_owned()),
-        message: Set(Some(message.to_owned())),
-        forced: Set(false),
-        created_at: Set(Utc::now()),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await?;
-    Ok(())
 }

@@ -11,6 +11,7 @@ pub mod orders;
 pub mod pipeline;
 pub mod product_sync;
 pub mod transitions;
+pub mod write;
 
 use std::str::FromStr;
 use std::time::Duration;

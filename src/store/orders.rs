@@ -8,8 +8,19 @@ use sea_orm::{
 };
 use serde_json::json;
 
+use super::jobs_table::{self, OrderJob};
+use super::write::{on_tx, EventKind, NewEvent};
 use super::{Store, StoreError};
 use crate::domain::OrderState;
+
+const INSERT_ORDER: &str = "INSERT INTO orders \
+    (merchant_id, fortnox_document_number, state, reasons, delivery_address, way_of_delivery, \
+     tracking_numbers, fortnox_snapshot, created_at, updated_at) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (merchant_id, fortnox_document_number) DO NOTHING RETURNING id";
+const INSERT_LINE: &str = "INSERT INTO order_lines \
+    (order_id, position, fortnox_row_id, article_number, description, ordered_quantity, created_at) \
+    VALUES (?, ?, ?, ?, ?, ?, ?)";
 
 /// Which merchants a caller may see. Built once from the token, applied to every query.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,74 +109,68 @@ impl Store {
         Ok(merchant::Entity::find_by_id(id).one(&self.db).await?)
     }
 
-    /// Stores a new IMPORTED order once: a second import of the same Fortnox document
-    /// returns `None` (unique per merchant and document number). Its first job is queued
-    /// by the caller through `transitions` or `enqueue_state_job`.
+    /// Stores a new IMPORTED order once, with its lines, its first event and its first job,
+    /// in one transaction: a second import of the same Fortnox document returns `None`
+    /// (unique per merchant and document number), and a crash leaves either all or nothing.
     pub async fn insert_order(&self, new: NewOrder) -> Result<Option<order::Model>, StoreError> {
         let now = Utc::now();
-        let txn = self.begin_write().await?;
-        let exists = order::Entity::find()
-            .filter(order::Column::MerchantId.eq(new.merchant_id))
-            .filter(order::Column::FortnoxDocumentNumber.eq(new.fortnox_document_number.clone()))
-            .one(&txn)
-            .await?;
-        if exists.is_some() {
-            return Ok(None);
+        let mut tx = self.begin_tx().await?;
+        let id: Option<i64> = on_tx!(&mut tx, |conn, sql| {
+            sqlx::query_scalar(sql(INSERT_ORDER))
+                .bind(new.merchant_id)
+                .bind(&new.fortnox_document_number)
+                .bind(OrderState::Imported.as_str())
+                .bind(sqlx::types::Json(json!([])))
+                .bind(new.delivery_address.as_ref().map(sqlx::types::Json))
+                .bind(new.way_of_delivery.as_deref())
+                .bind(sqlx::types::Json(json!([])))
+                .bind(sqlx::types::Json(&new.fortnox_snapshot))
+                .bind(now)
+                .bind(now)
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        // Already imported (by an earlier poll, or by another process just now).
+        let Some(id) = id else { return Ok(None) };
+        for (index, line) in new.lines.iter().enumerate() {
+            on_tx!(&mut tx, |conn, sql| {
+                sqlx::query(sql(INSERT_LINE))
+                    .bind(id)
+                    .bind(index as i32 + 1)
+                    .bind(line.fortnox_row_id)
+                    .bind(line.article_number.as_deref())
+                    .bind(&line.description)
+                    .bind(&line.ordered_quantity)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected()
+            });
         }
-        let model = order::ActiveModel {
-            merchant_id: Set(new.merchant_id),
-            fortnox_document_number: Set(new.fortnox_document_number),
-            state: Set(OrderState::Imported.as_str().to_owned()),
-            reasons: Set(json!([])),
-            delivery_address: Set(new.delivery_address),
-            way_of_delivery: Set(new.way_of_delivery),
-            shipping_method_id: Set(None),
-            warehouse_reference: Set(None),
-            tracking_numbers: Set(json!([])),
-            invoice_number: Set(None),
-            fortnox_snapshot: Set(new.fortnox_snapshot),
-            stalled_at: Set(None),
-            last_error: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await;
-        let model = match model {
-            Ok(model) => model,
-            // Another process imported it between our look and our insert.
-            Err(error)
-                if matches!(
-                    error.sql_err(),
-                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-                ) =>
-            {
-                return Ok(None)
-            }
-            Err(error) => return Err(error.into()),
-        };
-        super::pipeline::insert_lines(&txn, model.id, new.lines).await?;
-        order_event::ActiveModel {
-            order_id: Set(model.id),
-            merchant_id: Set(model.merchant_id),
-            kind: Set("TRANSITION".into()),
-            from_state: Set(None),
-            to_state: Set(Some(OrderState::Imported.as_str().into())),
-            cause: Set("imported".into()),
-            actor: Set("system:import".into()),
-            message: Set(Some(format!(
-                "Imported Fortnox order {}",
-                model.fortnox_document_number
-            ))),
-            forced: Set(false),
-            created_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&txn)
+        let message = format!("Imported Fortnox order {}", new.fortnox_document_number);
+        tx.insert_event(&NewEvent {
+            order_id: id,
+            merchant_id: new.merchant_id,
+            kind: EventKind::Transition,
+            from_state: None,
+            to_state: Some(OrderState::Imported.as_str()),
+            cause: "imported",
+            actor: "system:import",
+            message: Some(&message),
+            forced: false,
+            at: now,
+        })
         .await?;
-        txn.commit().await?;
-        Ok(Some(model))
+        if let Some(kind) = OrderState::Imported.job() {
+            let job = OrderJob {
+                order_id: id,
+                attempt: 0,
+            };
+            tx.push_jobs(vec![jobs_table::order_task(kind, &job, None)?])
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(order::Entity::find_by_id(id).one(&self.db).await?)
     }
 
     pub async fn order(
@@ -255,34 +260,25 @@ impl Store {
         message: &str,
         stall: bool,
     ) -> Result<(), StoreError> {
-        let txn = self.begin_write().await?;
-        let Some(order) = order::Entity::find_by_id(order_id).one(&txn).await? else {
-            return Ok(());
-        };
-        let now = Utc::now();
-        order_event::ActiveModel {
-            order_id: Set(order.id),
-            merchant_id: Set(order.merchant_id),
-            kind: Set("ERROR".into()),
-            from_state: Set(Some(order.state.clone())),
-            to_state: Set(Some(order.state.clone())),
-            cause: Set(cause.to_owned()),
-            actor: Set(actor.to_owned()),
-            message: Set(Some(message.to_owned())),
-            forced: Set(false),
-            created_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        let mut active: order::ActiveModel = order.into();
-        active.last_error = Set(Some(message.to_owned()));
-        if stall {
-            active.stalled_at = Set(Some(now));
-        }
-        active.update(&txn).await?;
-        txn.commit().await?;
-        Ok(())
+        self.record_order_event(order_id, EventKind::Error, cause, actor, message, stall)
+            .await
+    }
+
+    /// An event that does not change the order's state: an ERROR (kept as `last_error`,
+    /// and with `stall`, the order waits for `retryOrder`) or an INFO.
+    pub async fn record_order_event(
+        &self,
+        order_id: i64,
+        kind: EventKind,
+        cause: &str,
+        actor: &str,
+        message: &str,
+        stall: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_tx().await?;
+        tx.record_order_event(order_id, kind, cause, actor, message, stall)
+            .await?;
+        tx.commit().await
     }
 
     pub async fn clear_stall(&self, order_id: i64) -> Result<(), StoreError> {

@@ -3,15 +3,16 @@
 use std::collections::HashSet;
 
 use chrono::Utc;
-use entity::{order, order_event, order_line, product, shipping_method, shipping_rule};
+use entity::{order, order_line, product, shipping_method, shipping_rule};
 use sea_orm::prelude::*;
 use sea_orm::ActiveValue::Set;
 use sea_orm::QueryOrder;
-use serde_json::json;
 
 use super::orders::NewOrderLine;
+use super::write::{on_tx, EventKind};
 use super::{Store, StoreError};
 use crate::domain::shipping::ShippingRule;
+use crate::domain::OrderState;
 
 /// What the checks decided for an order that passed, stored before it becomes VALIDATED.
 #[derive(Clone, Debug)]
@@ -98,78 +99,40 @@ impl Store {
         Ok(())
     }
 
-    pub async fn save_check_results(
-        &self,
-        order_id: i64,
-        results: &CheckResults,
-    ) -> Result<(), StoreError> {
-        let txn = self.begin_write().await?;
-        order::Entity::update_many()
-            .col_expr(
-                order::Column::ShippingMethodId,
-                Expr::value(results.shipping_method_id),
-            )
-            .col_expr(
-                order::Column::DeliveryAddress,
-                Expr::value(Some(results.delivery_address.clone())),
-            )
-            .filter(order::Column::Id.eq(order_id))
-            .exec(&txn)
-            .await?;
-        for line in order_line::Entity::find()
-            .filter(order_line::Column::OrderId.eq(order_id))
-            .all(&txn)
-            .await?
-        {
-            let pick = results
-                .picks
-                .iter()
-                .find(|(position, _)| *position == line.position)
-                .map(|(_, q)| q.clone());
-            let mut active: order_line::ActiveModel = line.into();
-            active.pick_quantity = Set(pick);
-            active.update(&txn).await?;
-        }
-        txn.commit().await?;
-        Ok(())
-    }
-
-    /// A RESERVED order checked again and still failing: new reasons, an event saying so.
+    /// A RESERVED order checked again and still failing: new reasons, an INFO event saying
+    /// so. Only while the order is still RESERVED (it is not a change of state).
     pub async fn update_reasons(
         &self,
         order_id: i64,
         reasons: &[String],
         actor: &str,
     ) -> Result<(), StoreError> {
-        let txn = self.begin_write().await?;
-        let Some(order) = order::Entity::find_by_id(order_id).one(&txn).await? else {
-            return Ok(());
-        };
-        let now = Utc::now();
-        order_event::ActiveModel {
-            order_id: Set(order.id),
-            merchant_id: Set(order.merchant_id),
-            kind: Set("INFO".into()),
-            from_state: Set(Some(order.state.clone())),
-            to_state: Set(Some(order.state.clone())),
-            cause: Set("revalidated".into()),
-            actor: Set(actor.to_owned()),
-            message: Set(Some(format!(
-                "Checked again, still reserved: {}",
-                reasons.join("; ")
-            ))),
-            forced: Set(false),
-            created_at: Set(now),
-            ..Default::default()
+        let mut tx = self.begin_tx().await?;
+        let updated = on_tx!(&mut tx, |conn, sql| {
+            sqlx::query(sql(
+                "UPDATE orders SET reasons = ?, updated_at = ? WHERE id = ? AND state = ?",
+            ))
+            .bind(sqlx::types::Json(reasons))
+            .bind(Utc::now())
+            .bind(order_id)
+            .bind(OrderState::Reserved.as_str())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        if updated == 1 {
+            let message = format!("Checked again, still reserved: {}", reasons.join("; "));
+            tx.record_order_event(
+                order_id,
+                EventKind::Info,
+                "revalidated",
+                actor,
+                &message,
+                false,
+            )
+            .await?;
         }
-        .insert(&txn)
-        .await?;
-        let mut active: order::ActiveModel = order.into();
-        active.reasons = Set(json!(reasons));
-        active.updated_at = Set(now);
-        active.update(&txn).await?;
-        txn.commit().await?;
-        Ok(())
+        tx.commit().await
     }
 }
 

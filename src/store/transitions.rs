@@ -1,13 +1,17 @@
 //! The one function that changes an order's state.
 //!
-//! In one transaction: read the current state, check the table, compare-and-set
-//! (`UPDATE ... WHERE state = <current>`), append the event, and insert the job the new
-//! state needs. Subscribers are told after commit. Nothing else writes `orders.state`.
+//! In one transaction (`store::write`): read the current state, check the table,
+//! compare-and-set (`UPDATE ... WHERE state = <current>`), save what the change carries
+//! (check results, shipped quantities), append the event, and insert the job the new state
+//! needs. Subscribers are told after commit. Nothing else writes `orders.state` (the import
+//! writes the first one, IMPORTED, when it creates the order).
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
 use super::jobs_table::{self, OrderJob, QueuedTask};
-use super::{numbered_placeholders, Pool, Store, StoreError};
+use super::pipeline::CheckResults;
+use super::write::{on_tx, EventKind, NewEvent, WriteTx};
+use super::{Store, StoreError};
 use crate::domain::state_machine::check_transition;
 use crate::domain::{OrderState, TransitionRefused};
 use crate::events::{EventBus, OrderStateChanged};
@@ -32,6 +36,8 @@ pub struct TransitionRequest {
     pub invoice_number: Option<String>,
     /// (order line id, quantity) shipped, written with the SHIPPED transition.
     pub shipped_quantities: Vec<(i64, String)>,
+    /// What the checks decided, saved with the VALIDATED transition.
+    pub check_results: Option<CheckResults>,
 }
 
 impl TransitionRequest {
@@ -55,6 +61,7 @@ impl TransitionRequest {
             tracking_numbers: None,
             invoice_number: None,
             shipped_quantities: Vec::new(),
+            check_results: None,
         }
     }
 
@@ -93,24 +100,50 @@ const UPDATE_STATE: &str = "UPDATE orders SET state = ?, reasons = ?, \
     invoice_number = COALESCE(?, invoice_number), \
     stalled_at = NULL, last_error = NULL, updated_at = ? \
     WHERE id = ? AND state = ?";
-/// PostgreSQL: tell every process (see `events::listen_postgres`); the payload is the event
-/// id, since NOTIFY payloads are small and the event row has everything.
-const NOTIFY: &str = "SELECT pg_notify('order_state_changed', $1)";
 const UPDATE_SHIPPED: &str =
     "UPDATE order_lines SET shipped_quantity = ? WHERE id = ? AND order_id = ?";
-const INSERT_EVENT: &str = "INSERT INTO order_events \
-    (order_id, merchant_id, kind, from_state, to_state, cause, actor, message, forced, created_at) \
-    VALUES (?, ?, 'TRANSITION', ?, ?, ?, ?, ?, ?, ?) RETURNING id";
+const SAVE_CHECKED_ORDER: &str =
+    "UPDATE orders SET shipping_method_id = ?, delivery_address = ? WHERE id = ?";
+const CLEAR_PICKS: &str = "UPDATE order_lines SET pick_quantity = NULL WHERE order_id = ?";
+const SET_PICK: &str =
+    "UPDATE order_lines SET pick_quantity = ? WHERE order_id = ? AND position = ?";
 
-/// Runs the same statements on either backend's transaction.
-macro_rules! transition_in_tx {
-    ($tx:expr, $req:expr, $now:expr, $sql:expr, $push:path, $notify:expr) => {{
-        let tx = $tx;
-        let req: &TransitionRequest = $req;
-        let row: Option<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe($sql(SELECT_STATE)))
-            .bind(req.order_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+fn jobs_for(order_id: i64, state: OrderState) -> Result<Vec<QueuedTask>, StoreError> {
+    match state.job() {
+        Some(kind) => Ok(vec![jobs_table::order_task(
+            kind,
+            &OrderJob {
+                order_id,
+                attempt: 0,
+            },
+            None,
+        )?]),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// What a committed transition changed, for subscribers.
+struct Applied {
+    from: OrderState,
+    merchant_id: i64,
+    event_id: i64,
+}
+
+impl WriteTx {
+    /// The state change, inside the caller's transaction: read the current state, check
+    /// the table, compare-and-set, save what comes with it (check results, shipped
+    /// quantities), append the event and queue the job the new state needs.
+    async fn transition(
+        &mut self,
+        req: &TransitionRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, TransitionError> {
+        let row: Option<(String, i64)> = on_tx!(self, |conn, sql| {
+            sqlx::query_as(sql(SELECT_STATE))
+                .bind(req.order_id)
+                .fetch_optional(conn)
+                .await?
+        });
         let (current, merchant_id) = row.ok_or(TransitionError::NotFound)?;
         let current: OrderState =
             current
@@ -127,18 +160,21 @@ macro_rules! transition_in_tx {
             }
         }
         check_transition(current, req.to, req.forced)?;
-        let updated = sqlx::query(sqlx::AssertSqlSafe($sql(UPDATE_STATE)))
-            .bind(req.to.as_str())
-            .bind(Json(&req.reasons))
-            .bind(req.warehouse_reference.as_deref())
-            .bind(req.tracking_numbers.as_ref().map(Json))
-            .bind(req.invoice_number.as_deref())
-            .bind($now)
-            .bind(req.order_id)
-            .bind(current.as_str())
-            .execute(&mut *tx)
-            .await?;
-        if updated.rows_affected() != 1 {
+        let updated = on_tx!(self, |conn, sql| {
+            sqlx::query(sql(UPDATE_STATE))
+                .bind(req.to.as_str())
+                .bind(Json(&req.reasons))
+                .bind(req.warehouse_reference.as_deref())
+                .bind(req.tracking_numbers.as_ref().map(Json))
+                .bind(req.invoice_number.as_deref())
+                .bind(now)
+                .bind(req.order_id)
+                .bind(current.as_str())
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        if updated != 1 {
             // Someone else committed a change between our read and our write.
             return Err(TransitionError::Conflict {
                 expected: current,
@@ -146,53 +182,71 @@ macro_rules! transition_in_tx {
             });
         }
         for (line_id, quantity) in &req.shipped_quantities {
-            sqlx::query(sqlx::AssertSqlSafe($sql(UPDATE_SHIPPED)))
-                .bind(quantity)
-                .bind(line_id)
-                .bind(req.order_id)
-                .execute(&mut *tx)
-                .await?;
+            on_tx!(self, |conn, sql| {
+                sqlx::query(sql(UPDATE_SHIPPED))
+                    .bind(quantity)
+                    .bind(line_id)
+                    .bind(req.order_id)
+                    .execute(conn)
+                    .await?
+                    .rows_affected()
+            });
         }
-        let event_id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe($sql(INSERT_EVENT)))
-            .bind(req.order_id)
-            .bind(merchant_id)
-            .bind(current.as_str())
-            .bind(req.to.as_str())
-            .bind(&req.cause)
-            .bind(&req.actor)
-            .bind(req.message.as_deref())
-            .bind(req.forced)
-            .bind($now)
-            .fetch_one(&mut *tx)
+        if let Some(results) = &req.check_results {
+            self.save_check_results(req.order_id, results).await?;
+        }
+        let event_id = self
+            .insert_event(&NewEvent {
+                order_id: req.order_id,
+                merchant_id,
+                kind: EventKind::Transition,
+                from_state: Some(current.as_str()),
+                to_state: Some(req.to.as_str()),
+                cause: &req.cause,
+                actor: &req.actor,
+                message: req.message.as_deref(),
+                forced: req.forced,
+                at: now,
+            })
             .await?;
-        $push(&mut *tx, jobs_for(req.order_id, req.to)?).await?;
-        if let Some(notify) = $notify {
-            // Delivered to every process's listener when (and only if) this commits.
-            sqlx::query(notify)
-                .bind(event_id.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        (current, merchant_id, event_id)
-    }};
-}
-
-fn jobs_for(order_id: i64, state: OrderState) -> Result<Vec<QueuedTask>, StoreError> {
-    match state.job() {
-        Some(kind) => Ok(vec![jobs_table::order_task(
-            kind,
-            &OrderJob {
-                order_id,
-                attempt: 0,
-            },
-            None,
-        )?]),
-        None => Ok(Vec::new()),
+        self.push_jobs(jobs_for(req.order_id, req.to)?).await?;
+        self.notify_state_changed(event_id).await?;
+        Ok(Applied {
+            from: current,
+            merchant_id,
+            event_id,
+        })
     }
-}
 
-fn same_sql(sql: &str) -> String {
-    sql.to_owned()
+    /// What the checks decided: the shipping method, the delivery address and each line's
+    /// quantity to pick (lines not listed are not shipped).
+    async fn save_check_results(
+        &mut self,
+        order_id: i64,
+        results: &CheckResults,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, |conn, sql| {
+            sqlx::query(sql(SAVE_CHECKED_ORDER))
+                .bind(results.shipping_method_id)
+                .bind(Json(&results.delivery_address))
+                .bind(order_id)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(sql(CLEAR_PICKS))
+                .bind(order_id)
+                .execute(&mut *conn)
+                .await?;
+            for (position, quantity) in &results.picks {
+                sqlx::query(sql(SET_PICK))
+                    .bind(quantity)
+                    .bind(order_id)
+                    .bind(position)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        });
+        Ok(())
+    }
 }
 
 pub async fn apply_transition(
@@ -201,37 +255,13 @@ pub async fn apply_transition(
     req: TransitionRequest,
 ) -> Result<OrderStateChanged, TransitionError> {
     let now: DateTime<Utc> = Utc::now();
-    let (from, merchant_id, event_id) = match &store.pool {
-        Pool::Sqlite(pool) => {
-            // IMMEDIATE takes the write lock up front: two racing transitions then run one
-            // after the other and the second sees the first's state (a clean conflict),
-            // instead of failing with SQLITE_BUSY when upgrading a read lock.
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            let result = transition_in_tx!(
-                &mut *tx,
-                &req,
-                now,
-                same_sql,
-                jobs_table::push_sqlite,
-                None::<&'static str>
-            );
-            tx.commit().await?;
-            result
-        }
-        Pool::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            let result = transition_in_tx!(
-                &mut *tx,
-                &req,
-                now,
-                numbered_placeholders,
-                jobs_table::push_postgres,
-                Some(NOTIFY)
-            );
-            tx.commit().await?;
-            result
-        }
-    };
+    let mut tx = store.begin_tx().await?;
+    let Applied {
+        from,
+        merchant_id,
+        event_id,
+    } = tx.transition(&req, now).await?;
+    tx.commit().await?;
     let event = OrderStateChanged {
         event_id,
         order_id: req.order_id,

@@ -314,6 +314,28 @@ where
 }
 
 /// The order's tasks in apalis' table for one queue: (payload, run_at in unix seconds).
+/// Deletes every queued task of the order, as if it had been lost (a crash between a
+/// commit and the enqueue, or a task apalis gave up on).
+pub async fn delete_order_tasks(store: &Store, order_id: i64) {
+    use fortnox_fulfilment::store::Pool;
+    let key = format!("order:{order_id}:%");
+    match &store.pool {
+        Pool::Sqlite(pool) => sqlx::query("DELETE FROM Jobs WHERE idempotency_key LIKE ?")
+            .bind(key)
+            .execute(pool)
+            .await
+            .map(|_| ()),
+        Pool::Postgres(pool) => {
+            sqlx::query("DELETE FROM apalis.jobs WHERE idempotency_key LIKE $1")
+                .bind(key)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        }
+    }
+    .expect("delete the order's tasks");
+}
+
 pub async fn order_tasks(store: &Store, queue: &str, order_id: i64) -> Vec<(Value, i64)> {
     use fortnox_fulfilment::store::Pool;
     let key = format!("order:{order_id}:%");

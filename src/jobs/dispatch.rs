@@ -1,0 +1,204 @@
+//! The one dispatcher of order jobs: takes the order's lease, runs the step for the order's
+//! state, and applies what the step decided. Steps (`validate`, `send`, `invoice`) only
+//! decide; they never write the order's state themselves, so every transition error is
+//! mapped here, once.
+use super::counters::{self, bump};
+use super::{invoice, send, validate, JobContext, JobError};
+use crate::domain::{JobKind, OrderState};
+use crate::store::jobs_table::{self, CreditDuplicate};
+use crate::store::leases::Lease;
+use crate::store::orders::TenantScope;
+use crate::store::transitions::{apply_transition, TransitionError, TransitionRequest};
+
+/// What a job step decided.
+#[derive(Debug)]
+pub(super) enum StepOutcome {
+    /// Change the order's state; what the request carries (check results, references,
+    /// the invoice number) is saved in the same transaction.
+    Transition(TransitionRequest),
+    /// A RESERVED order checked again and still failing, for these reasons.
+    StillReserved { reasons: Vec<String> },
+    /// Nothing (left) to do.
+    Done,
+}
+
+pub(super) async fn handle(kind: JobKind, order_id: i64, ctx: &JobContext) -> Result<(), JobError> {
+    if ctx.faults.should_fail(kind) {
+        return Err(JobError::Retryable(format!("fault injected into {kind:?}")));
+    }
+    let Some(order) = ctx.store.order(&TenantScope::All, order_id).await? else {
+        tracing::warn!(order_id, ?kind, "job for a missing order dropped");
+        return Ok(());
+    };
+    let Some(state) = runnable_state(kind, &order)? else {
+        tracing::debug!(order_id, ?kind, state = %order.state, "stale job: the order has moved on");
+        return Ok(());
+    };
+    let (mut lease, order) = match ctx
+        .store
+        .claim(order_id, state.as_str(), ctx.settings.lease_terms())
+        .await?
+    {
+        Ok(claimed) => claimed,
+        Err(held) => return Err(JobError::Busy(held.until)),
+    };
+    // Decide on the order as read after the claim: a holder before us may have changed it.
+    let result = match runnable_state(kind, &order)? {
+        Some(state) => match run_step(kind, state, order, &mut lease, ctx).await {
+            Ok(outcome) => apply(ctx, kind, order_id, outcome).await,
+            Err(error) => Err(error),
+        },
+        None => Ok(()),
+    };
+    if let Err(error) = ctx.store.release(lease).await {
+        // The lease runs out by itself; the next job only waits for that.
+        tracing::warn!(order_id, %error, "could not release the order's lease");
+    }
+    result
+}
+
+/// The order's state if this kind of job has work to do in it.
+fn runnable_state(
+    kind: JobKind,
+    order: &entity::order::Model,
+) -> Result<Option<OrderState>, JobError> {
+    let state = order
+        .state
+        .parse::<OrderState>()
+        .map_err(|e| JobError::NeedsAttention(e.to_string()))?;
+    Ok(kind.runs_in(state).then_some(state))
+}
+
+async fn run_step(
+    kind: JobKind,
+    state: OrderState,
+    order: entity::order::Model,
+    lease: &mut Lease,
+    ctx: &JobContext,
+) -> Result<StepOutcome, JobError> {
+    match kind {
+        JobKind::ValidateOrder => validate::run(ctx, order, state).await,
+        JobKind::SendToWarehouse => send::run(ctx, order, lease).await,
+        JobKind::InvoiceOrder => invoice::run(ctx, order, lease).await,
+    }
+}
+
+async fn apply(
+    ctx: &JobContext,
+    kind: JobKind,
+    order_id: i64,
+    outcome: StepOutcome,
+) -> Result<(), JobError> {
+    let actor = format!("system:{}", jobs_table::queue_name(kind));
+    match outcome {
+        StepOutcome::Transition(request) => {
+            match apply_transition(&ctx.store, &ctx.bus, request.clone()).await {
+                Ok(_) => Ok(()),
+                Err(TransitionError::Store(e)) => Err(e.into()),
+                Err(TransitionError::NotFound) => {
+                    tracing::warn!(order_id, ?kind, "the order vanished while its job ran");
+                    Ok(())
+                }
+                Err(TransitionError::Conflict { .. } | TransitionError::Refused(_)) => {
+                    lost_race(ctx, &request, &actor).await
+                }
+            }
+        }
+        StepOutcome::StillReserved { reasons } => {
+            Ok(ctx.store.update_reasons(order_id, &reasons, &actor).await?)
+        }
+        StepOutcome::Done => Ok(()),
+    }
+}
+
+/// Someone (an admin, the warehouse, a racing job) changed the order while the step ran.
+/// Usually nothing is left to do; but an effect that already happened outside (an invoice,
+/// the warehouse taking the order) is never swallowed.
+async fn lost_race(
+    ctx: &JobContext,
+    request: &TransitionRequest,
+    actor: &str,
+) -> Result<(), JobError> {
+    let order_id = request.order_id;
+    let Some(now) = ctx.store.order(&TenantScope::All, order_id).await? else {
+        return Ok(());
+    };
+    if let Some(invoice) = request.invoice_number.as_deref() {
+        return invoiced_meanwhile(ctx, &now, invoice, actor).await;
+    }
+    if let (OrderState::Sent, Some(reference)) = (request.to, &request.warehouse_reference) {
+        let message = format!("The warehouse accepted this order (reference {reference}) while it was being changed here: stop it in the warehouse if it should not ship");
+        ctx.store
+            .record_order_error(order_id, "warehouse_holds_order", actor, &message, false)
+            .await?;
+        return Ok(());
+    }
+    tracing::debug!(order_id, to = %request.to, state = %now.state, "the order moved on first; nothing left to do");
+    Ok(())
+}
+
+/// A Fortnox invoice was made for an order that left SHIPPED meanwhile: the same invoice
+/// is fine, a different one is a duplicate (credited by its own job), any other change
+/// needs a person.
+async fn invoiced_meanwhile(
+    ctx: &JobContext,
+    now: &entity::order::Model,
+    invoice: &str,
+    actor: &str,
+) -> Result<(), JobError> {
+    let order_id = now.id;
+    match now.invoice_number.as_deref() {
+        Some(kept) if kept == invoice => {
+            tracing::debug!(order_id, invoice, "a racing job recorded the same invoice");
+            Ok(())
+        }
+        Some(kept) => {
+            bump(&counters::DUPLICATE_INVOICES_DETECTED);
+            tracing::error!(
+                order_id,
+                invoice,
+                kept,
+                "duplicate Fortnox invoice detected"
+            );
+            let job = CreditDuplicate {
+                order_id,
+                invoice: invoice.to_owned(),
+                kept: kept.to_owned(),
+                attempt: 0,
+            };
+            jobs_table::push(
+                &ctx.store.pool,
+                vec![jobs_table::credit_duplicate_task(&job, None)?],
+            )
+            .await?;
+            Ok(())
+        }
+        None => {
+            bump(&counters::INVOICES_FOR_CHANGED_ORDERS);
+            let message = format!(
+                "Fortnox invoice {invoice} was created for this order while it was changed to {} here: check the invoice in Fortnox and credit it if it is not wanted",
+                now.state
+            );
+            tracing::error!(order_id, invoice, state = %now.state, "invoice created for an order that changed meanwhile");
+            ctx.store
+                .record_order_error(order_id, "invoice_after_change", actor, &message, false)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+/// Stops the step unless the job still holds the order's lease: called before each
+/// external effect. A lost lease means another job has the order; this task comes back
+/// later and finds the order moved on (or waits its turn).
+pub(super) async fn ensure_held(ctx: &JobContext, lease: &Lease) -> Result<(), JobError> {
+    if ctx.store.ensure_held(lease).await? {
+        Ok(())
+    } else {
+        tracing::warn!(
+            order_id = lease.order_id,
+            "lease lost before an external effect; stopping without it"
+        );
+        Err(JobError::Busy(None))
+    }
+}

@@ -1,0 +1,201 @@
+//! Composable write transactions on the pool apalis shares, on either database.
+//!
+//! A use case opens one `WriteTx`, adds what it needs (check results, the transition, its
+//! event, the next job), and commits once: all of it happens, or none. The statements are
+//! written once with `?` placeholders and run on SQLite or PostgreSQL. SQLite transactions
+//! begin IMMEDIATE, so two racing writers run one after the other instead of failing with
+//! SQLITE_BUSY when one upgrades its read lock.
+//!
+//! Every order event in the database is written by [`WriteTx::insert_event`].
+use chrono::{DateTime, Utc};
+
+use super::jobs_table::{self, QueuedTask};
+use super::{numbered_placeholders, Pool, Store, StoreError};
+
+pub enum WriteTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs `$body` with `$conn` (the transaction's connection) and `$sql` (a function turning
+/// `?` placeholders into the backend's), once per backend.
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident, $sql:ident| $body:expr) => {
+        match $tx {
+            $crate::store::write::WriteTx::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                let $sql = |s: &str| sqlx::AssertSqlSafe(s.to_owned());
+                $body
+            }
+            $crate::store::write::WriteTx::Postgres(tx) => {
+                let $conn = &mut **tx;
+                let $sql = |s: &str| sqlx::AssertSqlSafe($crate::store::numbered_placeholders(s));
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
+
+/// What kind of entry an order event is. Stored as text; the values never change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A change of state (forced or not); the first one, at import, has no `from`.
+    Transition,
+    /// Something went wrong and may need a person.
+    Error,
+    /// Worth knowing, no action needed (new reasons on a RESERVED order, a credit).
+    Info,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Transition => "TRANSITION",
+            EventKind::Error => "ERROR",
+            EventKind::Info => "INFO",
+        }
+    }
+}
+
+/// One entry of an order's history.
+#[derive(Clone, Debug)]
+pub struct NewEvent<'a> {
+    pub order_id: i64,
+    pub merchant_id: i64,
+    pub kind: EventKind,
+    pub from_state: Option<&'a str>,
+    pub to_state: Option<&'a str>,
+    pub cause: &'a str,
+    pub actor: &'a str,
+    pub message: Option<&'a str>,
+    pub forced: bool,
+    pub at: DateTime<Utc>,
+}
+
+const INSERT_EVENT: &str = "INSERT INTO order_events \
+    (order_id, merchant_id, kind, from_state, to_state, cause, actor, message, forced, created_at) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id";
+/// PostgreSQL: tell every process (see `events::listen_postgres`); the payload is the event
+/// id, since NOTIFY payloads are small and the event row has everything.
+const NOTIFY_STATE_CHANGED: &str = "SELECT pg_notify('order_state_changed', ?)";
+
+impl Store {
+    /// Opens a write transaction; nothing is written until `commit`.
+    pub async fn begin_tx(&self) -> Result<WriteTx, StoreError> {
+        Ok(match &self.pool {
+            Pool::Sqlite(pool) => WriteTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(pool) => WriteTx::Postgres(pool.begin().await?),
+        })
+    }
+}
+
+impl WriteTx {
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, WriteTx::Postgres(_))
+    }
+
+    /// Appends an event to the order's history; returns its id.
+    pub async fn insert_event(&mut self, event: &NewEvent<'_>) -> Result<i64, StoreError> {
+        let id: i64 = on_tx!(self, |conn, sql| {
+            sqlx::query_scalar(sql(INSERT_EVENT))
+                .bind(event.order_id)
+                .bind(event.merchant_id)
+                .bind(event.kind.as_str())
+                .bind(event.from_state)
+                .bind(event.to_state)
+                .bind(event.cause)
+                .bind(event.actor)
+                .bind(event.message)
+                .bind(event.forced)
+                .bind(event.at)
+                .fetch_one(conn)
+                .await?
+        });
+        Ok(id)
+    }
+
+    /// Queues jobs; they run only if the transaction commits.
+    pub async fn push_jobs(&mut self, tasks: Vec<QueuedTask>) -> Result<(), StoreError> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        match self {
+            WriteTx::Sqlite(tx) => jobs_table::push_sqlite(tx, tasks).await,
+            WriteTx::Postgres(tx) => jobs_table::push_postgres(tx, tasks).await,
+        }
+    }
+
+    /// PostgreSQL: announce a state change to every process when (and only if) this
+    /// commits. SQLite: nothing (one process; the caller publishes after commit).
+    pub async fn notify_state_changed(&mut self, event_id: i64) -> Result<(), StoreError> {
+        if let WriteTx::Postgres(tx) = self {
+            sqlx::query(sqlx::AssertSqlSafe(numbered_placeholders(
+                NOTIFY_STATE_CHANGED,
+            )))
+            .bind(event_id.to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Sqlite(tx) => tx.commit().await?,
+            WriteTx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// An event that does not change the order's state (see `Store::record_order_event`).
+    /// Returns false when the order does not exist.
+    pub async fn record_order_event(
+        &mut self,
+        order_id: i64,
+        kind: EventKind,
+        cause: &str,
+        actor: &str,
+        message: &str,
+        stall: bool,
+    ) -> Result<bool, StoreError> {
+        let now = Utc::now();
+        let row: Option<(String, i64)> = on_tx!(self, |conn, sql| {
+            sqlx::query_as(sql("SELECT state, merchant_id FROM orders WHERE id = ?"))
+                .bind(order_id)
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        let Some((state, merchant_id)) = row else {
+            return Ok(false);
+        };
+        self.insert_event(&NewEvent {
+            order_id,
+            merchant_id,
+            kind,
+            from_state: Some(&state),
+            to_state: Some(&state),
+            cause,
+            actor,
+            message: Some(message),
+            forced: false,
+            at: now,
+        })
+        .await?;
+        if kind == EventKind::Error {
+            on_tx!(self, |conn, sql| {
+                sqlx::query(sql("UPDATE orders SET last_error = ?, updated_at = ?, \
+                     stalled_at = CASE WHEN ? THEN ? ELSE stalled_at END WHERE id = ?"))
+                .bind(message)
+                .bind(now)
+                .bind(stall)
+                .bind(now)
+                .bind(order_id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+            });
+        }
+        Ok(true)
+    }
+}

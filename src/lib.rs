@@ -9,5 +9,6 @@ pub mod fortnox;
 pub mod graphql;
 pub mod jobs;
 pub mod server;
+pub mod services;
 pub mod store;
 pub mod warehouse;

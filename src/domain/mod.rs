@@ -1,5 +1,6 @@
 //! The pure domain: no I/O, no database, no HTTP. Everything here is unit-tested.
 pub mod address;
+pub mod cancel;
 pub mod checks;
 pub mod country;
 pub mod shipment;

@@ -1,5 +1,6 @@
 //! The merchant's catalogue: products, shipping rules, and the way-of-delivery mapping
-//! preview. Validation and matching live in `store::catalog` and `domain::shipping`.
+//! preview. The use cases live in `services::catalog`, validation in `store::catalog`,
+//! matching in `domain::shipping`.
 use async_graphql::connection::{query, Connection, Edge, EmptyFields};
 use async_graphql::{Context, Enum, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
@@ -7,11 +8,9 @@ use entity::product;
 
 use super::query::parse_cursor;
 use super::types::ShippingMethod;
-use super::{parse_id, principal, store, ApiError, Result, RoleGuard};
-use crate::fortnox::FortnoxClient;
-use crate::store::catalog::{
-    MappingOutcome, NewProduct, ProductUpdate, RuleWithMethod, WayOfDeliveryMapping as Mapping,
-};
+use super::{parse_id, principal, services, store, ApiError, Result, RoleGuard};
+use crate::services::catalog::{MappingOutcome, WayOfDeliveryMapping as Mapping};
+use crate::store::catalog::{NewProduct, ProductUpdate, RuleWithMethod};
 
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 200;
@@ -146,23 +145,12 @@ impl From<Mapping> for WayOfDeliveryMapping {
 }
 
 /// The merchant id, if the merchant exists and the caller may see it; otherwise "not found".
-pub(super) async fn scoped_merchant(ctx: &Context<'_>, id: &ID) -> Result<i64> {
-    let scope = &principal(ctx)?.scope;
+async fn scoped_merchant(ctx: &Context<'_>, id: &ID) -> Result<i64> {
     let merchant_id = parse_id(id, "merchant")?;
-    store(ctx)
-        .merchant(scope, merchant_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("merchant"))?;
+    services(ctx)
+        .merchant_in_scope(principal(ctx)?, merchant_id)
+        .await?;
     Ok(merchant_id)
-}
-
-/// Queues a re-check of the merchant's RESERVED orders, which the change may have fixed.
-/// The change itself is saved already, so a failure here is logged, not returned: the
-/// merchant can still `revalidateOrder`.
-pub(super) async fn revalidate_reserved(ctx: &Context<'_>, merchant_id: i64) {
-    if let Err(error) = crate::jobs::revalidate_reserved(store(ctx), merchant_id).await {
-        tracing::error!(%error, merchant_id, "could not queue the revalidation of RESERVED orders");
-    }
 }
 
 fn measure(value: Option<i32>) -> Option<i64> {
@@ -233,8 +221,10 @@ impl CatalogQuery {
         ctx: &Context<'_>,
         merchant_id: ID,
     ) -> Result<Vec<ShippingRule>> {
-        let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
-        let rules = store(ctx).merchant_rules_with_methods(merchant_id).await?;
+        let merchant_id = parse_id(&merchant_id, "merchant")?;
+        let rules = services(ctx)
+            .shipping_rules(principal(ctx)?, merchant_id)
+            .await?;
         Ok(rules.into_iter().map(ShippingRule::from).collect())
     }
 
@@ -246,10 +236,9 @@ impl CatalogQuery {
         ctx: &Context<'_>,
         merchant_id: ID,
     ) -> Result<Vec<WayOfDeliveryMapping>> {
-        let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
-        let fortnox = ctx.data_unchecked::<FortnoxClient>();
-        let mappings = store(ctx)
-            .way_of_delivery_mappings(fortnox, merchant_id)
+        let merchant_id = parse_id(&merchant_id, "merchant")?;
+        let mappings = services(ctx)
+            .way_of_delivery_mappings(principal(ctx)?, merchant_id)
             .await?;
         Ok(mappings
             .into_iter()
@@ -281,9 +270,8 @@ impl CatalogMutation {
         depth_mm: Option<i32>,
         price: Option<String>,
     ) -> Result<Product> {
-        let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
         let new = NewProduct {
-            merchant_id,
+            merchant_id: parse_id(&merchant_id, "merchant")?,
             sku,
             name,
             ean,
@@ -293,8 +281,7 @@ impl CatalogMutation {
             depth_mm: measure(depth_mm),
             price,
         };
-        let product = store(ctx).create_product(new).await?;
-        revalidate_reserved(ctx, merchant_id).await;
+        let product = services(ctx).create_product(principal(ctx)?, new).await?;
         Ok(product.into())
     }
 
@@ -314,7 +301,6 @@ impl CatalogMutation {
         depth_mm: MaybeUndefined<i32>,
         price: MaybeUndefined<String>,
     ) -> Result<Product> {
-        let scope = &principal(ctx)?.scope;
         let id = parse_id(&id, "product")?;
         let update = ProductUpdate {
             name,
@@ -325,7 +311,10 @@ impl CatalogMutation {
             depth_mm: maybe(depth_mm, i64::from),
             price: maybe(price, |v| v),
         };
-        Ok(store(ctx).update_product(scope, id, update).await?.into())
+        let product = services(ctx)
+            .update_product(principal(ctx)?, id, update)
+            .await?;
+        Ok(product.into())
     }
 
     /// Adds a shipping rule: Fortnox ways of delivery whose code or description matches
@@ -339,11 +328,15 @@ impl CatalogMutation {
         pattern: String,
         shipping_method_code: String,
     ) -> Result<ShippingRule> {
-        let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
-        let rule = store(ctx)
-            .add_shipping_rule(merchant_id, &pattern, &shipping_method_code)
+        let merchant_id = parse_id(&merchant_id, "merchant")?;
+        let rule = services(ctx)
+            .add_shipping_rule(
+                principal(ctx)?,
+                merchant_id,
+                &pattern,
+                &shipping_method_code,
+            )
             .await?;
-        revalidate_reserved(ctx, merchant_id).await;
         Ok(rule.into())
     }
 
@@ -351,10 +344,10 @@ impl CatalogMutation {
     /// re-checked, since removing one of two conflicting rules settles the conflict.
     #[graphql(guard = "RoleGuard::merchant_or_admin()")]
     async fn remove_shipping_rule(&self, ctx: &Context<'_>, id: ID) -> Result<ShippingRule> {
-        let scope = &principal(ctx)?.scope;
         let id = parse_id(&id, "shipping rule")?;
-        let removed = store(ctx).remove_shipping_rule(scope, id).await?;
-        revalidate_reserved(ctx, removed.rule.merchant_id).await;
+        let removed = services(ctx)
+            .remove_shipping_rule(principal(ctx)?, id)
+            .await?;
         Ok(removed.into())
     }
 }

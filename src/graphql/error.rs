@@ -3,8 +3,8 @@
 //! code and show the message, which says what failed and what to do. Internal failures
 //! are logged with their details and reach the client only as a generic message.
 //!
-//! Resolvers return [`Result`] (this module's, so `?` converts store, transition, catalogue
-//! and Fortnox errors through the `From` impls below). `ApiError` deliberately does not
+//! Resolvers return [`Result`] (this module's, so `?` converts the use cases' errors,
+//! and store and Fortnox errors, through the `From` impls below). `ApiError` deliberately does not
 //! implement `Display`: async-graphql turns any `Display` type into an error with its text
 //! and no code, and that must not happen by accident.
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use crate::auth::AuthError;
 use crate::domain::state_machine::UnknownState;
 use crate::domain::TransitionRefused;
 use crate::fortnox::FortnoxError;
+use crate::services::ServiceError;
 use crate::store::catalog::CatalogError;
 use crate::store::transitions::TransitionError;
 use crate::store::StoreError;
@@ -247,26 +248,51 @@ impl From<CatalogError> for ApiError {
             CatalogError::UnknownShippingMethod { .. } => {
                 ApiError::invalid_input(message).with_reason("UNKNOWN_SHIPPING_METHOD")
             }
-            CatalogError::UnknownArticles(_) => {
-                ApiError::invalid_input(message).with_reason("UNKNOWN_ARTICLE")
-            }
             CatalogError::UnknownSkus(_) => {
                 ApiError::invalid_input(message).with_reason("UNKNOWN_SKU")
             }
+            CatalogError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The use cases' errors: their messages are written for API users, except the internal
+/// ones, which are logged.
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        let message = error.to_string();
+        match error {
+            ServiceError::InvalidInput(_) => ApiError::invalid_input(message),
+            ServiceError::NotFound(what) => ApiError::not_found(what),
+            ServiceError::TransitionRefused(_) => ApiError::transition_refused(message),
+            ServiceError::Transition(e) => e.into(),
+            ServiceError::Catalog(e) => e.into(),
+            ServiceError::UnknownArticles(_) => {
+                ApiError::invalid_input(message).with_reason("UNKNOWN_ARTICLE")
+            }
+            // Fortnox cannot be reached until the operator sets the app up; the message
+            // names no secret, and tells the operator what to do.
+            ServiceError::FortnoxNotConfigured => {
+                ApiError::upstream(message).with_reason("FORTNOX_NOT_CONFIGURED")
+            }
             // Not a fault of Fortnox nor of the request: the merchant must (re)connect.
-            CatalogError::FortnoxNotConnected => {
+            ServiceError::FortnoxNotConnected => {
                 ApiError::conflict(message).with_reason("FORTNOX_NOT_CONNECTED")
             }
-            CatalogError::FortnoxNeedsReauthorization { .. } => {
+            ServiceError::FortnoxNeedsReauthorization { .. } => {
                 ApiError::conflict(message).with_reason("FORTNOX_NEEDS_REAUTHORIZATION")
             }
             // The detail may come from our token store (the database), so it stays in the log.
-            CatalogError::FortnoxUnavailable(detail) => {
+            ServiceError::FortnoxUnavailable(detail) => {
                 tracing::warn!(%detail, "Fortnox unavailable while answering a GraphQL request");
                 fortnox_unavailable()
             }
-            CatalogError::Fortnox(_) => ApiError::upstream(message).with_reason("FORTNOX_ERROR"),
-            CatalogError::Store(e) => e.into(),
+            ServiceError::FortnoxRefused(_) => {
+                ApiError::upstream(message).with_reason("FORTNOX_ERROR")
+            }
+            ServiceError::FortnoxInternal(_) => ApiError::internal(message),
+            ServiceError::UnknownState(e) => e.into(),
+            ServiceError::Store(e) => e.into(),
         }
     }
 }
@@ -391,7 +417,7 @@ mod tests {
         let body = rendered(FortnoxError::Store("pool timed out".into()).into());
         assert_eq!(body["message"], INTERNAL_MESSAGE);
         let body =
-            rendered(CatalogError::FortnoxUnavailable("token store: pool timed out".into()).into());
+            rendered(ServiceError::FortnoxUnavailable("token store: pool timed out".into()).into());
         assert_eq!(body["extensions"]["code"], "UPSTREAM");
         assert!(!body.to_string().contains("pool"), "{body}");
     }
@@ -422,7 +448,7 @@ mod tests {
 
     #[test]
     fn finer_kinds_are_kept_as_reason() {
-        let body = rendered(CatalogError::FortnoxNotConnected.into());
+        let body = rendered(ServiceError::FortnoxNotConnected.into());
         assert_eq!(body["extensions"]["code"], "CONFLICT");
         assert_eq!(body["extensions"]["reason"], "FORTNOX_NOT_CONNECTED");
         let body = rendered(ApiError::forbidden("no"));

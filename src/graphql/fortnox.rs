@@ -3,10 +3,9 @@ use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::fortnox_integration;
 
-use super::{parse_id, principal, store, ApiError, FortnoxConfigured, Result, RoleGuard};
-use crate::fortnox::{oauth, FortnoxClient};
+use super::{parse_id, principal, services, Result, RoleGuard};
+use crate::services::fortnox_connection::Integration;
 use crate::store::integrations::SettingsUpdate;
-use crate::store::jobs_table;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum IntegrationStatus {
@@ -88,29 +87,10 @@ impl FortnoxIntegration {
     }
 }
 
-/// The merchant id, if the caller may see it; otherwise "not found".
-fn scoped_merchant(ctx: &Context<'_>, id: &ID) -> Result<i64> {
-    let merchant_id = parse_id(id, "merchant")?;
-    if principal(ctx)?.scope.allows(merchant_id) {
-        Ok(merchant_id)
-    } else {
-        Err(ApiError::not_found("merchant"))
+impl From<Integration> for FortnoxIntegration {
+    fn from(integration: Integration) -> Self {
+        FortnoxIntegration::from_model(integration.merchant_id, integration.row)
     }
-}
-
-async fn existing_merchant(ctx: &Context<'_>, id: &ID) -> Result<i64> {
-    let merchant_id = scoped_merchant(ctx, id)?;
-    let scope = &principal(ctx)?.scope;
-    store(ctx)
-        .merchant(scope, merchant_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("merchant"))?;
-    Ok(merchant_id)
-}
-
-async fn integration(ctx: &Context<'_>, merchant_id: i64) -> Result<FortnoxIntegration> {
-    let row = store(ctx).integration(merchant_id).await?;
-    Ok(FortnoxIntegration::from_model(merchant_id, row))
 }
 
 #[derive(Default)]
@@ -124,16 +104,16 @@ impl FortnoxQuery {
         ctx: &Context<'_>,
         merchant_id: ID,
     ) -> Result<FortnoxIntegration> {
-        let merchant_id = existing_merchant(ctx, &merchant_id).await?;
-        integration(ctx, merchant_id).await
+        let merchant_id = parse_id(&merchant_id, "merchant")?;
+        let integration = services(ctx)
+            .fortnox_integration(principal(ctx)?, merchant_id)
+            .await?;
+        Ok(integration.into())
     }
 }
 
 #[derive(Default)]
 pub struct FortnoxMutation;
-
-/// How long the `state` of a started connection stays valid, as long as Fortnox's code.
-const OAUTH_STATE_TTL_MINUTES: i64 = 10;
 
 #[Object]
 impl FortnoxMutation {
@@ -141,19 +121,10 @@ impl FortnoxMutation {
     /// it is single-use, bound to this merchant, and expires in 10 minutes.
     #[graphql(guard = "RoleGuard::merchant_or_admin()")]
     async fn connect_fortnox(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<String> {
-        let merchant_id = existing_merchant(ctx, &merchant_id).await?;
-        if !ctx.data_unchecked::<FortnoxConfigured>().0 {
-            // Fortnox cannot be reached until the operator sets the app up; the message
-            // names no secret, and tells the operator what to do.
-            return Err(ApiError::upstream("this service has no Fortnox app credentials: set FORTNOX_CLIENT_ID and FORTNOX_CLIENT_SECRET").with_reason("FORTNOX_NOT_CONFIGURED"));
-        }
-        let state = oauth::new_state();
-        let expires = Utc::now() + chrono::Duration::minutes(OAUTH_STATE_TTL_MINUTES);
-        store(ctx).begin_oauth(merchant_id, &state, expires).await?;
-        Ok(ctx
-            .data_unchecked::<FortnoxClient>()
-            .oauth()
-            .authorize_url(&state)?)
+        let merchant_id = parse_id(&merchant_id, "merchant")?;
+        Ok(services(ctx)
+            .connect_fortnox(principal(ctx)?, merchant_id)
+            .await?)
     }
 
     #[graphql(guard = "RoleGuard::merchant_or_admin()")]
@@ -162,9 +133,11 @@ impl FortnoxMutation {
         ctx: &Context<'_>,
         merchant_id: ID,
     ) -> Result<FortnoxIntegration> {
-        let merchant_id = existing_merchant(ctx, &merchant_id).await?;
-        store(ctx).disconnect(merchant_id).await?;
-        integration(ctx, merchant_id).await
+        let merchant_id = parse_id(&merchant_id, "merchant")?;
+        let integration = services(ctx)
+            .disconnect_fortnox(principal(ctx)?, merchant_id)
+            .await?;
+        Ok(integration.into())
     }
 
     /// Changes the settings given; the others stay. `clearFirstOrderDate` removes the date.
@@ -179,33 +152,29 @@ impl FortnoxMutation {
         stock_location: Option<String>,
         credit_duplicate_invoices: Option<bool>,
     ) -> Result<FortnoxIntegration> {
-        let merchant_id = existing_merchant(ctx, &merchant_id).await?;
+        let merchant_id = parse_id(&merchant_id, "merchant")?;
         let update = SettingsUpdate {
-            first_order_date: if clear_first_order_date {
-                Some(None)
-            } else {
-                first_order_date.map(Some)
+            first_order_date: match clear_first_order_date {
+                true => Some(None),
+                false => first_order_date.map(Some),
             },
             ignore_missing_products,
             credit_duplicate_invoices,
             stock_location: stock_location.map(Some),
         };
-        store(ctx).update_settings(merchant_id, update).await?;
-        if ignore_missing_products == Some(true) {
-            // Orders waiting only for missing products can go on now.
-            if let Err(error) = crate::jobs::revalidate_reserved(store(ctx), merchant_id).await {
-                tracing::warn!(merchant_id, %error, "could not queue the re-check of reserved orders");
-            }
-        }
-        integration(ctx, merchant_id).await
+        let integration = services(ctx)
+            .update_fortnox_settings(principal(ctx)?, merchant_id, update)
+            .await?;
+        Ok(integration.into())
     }
 
     /// Imports the merchant's done orders from Fortnox now, instead of at the next poll.
     #[graphql(guard = "RoleGuard::merchant_or_admin()")]
     async fn sync_orders(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<bool> {
-        let merchant_id = existing_merchant(ctx, &merchant_id).await?;
-        let task = jobs_table::import_task(merchant_id)?;
-        jobs_table::push(&store(ctx).pool, vec![task]).await?;
+        let merchant_id = parse_id(&merchant_id, "merchant")?;
+        services(ctx)
+            .sync_orders(principal(ctx)?, merchant_id)
+            .await?;
         Ok(true)
     }
 }

@@ -1,6 +1,7 @@
-//! The GraphQL API. Resolvers are thin: they read the caller from the context, apply its
-//! tenant scope through the store, and call the domain. Authentication happens once, in
-//! the HTTP/WebSocket layer (`server`); authorization here, by guards and the scope.
+//! The GraphQL API. Resolvers are thin: they read the caller from the context, call one
+//! use case (`services`) with it, and map the result to GraphQL types. Authentication
+//! happens once, in the HTTP/WebSocket layer (`server`); role checks here, by guards; the
+//! tenant scope is applied by the use cases and the store.
 mod catalog;
 mod error;
 mod fortnox;
@@ -28,6 +29,7 @@ use subscription::SubscriptionRoot;
 use crate::auth::Principal;
 use crate::events::EventBus;
 use crate::fortnox::FortnoxClient;
+use crate::services::Services;
 use crate::store::Store;
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -47,10 +49,6 @@ pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRo
     .extension(error::DefaultErrorCode)
 }
 
-/// Whether FORTNOX_CLIENT_ID and FORTNOX_CLIENT_SECRET are set, so connecting can work.
-#[derive(Clone, Copy)]
-pub(crate) struct FortnoxConfigured(pub bool);
-
 pub fn build_schema(
     store: Store,
     bus: EventBus,
@@ -64,14 +62,14 @@ pub fn build_schema(
         loaders::DuplicateInvoicesLoader(store.clone()),
         tokio::spawn,
     );
+    let services = Services::new(store.clone(), bus.clone(), fortnox, fortnox_configured);
     schema_builder()
         .data(lines)
         .data(events)
         .data(duplicates)
         .data(store)
         .data(bus)
-        .data(fortnox)
-        .data(FortnoxConfigured(fortnox_configured))
+        .data(services)
         .finish()
 }
 
@@ -100,6 +98,10 @@ pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal> {
 
 pub(crate) fn store<'a>(ctx: &'a Context<'_>) -> &'a Store {
     ctx.data_unchecked::<Store>()
+}
+
+pub(crate) fn services<'a>(ctx: &'a Context<'_>) -> &'a Services {
+    ctx.data_unchecked::<Services>()
 }
 
 pub(crate) fn bus<'a>(ctx: &'a Context<'_>) -> &'a EventBus {

@@ -1,12 +1,12 @@
 //! The product sync: the merchant's Fortnox stock articles beside our products, products
-//! created from them, and the stock levels the warehouse reports. The logic lives in
-//! `store::product_sync` and `jobs::stock`.
+//! created from them, and the stock levels the warehouse reports. The use cases live in
+//! `services::product_sync`, the push to Fortnox in `jobs::stock`.
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 
-use super::catalog::{revalidate_reserved, scoped_merchant, Product};
-use super::{store, Result, RoleGuard};
-use crate::fortnox::FortnoxClient;
-use crate::store::product_sync::{ProductSyncView, StockLevel, SyncRow};
+use super::catalog::Product;
+use super::{parse_id, principal, services, Result, RoleGuard};
+use crate::services::product_sync::{ProductSyncView, SyncRow};
+use crate::store::product_sync::StockLevel;
 
 /// A stock article in the merchant's Fortnox, with the product of the same SKU if we hold one.
 #[derive(SimpleObject)]
@@ -109,9 +109,10 @@ impl ProductSyncQuery {
     /// hold: which exist, which are missing, and which products match no article.
     #[graphql(guard = "RoleGuard::merchant_partner_or_admin()")]
     async fn product_sync(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<ProductSync> {
-        let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
-        let fortnox = ctx.data_unchecked::<FortnoxClient>();
-        let view = store(ctx).product_sync(fortnox, merchant_id).await?;
+        let merchant_id = parse_id(&merchant_id, "merchant")?;
+        let view = services(ctx)
+            .product_sync(principal(ctx)?, merchant_id)
+            .await?;
         Ok(view.into())
     }
 }
@@ -134,14 +135,10 @@ impl ProductSyncMutation {
         merchant_id: ID,
         article_numbers: Option<Vec<String>>,
     ) -> Result<Vec<Product>> {
-        let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
-        let fortnox = ctx.data_unchecked::<FortnoxClient>();
-        let created = store(ctx)
-            .create_products_from_fortnox(fortnox, merchant_id, article_numbers)
+        let merchant_id = parse_id(&merchant_id, "merchant")?;
+        let created = services(ctx)
+            .create_products_from_fortnox(principal(ctx)?, merchant_id, article_numbers)
             .await?;
-        if !created.is_empty() {
-            revalidate_reserved(ctx, merchant_id).await;
-        }
         Ok(created.into_iter().map(Product::from).collect())
     }
 
@@ -156,7 +153,7 @@ impl ProductSyncMutation {
         merchant_id: ID,
         levels: Vec<StockLevelInput>,
     ) -> Result<Vec<Product>> {
-        let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
+        let merchant_id = parse_id(&merchant_id, "merchant")?;
         let levels = levels
             .into_iter()
             .map(|l| StockLevel {
@@ -164,7 +161,9 @@ impl ProductSyncMutation {
                 quantity: l.quantity,
             })
             .collect();
-        let updated = store(ctx).report_stock_levels(merchant_id, levels).await?;
+        let updated = services(ctx)
+            .report_stock_levels(principal(ctx)?, merchant_id, levels)
+            .await?;
         Ok(updated.into_iter().map(Product::from).collect())
     }
 }

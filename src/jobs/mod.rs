@@ -225,55 +225,6 @@ pub async fn enqueue_state_job(
     Ok(true)
 }
 
-/// After the merchant reconnected Fortnox: every order that stopped (e.g. on revoked
-/// access) gets its job again.
-pub async fn resume_stalled(store: &Store, merchant_id: i64) -> Result<usize, StoreError> {
-    let mut resumed = 0;
-    for order in store.stalled_orders(merchant_id).await? {
-        let Ok(state) = order.state.parse::<OrderState>() else {
-            continue;
-        };
-        store.clear_stall(order.id).await?;
-        if enqueue_state_job(store, order.id, state).await? {
-            resumed += 1;
-        }
-    }
-    Ok(resumed)
-}
-
-/// Queues a re-check of every RESERVED order of a merchant, e.g. after a product was
-/// created or a shipping rule added that may fix them. Returns how many were queued.
-pub async fn revalidate_reserved(store: &Store, merchant_id: i64) -> Result<usize, StoreError> {
-    let filter = crate::store::orders::OrderFilter {
-        merchant_id: Some(merchant_id),
-        states: vec![OrderState::Reserved],
-    };
-    let scope = crate::store::orders::TenantScope::All;
-    let mut queued = 0;
-    let mut after = None;
-    loop {
-        let page = store.orders_page(&scope, &filter, after, 500).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        let tasks = page
-            .iter()
-            .map(|order| {
-                jobs_table::order_task(
-                    JobKind::ValidateOrder,
-                    &OrderJob {
-                        order_id: order.id,
-                        attempt: 0,
-                    },
-                    None,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        queued += tasks.len();
-        jobs_table::push(&store.pool, tasks).await?;
-    }
-    Ok(queued)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

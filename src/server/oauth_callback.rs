@@ -6,7 +6,6 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::App;
-use crate::store::jobs_table;
 
 #[derive(Deserialize)]
 pub struct CallbackParams {
@@ -58,25 +57,6 @@ pub async fn callback(State(app): State<App>, Query(params): Query<CallbackParam
         return page(StatusCode::BAD_GATEWAY, "Fortnox was not connected", "Fortnox did not accept the connection. Start the connection again; if it keeps failing, contact support (the details are in the service log).");
     }
     tracing::info!(merchant_id, "Fortnox connected");
-    match crate::jobs::resume_stalled(&app.store, merchant_id).await {
-        Ok(0) => {}
-        Ok(resumed) => tracing::info!(
-            merchant_id,
-            resumed,
-            "orders waiting for the connection resumed"
-        ),
-        Err(error) => {
-            tracing::warn!(merchant_id, %error, "could not resume stalled orders; retry them by hand")
-        }
-    }
-    // The first import starts right away rather than at the next scheduled poll.
-    match jobs_table::import_task(merchant_id) {
-        Ok(task) => {
-            if let Err(error) = jobs_table::push(&app.store.pool, vec![task]).await {
-                tracing::warn!(merchant_id, %error, "could not queue the first import; the schedule will run it");
-            }
-        }
-        Err(error) => tracing::warn!(merchant_id, %error, "could not build the first import job"),
-    }
+    crate::services::fortnox_connection::after_connected(&app.store, merchant_id).await;
     page(StatusCode::OK, "Fortnox connected", "Your Fortnox account is connected. Orders you mark as done in Fortnox will now be imported and fulfilled.")
 }

@@ -1,6 +1,6 @@
 //! The merchant's catalogue: products (SKU = Fortnox `ArticleNumber`) and shipping rules
-//! (BRIEF.md rule 6), and the way-of-delivery mapping preview that joins the rules with
-//! the ways of delivery in the merchant's Fortnox.
+//! (BRIEF.md rule 6). The way-of-delivery preview, which reads Fortnox, is a use case
+//! (`services::catalog`).
 //!
 //! Input is validated here, not in the resolvers, so every caller (the API, the product
 //! sync, the demo) gets the same rules and the same messages.
@@ -13,11 +13,9 @@ use rust_decimal::Decimal;
 use sea_orm::prelude::*;
 use sea_orm::{ActiveValue::Set, QueryOrder, QuerySelect, SqlErr};
 
-use super::fortnox_tokens::{STATUS_CONNECTED, STATUS_NEEDS_REAUTHORIZATION};
 use super::orders::TenantScope;
 use super::{Store, StoreError};
-use crate::domain::shipping::{self, literal_character_count, match_way_of_delivery, RuleMatch};
-use crate::fortnox::{ErrorClass, FortnoxClient, FortnoxError};
+use crate::domain::shipping::{self, literal_character_count};
 
 /// Fortnox limits `ArticleNumber` to 50 characters.
 pub const MAX_SKU_CHARS: usize = 50;
@@ -43,16 +41,6 @@ pub enum CatalogError {
         rule_id: i64,
         method_code: String,
     },
-    #[error("Fortnox is not connected for this merchant: call connectFortnox(merchantId) and approve the access in Fortnox, then try again")]
-    FortnoxNotConnected,
-    #[error("Fortnox refused our access ({reason}): connect Fortnox again with connectFortnox(merchantId), then try again")]
-    FortnoxNeedsReauthorization { reason: String },
-    #[error("Fortnox is unavailable right now ({0}): try again in a minute")]
-    FortnoxUnavailable(String),
-    #[error("Fortnox refused the request: {0}")]
-    Fortnox(String),
-    #[error("{0}")]
-    UnknownArticles(String),
     #[error("{0}")]
     UnknownSkus(String),
     #[error(transparent)]
@@ -346,13 +334,6 @@ impl RuleWithMethod {
     pub fn literal_characters(&self) -> usize {
         literal_character_count(&self.rule.pattern)
     }
-
-    fn describe(&self) -> String {
-        format!(
-            "rule {} '{}' → {}",
-            self.rule.id, self.rule.pattern, self.method.code
-        )
-    }
 }
 
 /// Most specific first (precedence), then in the order they were added.
@@ -480,149 +461,6 @@ impl Store {
     }
 }
 
-// ------------------------------------------------------ the way-of-delivery preview
-
-/// Where one of the merchant's Fortnox ways of delivery goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WayOfDeliveryMapping {
-    pub code: String,
-    pub description: Option<String>,
-    pub outcome: MappingOutcome,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MappingOutcome {
-    Matched(RuleWithMethod),
-    NoMatch,
-    /// Equally specific rules choose different methods; every tied rule, by id.
-    Conflict(Vec<RuleWithMethod>),
-}
-
-impl WayOfDeliveryMapping {
-    /// One sentence for a person: where orders with this way of delivery go, or what to fix.
-    pub fn message(&self) -> String {
-        let way = match self.description.as_deref() {
-            Some(d) if d != self.code => format!("'{}' ({d})", self.code),
-            _ => format!("'{}'", self.code),
-        };
-        match &self.outcome {
-            MappingOutcome::Matched(r) => format!(
-                "Orders with way of delivery {way} ship with {} ({} {}) through rule {} '{}'",
-                r.method.code, r.method.carrier, r.method.name, r.rule.id, r.rule.pattern
-            ),
-            MappingOutcome::NoMatch => format!(
-                "No shipping rule matches way of delivery {way}: its orders will stop in RESERVED; add a shipping rule (addShippingRule) whose pattern matches the code or the description"
-            ),
-            MappingOutcome::Conflict(rules) => format!(
-                "Way of delivery {way} matches equally specific rules that choose different shipping methods: {}. Its orders will stop in RESERVED; remove all but one of them, or add a more specific rule",
-                rules.iter().map(RuleWithMethod::describe).collect::<Vec<_>>().join(", ")
-            ),
-        }
-    }
-}
-
-/// Maps each way of delivery (code, description) through the rules: the pure part of the
-/// preview, with the same matcher and precedence the order checks use.
-pub fn map_ways_of_delivery(
-    rules: &[RuleWithMethod],
-    ways: &[(String, Option<String>)],
-) -> Vec<WayOfDeliveryMapping> {
-    let matcher_rules: Vec<shipping::ShippingRule> = rules
-        .iter()
-        .map(|r| shipping::ShippingRule {
-            id: r.rule.id,
-            pattern: r.rule.pattern.clone(),
-            shipping_method_id: r.rule.shipping_method_id,
-        })
-        .collect();
-    let by_id: HashMap<i64, &RuleWithMethod> = rules.iter().map(|r| (r.rule.id, r)).collect();
-    ways.iter()
-        .map(|(code, description)| {
-            let description = description
-                .as_deref()
-                .map(str::trim)
-                .filter(|d| !d.is_empty());
-            let outcome = match match_way_of_delivery(&matcher_rules, code, description) {
-                RuleMatch::Matched { rule_id, .. } => match by_id.get(&rule_id) {
-                    Some(rule) => MappingOutcome::Matched((*rule).clone()),
-                    None => MappingOutcome::NoMatch,
-                },
-                RuleMatch::NoMatch => MappingOutcome::NoMatch,
-                RuleMatch::Conflict { rule_ids } => MappingOutcome::Conflict(
-                    rule_ids
-                        .iter()
-                        .filter_map(|id| by_id.get(id).map(|r| (*r).clone()))
-                        .collect(),
-                ),
-            };
-            WayOfDeliveryMapping {
-                code: code.clone(),
-                description: description.map(str::to_owned),
-                outcome,
-            }
-        })
-        .collect()
-}
-
-pub(crate) fn fortnox_error(error: FortnoxError) -> CatalogError {
-    match error.class() {
-        ErrorClass::NeedsReauthorization => match error {
-            FortnoxError::NeedsReauthorization { reason } if reason.contains("not connected") => {
-                CatalogError::FortnoxNotConnected
-            }
-            FortnoxError::NeedsReauthorization { reason } => {
-                CatalogError::FortnoxNeedsReauthorization { reason }
-            }
-            other => CatalogError::FortnoxNeedsReauthorization {
-                reason: other.to_string(),
-            },
-        },
-        ErrorClass::Retryable => CatalogError::FortnoxUnavailable(error.to_string()),
-        ErrorClass::Document => CatalogError::Fortnox(error.to_string()),
-    }
-}
-
-impl Store {
-    /// Refuses, with what to do, when the merchant's Fortnox cannot be called.
-    pub(crate) async fn require_fortnox_connected(
-        &self,
-        merchant_id: i64,
-    ) -> Result<(), CatalogError> {
-        match self.integration(merchant_id).await?.map(|i| i.status) {
-            Some(status) if status == STATUS_CONNECTED => Ok(()),
-            Some(status) if status == STATUS_NEEDS_REAUTHORIZATION => {
-                Err(CatalogError::FortnoxNeedsReauthorization {
-                    reason: "the refresh token is no longer valid".into(),
-                })
-            }
-            _ => Err(CatalogError::FortnoxNotConnected),
-        }
-    }
-
-    /// For every way of delivery in the merchant's Fortnox (sorted by code), the rule and
-    /// method it maps to, or why it maps to none. The description tried is the Swedish
-    /// one, or the English one when that is all there is, as in the order checks.
-    pub async fn way_of_delivery_mappings(
-        &self,
-        fortnox: &FortnoxClient,
-        merchant_id: i64,
-    ) -> Result<Vec<WayOfDeliveryMapping>, CatalogError> {
-        self.require_fortnox_connected(merchant_id).await?;
-        let mut ways = fortnox
-            .tenant(merchant_id.to_string())
-            .list_ways_of_delivery()
-            .await
-            .map_err(fortnox_error)?;
-        ways.sort_by(|a, b| a.code.cmp(&b.code));
-        let ways: Vec<(String, Option<String>)> = ways
-            .into_iter()
-            .map(|w| (w.code, w.description.or(w.description_english)))
-            .collect();
-        let rules = self.merchant_rules_with_methods(merchant_id).await?;
-        Ok(map_ways_of_delivery(&rules, &ways))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,7 +530,7 @@ mod tests {
     }
 
     #[test]
-    fn the_preview_shows_match_no_match_and_conflict() {
+    fn rules_sort_most_specific_first() {
         let mut rules = vec![
             rule(1, "DHL*", 10, "DHL_A"),
             rule(2, "*DHL", 11, "DHL_B"),
@@ -704,26 +542,5 @@ mod tests {
             rules.iter().map(|r| r.rule.id).collect::<Vec<_>>(),
             vec![4, 3, 1, 2]
         );
-        let ways = vec![
-            ("DHL".to_owned(), None),
-            ("P1".to_owned(), Some("PostNord MyPack".to_owned())),
-            ("UPS".to_owned(), Some("UPS Standard".to_owned())),
-            ("DHL-EXPRESS".to_owned(), Some(" ".to_owned())),
-        ];
-        let mapped = map_ways_of_delivery(&rules, &ways);
-        assert!(
-            matches!(&mapped[0].outcome, MappingOutcome::Conflict(tied) if tied.iter().map(|r| r.rule.id).collect::<Vec<_>>() == vec![1, 2])
-        );
-        assert!(
-            mapped[0].message().contains("rule 1 'DHL*'")
-                && mapped[0].message().contains("rule 2 '*DHL'"),
-            "{}",
-            mapped[0].message()
-        );
-        assert!(matches!(&mapped[1].outcome, MappingOutcome::Matched(r) if r.rule.id == 3));
-        assert_eq!(mapped[2].outcome, MappingOutcome::NoMatch);
-        assert!(mapped[2].message().contains("addShippingRule"));
-        assert!(matches!(&mapped[3].outcome, MappingOutcome::Matched(r) if r.rule.id == 4));
-        assert_eq!(mapped[3].description, None);
     }
 }

@@ -1,58 +1,18 @@
-//! The product sync (BRIEF.md rule 8): the merchant's Fortnox stock articles, after the
-//! `stockLocation` filter, side by side with the products we hold; products created from
-//! those articles; and the stock levels the warehouse reports, stored and queued for
-//! Fortnox (`jobs::stock` pushes them).
+//! The stored side of the product sync (BRIEF.md rule 8): the merchant's products, and the
+//! stock levels the warehouse reports, stored and queued for Fortnox (`jobs::stock` pushes
+//! them). Reading Fortnox's stock articles is a use case (`services::product_sync`).
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use entity::product;
-use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use sea_orm::prelude::*;
 use sea_orm::QueryOrder;
 
-use super::catalog::{fortnox_error, normalize_sku, CatalogError, NewProduct};
+use super::catalog::{normalize_sku, CatalogError};
 use super::jobs_table::{self, PushStock};
 use super::{numbered_placeholders, Pool, Store};
-use crate::fortnox::types::{Amount, Article};
-use crate::fortnox::FortnoxClient;
-
-/// A Fortnox stock article as the sync view shows it: measures in whole grams and
-/// millimetres, amounts as decimal text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StockArticle {
-    pub article_number: String,
-    pub description: Option<String>,
-    pub ean: Option<String>,
-    pub weight_grams: Option<i64>,
-    pub width_mm: Option<i64>,
-    pub height_mm: Option<i64>,
-    pub depth_mm: Option<i64>,
-    pub sales_price: Option<String>,
-    pub quantity_in_stock: Option<String>,
-    /// Known only when a stock location is set (list items do not carry it, so each
-    /// article is then read on its own).
-    pub default_stock_location: Option<String>,
-}
-
-/// One article and the product with its number as SKU, if we hold one.
-#[derive(Clone, Debug)]
-pub struct SyncRow {
-    pub article: StockArticle,
-    pub product: Option<product::Model>,
-}
-
-#[derive(Clone, Debug)]
-pub struct ProductSyncView {
-    pub merchant_id: i64,
-    /// The stock-location filter applied; `None`: every stock article.
-    pub stock_location: Option<String>,
-    /// Sorted by article number.
-    pub rows: Vec<SyncRow>,
-    /// Products whose SKU is none of the articles above, in creation order.
-    pub products_not_in_fortnox: Vec<product::Model>,
-}
 
 /// A stock level the warehouse reports for a product.
 #[derive(Clone, Debug)]
@@ -62,83 +22,7 @@ pub struct StockLevel {
     pub quantity: String,
 }
 
-fn text(value: &Option<String>) -> Option<String> {
-    value
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-}
-
-/// Whole units (grams, millimetres), rounded; negative values mean nothing and are dropped.
-fn whole(value: &Option<Amount>) -> Option<i64> {
-    value
-        .and_then(|v| {
-            v.0.round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
-                .to_i64()
-        })
-        .filter(|v| *v >= 0)
-}
-
-fn decimal_text(value: &Option<Amount>) -> Option<String> {
-    value
-        .map(|v| v.0.normalize())
-        .filter(|v| !v.is_sign_negative() || v.is_zero())
-        .map(|v| v.to_string())
-}
-
-/// Articles we stock: `Type` STOCK or `StockGoods` true, and neither marked as a service
-/// nor as not kept in stock (the order checks ignore those rows), and active.
-fn is_stock_article(article: &Article) -> bool {
-    let service = article
-        .article_type
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("SERVICE"));
-    article.is_stock()
-        && !service
-        && article.stock_goods != Some(false)
-        && article.active != Some(false)
-}
-
-impl From<&Article> for StockArticle {
-    fn from(a: &Article) -> Self {
-        StockArticle {
-            article_number: a.article_number.trim().to_owned(),
-            description: text(&a.description),
-            ean: text(&a.ean),
-            weight_grams: whole(&a.weight),
-            width_mm: whole(&a.width),
-            height_mm: whole(&a.height),
-            depth_mm: whole(&a.depth),
-            sales_price: decimal_text(&a.sales_price),
-            quantity_in_stock: a.quantity_in_stock.map(|q| q.0.normalize().to_string()),
-            default_stock_location: text(&a.default_stock_location),
-        }
-    }
-}
-
-impl StockArticle {
-    /// The product this article becomes: SKU = ArticleNumber, name = Description (the
-    /// article number when the description is empty).
-    pub fn new_product(&self, merchant_id: i64) -> NewProduct {
-        NewProduct {
-            merchant_id,
-            sku: self.article_number.clone(),
-            name: self
-                .description
-                .clone()
-                .unwrap_or_else(|| self.article_number.clone()),
-            ean: self.ean.clone(),
-            weight_grams: self.weight_grams,
-            width_mm: self.width_mm,
-            height_mm: self.height_mm,
-            depth_mm: self.depth_mm,
-            price: self.sales_price.clone(),
-        }
-    }
-}
-
-fn quoted(items: &[String]) -> String {
+pub(crate) fn quoted(items: &[String]) -> String {
     items
         .iter()
         .map(|i| format!("`{i}`"))
@@ -201,51 +85,6 @@ fn same_sql(sql: &str) -> String {
 }
 
 impl Store {
-    /// The merchant's active stock articles in Fortnox after the stock-location filter,
-    /// and the filter applied. With a stock location set, every stock article is read on
-    /// its own, since only the single article carries `DefaultStockLocation`.
-    pub async fn fortnox_stock_articles(
-        &self,
-        fortnox: &FortnoxClient,
-        merchant_id: i64,
-    ) -> Result<(Option<String>, Vec<StockArticle>), CatalogError> {
-        self.require_fortnox_connected(merchant_id).await?;
-        let location = self
-            .integration(merchant_id)
-            .await?
-            .and_then(|i| text(&i.stock_location));
-        let tenant = fortnox.tenant(merchant_id.to_string());
-        let listed: Vec<Article> = tenant
-            .list_articles(Some("active"))
-            .await
-            .map_err(fortnox_error)?
-            .into_iter()
-            .filter(is_stock_article)
-            .collect();
-        let mut articles = Vec::with_capacity(listed.len());
-        match &location {
-            None => articles.extend(listed.iter().map(StockArticle::from)),
-            Some(location) => {
-                for item in &listed {
-                    let full = match tenant.get_article(&item.article_number).await {
-                        Ok(full) => full,
-                        // Deleted since the list was read: not there any more.
-                        Err(e) if e.is_not_found() => continue,
-                        Err(e) => return Err(fortnox_error(e)),
-                    };
-                    if is_stock_article(&full)
-                        && text(&full.default_stock_location).as_deref() == Some(location.as_str())
-                    {
-                        articles.push(StockArticle::from(&full));
-                    }
-                }
-            }
-        }
-        articles.sort_by(|a, b| a.article_number.cmp(&b.article_number));
-        articles.dedup_by(|a, b| a.article_number == b.article_number);
-        Ok((location, articles))
-    }
-
     pub async fn merchant_products(
         &self,
         merchant_id: i64,
@@ -255,109 +94,6 @@ impl Store {
             .order_by_asc(product::Column::Id)
             .all(&self.db)
             .await?)
-    }
-
-    /// The sync view: each Fortnox stock article with the product of the same SKU, and
-    /// the products that match none of the articles.
-    pub async fn product_sync(
-        &self,
-        fortnox: &FortnoxClient,
-        merchant_id: i64,
-    ) -> Result<ProductSyncView, CatalogError> {
-        let (stock_location, articles) = self.fortnox_stock_articles(fortnox, merchant_id).await?;
-        let mut by_sku: HashMap<String, product::Model> = self
-            .merchant_products(merchant_id)
-            .await?
-            .into_iter()
-            .map(|p| (p.sku.clone(), p))
-            .collect();
-        let rows: Vec<SyncRow> = articles
-            .into_iter()
-            .map(|article| {
-                let product = by_sku.remove(&article.article_number);
-                SyncRow { article, product }
-            })
-            .collect();
-        let mut products_not_in_fortnox: Vec<product::Model> = by_sku.into_values().collect();
-        products_not_in_fortnox.sort_by_key(|p| p.id);
-        Ok(ProductSyncView {
-            merchant_id,
-            stock_location,
-            rows,
-            products_not_in_fortnox,
-        })
-    }
-
-    /// Creates a product for each of the merchant's Fortnox stock articles (after the
-    /// stock-location filter) that has none yet: all of them, or those in
-    /// `article_numbers`. Articles already held are skipped. Everything is checked before
-    /// anything is created: an article number that is not such an article, or an article
-    /// that cannot become a product, is an error and nothing is created.
-    pub async fn create_products_from_fortnox(
-        &self,
-        fortnox: &FortnoxClient,
-        merchant_id: i64,
-        article_numbers: Option<Vec<String>>,
-    ) -> Result<Vec<product::Model>, CatalogError> {
-        let view = self.product_sync(fortnox, merchant_id).await?;
-        let selected: Vec<&SyncRow> = match &article_numbers {
-            None => view.rows.iter().collect(),
-            Some(numbers) => {
-                let mut wanted = Vec::new();
-                let mut seen = HashSet::new();
-                for number in numbers {
-                    let number = number.trim().to_owned();
-                    if seen.insert(number.clone()) {
-                        wanted.push(number);
-                    }
-                }
-                let unknown: Vec<String> = wanted
-                    .iter()
-                    .filter(|n| !view.rows.iter().any(|r| &r.article.article_number == *n))
-                    .cloned()
-                    .collect();
-                if !unknown.is_empty() {
-                    let filter = match &view.stock_location {
-                        Some(location) => format!(
-                            " at stock location `{location}` (the integration's stockLocation)"
-                        ),
-                        None => String::new(),
-                    };
-                    return Err(CatalogError::UnknownArticles(format!(
-                        "no active stock article{filter} in Fortnox has the article number {}: query productSync for the articles you can create products from; nothing was created",
-                        quoted(&unknown)
-                    )));
-                }
-                view.rows
-                    .iter()
-                    .filter(|r| seen.contains(&r.article.article_number))
-                    .collect()
-            }
-        };
-        let mut new_products = Vec::new();
-        let mut problems = Vec::new();
-        for row in selected.into_iter().filter(|r| r.product.is_none()) {
-            match row.article.new_product(merchant_id).validated() {
-                Ok(product) => new_products.push(product),
-                Err(e) => problems.push(format!("article `{}`: {e}", row.article.article_number)),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(CatalogError::Invalid(format!(
-                "some Fortnox articles cannot become products: {}. Fix them in Fortnox, or leave them out with articleNumbers; nothing was created",
-                problems.join("; ")
-            )));
-        }
-        let mut created = Vec::with_capacity(new_products.len());
-        for product in new_products {
-            match self.create_product(product).await {
-                Ok(model) => created.push(model),
-                // Created meanwhile (a concurrent call): held now, so skipped.
-                Err(CatalogError::DuplicateSku { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(created)
     }
 
     /// Stores the stock level of each reported product and queues the push of those
@@ -465,7 +201,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fortnox::types::Quantity;
 
     #[test]
     fn quantities_are_non_negative_decimals() {
@@ -481,65 +216,5 @@ mod tests {
             .to_string()
             .contains("decimal point"));
         assert!(parse_quantity("A", "").is_err());
-    }
-
-    #[test]
-    fn articles_map_to_products() {
-        let article = Article {
-            url: None,
-            article_number: " A-1 ".into(),
-            description: Some("  ".into()),
-            ean: Some("7350000000017".into()),
-            article_type: Some("STOCK".into()),
-            stock_goods: Some(true),
-            active: Some(true),
-            unit: None,
-            weight: Some(Quantity(Decimal::new(2505, 1))),
-            width: Some(Quantity::from_i64(100)),
-            height: Some(Quantity::from_i64(-1)),
-            depth: None,
-            sales_price: Some(Quantity(Decimal::new(19950, 2))),
-            purchase_price: None,
-            quantity_in_stock: None,
-            reserved_quantity: None,
-            disposable_quantity: None,
-            stock_place: None,
-            default_stock_point: None,
-            default_stock_location: Some("B1".into()),
-        };
-        assert!(is_stock_article(&article));
-        let stock = StockArticle::from(&article);
-        let product = stock.new_product(7).validated().unwrap();
-        assert_eq!(
-            (product.sku.as_str(), product.name.as_str()),
-            ("A-1", "A-1")
-        );
-        assert_eq!(
-            (
-                product.weight_grams,
-                product.width_mm,
-                product.height_mm,
-                product.depth_mm
-            ),
-            (Some(251), Some(100), None, None)
-        );
-        assert_eq!(product.price.as_deref(), Some("199.5"));
-        assert_eq!(stock.default_stock_location.as_deref(), Some("B1"));
-        let service = Article {
-            article_type: Some("SERVICE".into()),
-            stock_goods: None,
-            ..article.clone()
-        };
-        assert!(!is_stock_article(&service));
-        let not_kept = Article {
-            stock_goods: Some(false),
-            ..article.clone()
-        };
-        assert!(!is_stock_article(&not_kept));
-        let inactive = Article {
-            active: Some(false),
-            ..article
-        };
-        assert!(!is_stock_article(&inactive));
     }
 }

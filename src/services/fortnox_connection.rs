@@ -1,0 +1,130 @@
+//! Use cases of the merchant's Fortnox connection: connecting (OAuth), disconnecting,
+//! settings, the import on demand, and resuming the orders that waited for a connection.
+use chrono::Utc;
+use entity::fortnox_integration;
+
+use super::{Result, ServiceError, Services};
+use crate::auth::Principal;
+use crate::domain::OrderState;
+use crate::fortnox::oauth;
+use crate::jobs::enqueue_state_job;
+use crate::store::integrations::SettingsUpdate;
+use crate::store::jobs_table;
+use crate::store::{Store, StoreError};
+
+/// How long the `state` of a started connection stays valid, as long as Fortnox's code.
+const OAUTH_STATE_TTL_MINUTES: i64 = 10;
+
+/// A merchant's integration row; `None` when Fortnox was never connected.
+#[derive(Clone, Debug)]
+pub struct Integration {
+    pub merchant_id: i64,
+    pub row: Option<fortnox_integration::Model>,
+}
+
+impl Services {
+    /// The merchant's Fortnox connection and settings.
+    pub async fn fortnox_integration(
+        &self,
+        actor: &Principal,
+        merchant_id: i64,
+    ) -> Result<Integration> {
+        self.merchant_in_scope(actor, merchant_id).await?;
+        self.integration(merchant_id).await
+    }
+
+    /// Starts connecting: a single-use `state` bound to the merchant, valid for
+    /// [`OAUTH_STATE_TTL_MINUTES`], and the Fortnox URL to send the merchant to.
+    pub async fn connect_fortnox(&self, actor: &Principal, merchant_id: i64) -> Result<String> {
+        self.merchant_in_scope(actor, merchant_id).await?;
+        if !self.fortnox_configured {
+            return Err(ServiceError::FortnoxNotConfigured);
+        }
+        let state = oauth::new_state();
+        let expires = Utc::now() + chrono::Duration::minutes(OAUTH_STATE_TTL_MINUTES);
+        self.store.begin_oauth(merchant_id, &state, expires).await?;
+        Ok(self.fortnox.oauth().authorize_url(&state)?)
+    }
+
+    pub async fn disconnect_fortnox(
+        &self,
+        actor: &Principal,
+        merchant_id: i64,
+    ) -> Result<Integration> {
+        self.merchant_in_scope(actor, merchant_id).await?;
+        self.store.disconnect(merchant_id).await?;
+        self.integration(merchant_id).await
+    }
+
+    /// Changes the settings given. Turning `ignoreMissingProducts` on re-checks the
+    /// RESERVED orders, since those waiting only for missing products can go on now.
+    pub async fn update_fortnox_settings(
+        &self,
+        actor: &Principal,
+        merchant_id: i64,
+        update: SettingsUpdate,
+    ) -> Result<Integration> {
+        self.merchant_in_scope(actor, merchant_id).await?;
+        let ignores_missing_now = update.ignore_missing_products == Some(true);
+        self.store.update_settings(merchant_id, update).await?;
+        if ignores_missing_now {
+            self.recheck_reserved_orders(merchant_id).await;
+        }
+        self.integration(merchant_id).await
+    }
+
+    /// Queues an import of the merchant's done orders now, instead of at the next poll.
+    pub async fn sync_orders(&self, actor: &Principal, merchant_id: i64) -> Result<()> {
+        self.merchant_in_scope(actor, merchant_id).await?;
+        let task = jobs_table::import_task(merchant_id)?;
+        jobs_table::push(&self.store.pool, vec![task]).await?;
+        Ok(())
+    }
+
+    async fn integration(&self, merchant_id: i64) -> Result<Integration> {
+        let row = self.store.integration(merchant_id).await?;
+        Ok(Integration { merchant_id, row })
+    }
+}
+
+/// After the merchant connected Fortnox (the OAuth callback stored the tokens): orders
+/// that stopped waiting for the connection get their jobs again, and the first import
+/// starts now rather than at the next poll. Failures are logged: the connection itself
+/// is made, the reconciler and the schedule catch up, and orders can be retried by hand.
+pub async fn after_connected(store: &Store, merchant_id: i64) {
+    match resume_stalled(store, merchant_id).await {
+        Ok(0) => {}
+        Ok(resumed) => tracing::info!(
+            merchant_id,
+            resumed,
+            "orders waiting for the connection resumed"
+        ),
+        Err(error) => {
+            tracing::warn!(merchant_id, %error, "could not resume stalled orders; retry them by hand")
+        }
+    }
+    match jobs_table::import_task(merchant_id) {
+        Ok(task) => {
+            if let Err(error) = jobs_table::push(&store.pool, vec![task]).await {
+                tracing::warn!(merchant_id, %error, "could not queue the first import; the schedule will run it");
+            }
+        }
+        Err(error) => tracing::warn!(merchant_id, %error, "could not build the first import job"),
+    }
+}
+
+/// Every order of the merchant that stopped (e.g. on revoked access) gets its job again.
+/// Returns how many were queued.
+pub async fn resume_stalled(store: &Store, merchant_id: i64) -> Result<usize, StoreError> {
+    let mut resumed = 0;
+    for order in store.stalled_orders(merchant_id).await? {
+        let Ok(state) = order.state.parse::<OrderState>() else {
+            continue;
+        };
+        store.clear_stall(order.id).await?;
+        if enqueue_state_job(store, order.id, state).await? {
+            resumed += 1;
+        }
+    }
+    Ok(resumed)
+}

@@ -423,6 +423,26 @@ mod tests {
     }
 
     #[test]
+    fn fortnox_configuration_and_decode_errors_are_internal() {
+        let body =
+            rendered(ServiceError::from(FortnoxError::Config("auth base \"x\"".into())).into());
+        assert_eq!(body["extensions"]["code"], "INTERNAL");
+        assert_eq!(body["message"], INTERNAL_MESSAGE);
+        let body = rendered(ServiceError::FortnoxInternal("missing field `Code`".into()).into());
+        assert_eq!(body["message"], INTERNAL_MESSAGE);
+        let body = rendered(
+            ServiceError::from(FortnoxError::Document {
+                status: 400,
+                code: Some(2000428),
+                message: "Ogiltigt artikelnummer".into(),
+            })
+            .into(),
+        );
+        assert_eq!(body["extensions"]["code"], "UPSTREAM");
+        assert_eq!(body["extensions"]["reason"], "FORTNOX_ERROR");
+    }
+
+    #[test]
     fn transition_errors_map_to_their_codes() {
         use crate::domain::OrderState;
         let code = |e: TransitionError| ApiError::from(e).code();

@@ -1,7 +1,6 @@
 //! The Fortnox integration: connecting, settings, and the import on demand.
 use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::fortnox_integration;
 
 use super::{parse_id, principal, services, Result, RoleGuard};
 use crate::services::fortnox_connection::Integration;
@@ -37,11 +36,13 @@ pub struct FortnoxIntegration {
     pub warnings: Vec<String>,
 }
 
-impl FortnoxIntegration {
-    fn from_model(merchant_id: i64, row: Option<fortnox_integration::Model>) -> FortnoxIntegration {
-        let Some(row) = row else {
+impl From<Integration> for FortnoxIntegration {
+    fn from(integration: Integration) -> Self {
+        let warnings = integration.warnings();
+        let merchant_id = integration.merchant_id.into();
+        let Some(row) = integration.row else {
             return FortnoxIntegration {
-                merchant_id: merchant_id.into(),
+                merchant_id,
                 status: IntegrationStatus::NotConnected,
                 first_order_date: None,
                 ignore_missing_products: false,
@@ -49,30 +50,12 @@ impl FortnoxIntegration {
                 stock_location: None,
                 orders_synced_until: None,
                 last_error: None,
-                warnings: vec!["Fortnox is not connected: call connectFortnox and approve the access in Fortnox".into()],
+                warnings,
             };
         };
-        let status = match row.status.as_str() {
-            "CONNECTED" => IntegrationStatus::Connected,
-            "NEEDS_REAUTHORIZATION" => IntegrationStatus::NeedsReauthorization,
-            "DISCONNECTED" => IntegrationStatus::Disconnected,
-            _ => IntegrationStatus::NotConnected,
-        };
-        let mut warnings = Vec::new();
-        match status {
-            IntegrationStatus::NeedsReauthorization => warnings.push("Fortnox refused our access (the refresh token is no longer valid): connect Fortnox again; imports and invoicing wait until then".into()),
-            IntegrationStatus::NotConnected | IntegrationStatus::Disconnected => warnings.push("Fortnox is not connected: call connectFortnox and approve the access in Fortnox".into()),
-            IntegrationStatus::Connected => {}
-        }
-        if row.ignore_missing_products {
-            warnings.push("ignoreMissingProducts is on: order lines whose product is missing are not shipped and not invoiced".into());
-        }
-        if row.first_order_date.is_none() {
-            warnings.push("firstOrderDate is not set: every done, uninvoiced order in Fortnox will be imported".into());
-        }
         FortnoxIntegration {
-            merchant_id: merchant_id.into(),
-            status,
+            merchant_id,
+            status: IntegrationStatus::from_stored(&row.status),
             first_order_date: row
                 .first_order_date
                 .as_deref()
@@ -87,9 +70,14 @@ impl FortnoxIntegration {
     }
 }
 
-impl From<Integration> for FortnoxIntegration {
-    fn from(integration: Integration) -> Self {
-        FortnoxIntegration::from_model(integration.merchant_id, integration.row)
+impl IntegrationStatus {
+    fn from_stored(status: &str) -> IntegrationStatus {
+        match status {
+            "CONNECTED" => IntegrationStatus::Connected,
+            "NEEDS_REAUTHORIZATION" => IntegrationStatus::NeedsReauthorization,
+            "DISCONNECTED" => IntegrationStatus::Disconnected,
+            _ => IntegrationStatus::NotConnected,
+        }
     }
 }
 

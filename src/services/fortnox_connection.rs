@@ -8,6 +8,7 @@ use crate::auth::Principal;
 use crate::domain::OrderState;
 use crate::fortnox::oauth;
 use crate::jobs::enqueue_state_job;
+use crate::store::fortnox_tokens::{STATUS_CONNECTED, STATUS_NEEDS_REAUTHORIZATION};
 use crate::store::integrations::SettingsUpdate;
 use crate::store::jobs_table;
 use crate::store::{Store, StoreError};
@@ -20,6 +21,32 @@ const OAUTH_STATE_TTL_MINUTES: i64 = 10;
 pub struct Integration {
     pub merchant_id: i64,
     pub row: Option<fortnox_integration::Model>,
+}
+
+/// What the merchant is told while Fortnox is not connected.
+const NOT_CONNECTED_WARNING: &str =
+    "Fortnox is not connected: call connectFortnox and approve the access in Fortnox";
+
+impl Integration {
+    /// Things the merchant should know about the current settings or state.
+    pub fn warnings(&self) -> Vec<String> {
+        let Some(row) = &self.row else {
+            return vec![NOT_CONNECTED_WARNING.into()];
+        };
+        let mut warnings = Vec::new();
+        match row.status.as_str() {
+            STATUS_CONNECTED => {}
+            STATUS_NEEDS_REAUTHORIZATION => warnings.push("Fortnox refused our access (the refresh token is no longer valid): connect Fortnox again; imports and invoicing wait until then".into()),
+            _ => warnings.push(NOT_CONNECTED_WARNING.into()),
+        }
+        if row.ignore_missing_products {
+            warnings.push("ignoreMissingProducts is on: order lines whose product is missing are not shipped and not invoiced".into());
+        }
+        if row.first_order_date.is_none() {
+            warnings.push("firstOrderDate is not set: every done, uninvoiced order in Fortnox will be imported".into());
+        }
+        warnings
+    }
 }
 
 impl Services {

@@ -51,8 +51,10 @@ pub enum Command {
     Seed,
     /// The whole flow on this machine: the service on SQLite with an in-process Fortnox
     /// sandbox, a connected demo merchant and a simulated warehouse.
+    #[cfg(feature = "sandbox")]
     Demo,
     /// Run the Fortnox sandbox alone: a local stand-in for Fortnox's API and OAuth.
+    #[cfg(feature = "sandbox")]
     Sandbox {
         #[arg(long, default_value = "127.0.0.1:8090")]
         bind: SocketAddr,
@@ -66,6 +68,7 @@ pub enum Command {
     },
 }
 
+#[cfg(feature = "sandbox")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SandboxSeed {
     Demo,

@@ -8,11 +8,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use fortnox_sandbox::{demo as sandbox_demo, Sandbox, SandboxConfig};
 use serde_json::{json, Value};
 
 use crate::auth::{generate_secret, Claims, JwtKeys, Role};
 use crate::config::Config;
-use crate::fortnox::sandbox::{demo as sandbox_demo, Sandbox, SandboxConfig};
 use crate::server::{shutdown_signal, App};
 
 const DEMO_DATABASE: &str = "fortnox-fulfilment-demo.db";

@@ -2,13 +2,16 @@
 //! them to the warehouse, writes shipments back and invoices them.
 pub mod auth;
 pub mod config;
+#[cfg(feature = "sandbox")]
 pub mod demo;
 pub mod domain;
 pub mod events;
-pub mod fortnox;
 pub mod graphql;
 pub mod jobs;
 pub mod server;
 pub mod services;
 pub mod store;
 pub mod warehouse;
+
+// The client crate under its old path, so `crate::fortnox::...` still resolves.
+pub use fortnox;

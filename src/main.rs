@@ -64,21 +64,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Seed => seed(config).await,
+        #[cfg(feature = "sandbox")]
         Command::Demo => fortnox_fulfilment::demo::run(config).await,
+        #[cfg(feature = "sandbox")]
         Command::Sandbox {
             bind,
             seed,
             client_id,
             client_secret,
-        } => {
-            fortnox_fulfilment::fortnox::sandbox::run_standalone(
-                bind,
-                client_id,
-                client_secret,
-                seed.is_some(),
-            )
-            .await
-        }
+        } => fortnox_sandbox::run_standalone(bind, client_id, client_secret, seed.is_some()).await,
     }
 }
 

@@ -8,10 +8,10 @@ use std::collections::HashSet;
 use common::{admin_token, create_merchant, insert_order, order_tasks, token, TestApp};
 use fortnox_fulfilment::auth::Role;
 use fortnox_fulfilment::fortnox::crypto::TokenCipher;
-use fortnox_fulfilment::fortnox::sandbox::{Sandbox, SandboxConfig};
 use fortnox_fulfilment::fortnox::types::WayOfDelivery;
 use fortnox_fulfilment::fortnox::{TokenSet, TokenStore};
 use fortnox_fulfilment::store::fortnox_tokens::DbTokenStore;
+use fortnox_sandbox::{Sandbox, SandboxConfig};
 use serde_json::{json, Value};
 
 const KEY: &str = "00000000000000000000000000000000000000000000000000000000000000c4";

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use flow::{Flow, TENANT};
 use fortnox_fulfilment::domain::OrderState;
-use fortnox_fulfilment::fortnox::sandbox::FaultSpec;
 use fortnox_fulfilment::jobs::freeze::InvoicePoint;
+use fortnox_sandbox::FaultSpec;
 use serde_json::{json, Value};
 
 const LEASE_SECS: u64 = 2;

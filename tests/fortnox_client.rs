@@ -4,9 +4,9 @@
 mod fortnox_common;
 
 use fortnox_common::*;
-use fortnox_fulfilment::fortnox::sandbox::FaultSpec;
 use fortnox_fulfilment::fortnox::types::{DocumentNumber, Quantity, RowUpdate};
 use fortnox_fulfilment::fortnox::{ErrorClass, FortnoxError, OrderFilter, OrderQuery};
+use fortnox_sandbox::FaultSpec;
 use serde_json::json;
 
 fn doc(n: &str) -> DocumentNumber {

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use common::{create_merchant, TestDb};
 use fortnox_fulfilment::fortnox::crypto::TokenCipher;
-use fortnox_fulfilment::fortnox::sandbox::{Sandbox, SandboxConfig};
 use fortnox_fulfilment::fortnox::types::DocumentNumber;
-use fortnox_fulfilment::fortnox::{testkit, ErrorClass, FortnoxClient, TokenSet, TokenStore};
+use fortnox_fulfilment::fortnox::{ErrorClass, FortnoxClient, TokenSet, TokenStore};
 use fortnox_fulfilment::store::fortnox_tokens::DbTokenStore;
 use fortnox_fulfilment::store::{Pool, Store};
+use fortnox_sandbox::{testkit, Sandbox, SandboxConfig};
 
 const KEY: &str = "0000000000000000000000000000000000000000000000000000000000000001";
 

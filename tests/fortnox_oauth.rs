@@ -183,6 +183,6 @@ async fn revoked_refresh_token_needs_reauthorization_without_a_storm() {
 
 #[tokio::test]
 async fn in_memory_store_passes_the_token_store_contract() {
-    let store = fortnox_fulfilment::fortnox::InMemoryTokenStore::new();
-    fortnox_fulfilment::fortnox::testkit::check_token_store(store, "merchant-x").await;
+    let store = fortnox_sandbox::InMemoryTokenStore::new();
+    fortnox_sandbox::testkit::check_token_store(store, "merchant-x").await;
 }

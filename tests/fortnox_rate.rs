@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use fortnox_common::*;
 use fortnox_fulfilment::fortnox::limiter::RateLimit;
-use fortnox_fulfilment::fortnox::sandbox::SandboxConfig;
 use fortnox_fulfilment::fortnox::types::DocumentNumber;
+use fortnox_sandbox::SandboxConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_requests_no_429_at_least_80_percent_of_the_limit() {

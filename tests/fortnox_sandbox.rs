@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fortnox_common::*;
 use fortnox_fulfilment::fortnox::limiter::RateLimit;
-use fortnox_fulfilment::fortnox::sandbox::{FaultSpec, Sandbox, SandboxConfig, TenantSettings};
+use fortnox_sandbox::{FaultSpec, Sandbox, SandboxConfig, TenantSettings};
 use serde_json::{json, Value};
 
 struct Raw {
@@ -355,7 +355,7 @@ async fn demo_seed_and_control_endpoints() {
     let sandbox = Sandbox::start(SandboxConfig::default())
         .await
         .expect("sandbox");
-    fortnox_fulfilment::fortnox::sandbox::demo::seed(&sandbox.handle()).expect("seed");
+    fortnox_sandbox::demo::seed(&sandbox.handle()).expect("seed");
     let http = reqwest::Client::new();
     let ctl = format!("{}/sandbox", sandbox.api_base());
     let t: Value = http

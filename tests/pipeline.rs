@@ -17,7 +17,7 @@ fn two_rows() -> serde_json::Value {
 }
 
 /// Calls to Fortnox's API, OAuth aside.
-fn api_calls(counters: &fortnox_fulfilment::fortnox::sandbox::Counters) -> u64 {
+fn api_calls(counters: &fortnox_sandbox::Counters) -> u64 {
     counters
         .calls
         .iter()

@@ -21,14 +21,14 @@ use std::time::Duration;
 
 use fortnox_fulfilment::auth::Role;
 use fortnox_fulfilment::fortnox::crypto::TokenCipher;
-use fortnox_fulfilment::fortnox::sandbox::{
-    CallRecord, Sandbox, SandboxConfig, SandboxHandle, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-};
 use fortnox_fulfilment::fortnox::types::{Article, Quantity, WayOfDelivery};
 use fortnox_fulfilment::fortnox::{TokenSet, TokenStore};
 use fortnox_fulfilment::store::fortnox_tokens::DbTokenStore;
 use fortnox_fulfilment::store::orders::{OrderFilter, TenantScope};
 use fortnox_fulfilment::store::Store;
+use fortnox_sandbox::{
+    CallRecord, Sandbox, SandboxConfig, SandboxHandle, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+};
 use serde_json::{json, Value};
 
 use super::{create_ready_merchant, TestDb, JWT_SECRET};

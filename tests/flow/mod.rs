@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use fortnox_fulfilment::auth::Role;
 use fortnox_fulfilment::domain::OrderState;
-use fortnox_fulfilment::fortnox::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use fortnox_fulfilment::fortnox::types::{Article, Quantity, WayOfDelivery};
 use fortnox_fulfilment::store::orders::TenantScope;
+use fortnox_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use serde_json::{json, Value};
 
 use crate::common::{self, admin_token, eventually, TestApp};

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fortnox_fulfilment::fortnox::limiter::RateLimit;
-use fortnox_fulfilment::fortnox::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use fortnox_fulfilment::fortnox::{
-    FortnoxClient, FortnoxConfig, InMemoryTokenStore, RetryPolicy, TokenSet, TokenState,
+    FortnoxClient, FortnoxConfig, RetryPolicy, TokenSet, TokenState,
 };
+use fortnox_sandbox::{InMemoryTokenStore, Sandbox, SandboxConfig, SandboxHandle};
 use serde_json::json;
 
 pub const TENANT: &str = "t1";

@@ -3,7 +3,7 @@
 //! Orders, articles and invoices are kept as the shared wire types, so what the
 //! sandbox serves is by construction what the client parses.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{NaiveDateTime, Utc};
 use rust_decimal::Decimal;
@@ -15,7 +15,8 @@ use super::faults::Faults;
 
 mod invoices;
 mod orders;
-use crate::fortnox::types::*;
+use fortnox::limiter::SlidingWindow;
+use fortnox::types::*;
 
 /// Error codes (the ones not in fortnox-api.md are **assumed** by the sandbox).
 pub mod codes {
@@ -147,7 +148,7 @@ pub struct State {
     pub refresh: HashMap<String, RefreshToken>,
     pub codes: HashMap<String, AuthCode>,
     /// Accepted request times per access token (the sliding window).
-    pub windows: HashMap<String, VecDeque<Instant>>,
+    pub windows: HashMap<String, SlidingWindow>,
     pub faults: Faults,
     pub calls: Vec<CallRecord>,
     /// Tenant that the authorize page approves for when none is named.

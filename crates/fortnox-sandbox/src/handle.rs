@@ -15,7 +15,7 @@ use super::state::{
     AccessToken, CallRecord, RefreshToken, SResult, SandboxError, State, TenantSettings,
 };
 use super::Shared;
-use crate::fortnox::types::{Article, Invoice, Order, TokenResponse, WayOfDelivery};
+use fortnox::types::{Article, Invoice, Order, TokenResponse, WayOfDelivery};
 
 #[derive(Clone)]
 pub struct SandboxHandle {

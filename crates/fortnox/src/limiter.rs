@@ -20,7 +20,7 @@
 //! (+margin) has passed since then; a tenant first used later pays nothing.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -86,27 +86,48 @@ impl SlidingWindow {
 
     /// Waits until a request may be sent, and records it as sent.
     pub async fn acquire(&self) {
-        let span = self.limit.window + self.limit.margin;
         loop {
             let wait = {
-                // A poisoned lock only means another caller panicked while
-                // holding it; the log itself is still consistent.
-                let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
-                let now = Instant::now();
-                while sent.front().is_some_and(|t| now.duration_since(*t) >= span) {
-                    sent.pop_front();
-                }
-                if (sent.len() as u32) < self.limit.max {
-                    sent.push_back(now);
-                    return;
-                }
-                match sent.front() {
-                    Some(oldest) => (*oldest + span).saturating_duration_since(now),
-                    None => Duration::ZERO,
+                let mut sent = self.log();
+                // Read under the lock, so the log stays in time order.
+                match self.admit(&mut sent, Instant::now()) {
+                    Ok(()) => return,
+                    Err(wait) => wait,
                 }
             };
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Records a request at `now` if the window has room, without waiting: for
+    /// a server that counts arrivals and refuses the rest (the sandbox, with
+    /// `margin` zero). A refused request is not recorded.
+    pub fn try_acquire(&self, now: Instant) -> bool {
+        let mut sent = self.log();
+        self.admit(&mut sent, now).is_ok()
+    }
+
+    fn log(&self) -> MutexGuard<'_, VecDeque<Instant>> {
+        // A poisoned lock only means another caller panicked while holding
+        // it; the log itself is still consistent.
+        self.sent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a request at `now` if fewer than `max` were recorded within
+    /// one window (+margin) before it; otherwise, how long until one may be.
+    fn admit(&self, sent: &mut VecDeque<Instant>, now: Instant) -> Result<(), Duration> {
+        let span = self.limit.window + self.limit.margin;
+        while sent.front().is_some_and(|t| now.duration_since(*t) >= span) {
+            sent.pop_front();
+        }
+        if (sent.len() as u32) < self.limit.max {
+            sent.push_back(now);
+            return Ok(());
+        }
+        Err(match sent.front() {
+            Some(oldest) => (*oldest + span).saturating_duration_since(now),
+            None => Duration::ZERO,
+        })
     }
 }
 
@@ -178,6 +199,38 @@ mod tests {
         for pair in sent.windows(4) {
             assert!(pair[3].duration_since(pair[0]) >= limit.window);
         }
+    }
+
+    #[test]
+    fn try_acquire_refuses_beyond_max_without_counting_refusals() {
+        let limit = RateLimit {
+            max: 3,
+            window: Duration::from_millis(200),
+            margin: Duration::ZERO,
+        };
+        let w = SlidingWindow::new(limit);
+        let t0 = Instant::now();
+        assert!((0..3).all(|_| w.try_acquire(t0)));
+        assert!(!w.try_acquire(t0));
+        assert!(!w.try_acquire(t0 + Duration::from_millis(199)));
+        // Exactly one window later the three have left it; the refusals never
+        // entered it.
+        assert!((0..3).all(|_| w.try_acquire(t0 + limit.window)));
+        assert!(!w.try_acquire(t0 + limit.window));
+    }
+
+    #[test]
+    fn try_acquire_counts_the_margin() {
+        let limit = RateLimit {
+            max: 1,
+            window: Duration::from_millis(200),
+            margin: Duration::from_millis(100),
+        };
+        let w = SlidingWindow::new(limit);
+        let t0 = Instant::now();
+        assert!(w.try_acquire(t0));
+        assert!(!w.try_acquire(t0 + limit.window));
+        assert!(w.try_acquire(t0 + limit.window + limit.margin));
     }
 
     // Tokio's paused clock needs its `test-util` feature, which this crate does

@@ -14,8 +14,9 @@ use tokio::time::Instant;
 
 use super::state::codes;
 use super::Shared;
-use crate::fortnox::metrics::resource_of;
-use crate::fortnox::types::{ErrorInformation, KeyCasing};
+use fortnox::limiter::{RateLimit, SlidingWindow};
+use fortnox::metrics::resource_of;
+use fortnox::types::{ErrorInformation, KeyCasing};
 
 /// What to inject. Every field is optional; see the README's sandbox section.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -196,18 +197,17 @@ fn admit(
         }
     };
     if let Some(limit) = shared.cfg.rate_limit {
-        // The sliding window: accepted requests of the last `window`.
-        let w = st.windows.entry(token.to_string()).or_default();
-        while w
-            .front()
-            .is_some_and(|s| now.duration_since(*s) >= limit.window)
-        {
-            w.pop_front();
-        }
-        if w.len() as u32 >= limit.max {
+        // The sliding window: accepted requests of the last `window`. Fortnox
+        // counts arrivals exactly, so no margin (that is the client's slack).
+        let w = st.windows.entry(token.to_string()).or_insert_with(|| {
+            SlidingWindow::new(RateLimit {
+                margin: Duration::ZERO,
+                ..limit
+            })
+        });
+        if !w.try_acquire(now) {
             return Err((too_many(), Some(tenant)));
         }
-        w.push_back(now);
     }
     match st.faults.before(method, path) {
         Some(Injected::Fail(status)) => {
@@ -293,4 +293,58 @@ async fn hold(d: Duration, mut released: watch::Receiver<u64>) {
 
 pub fn resource(path: &str) -> String {
     resource_of(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::state::{AccessToken, State};
+    use crate::SandboxConfig;
+
+    /// A sandbox's shared state without a server, with one access token.
+    fn shared(limit: RateLimit) -> Shared {
+        let mut state = State::default();
+        state.access.insert(
+            "tok".into(),
+            AccessToken {
+                tenant: "t1".into(),
+                expires_at: Instant::now() + Duration::from_secs(3600),
+            },
+        );
+        Shared {
+            cfg: SandboxConfig {
+                rate_limit: Some(limit),
+                ..SandboxConfig::default()
+            },
+            base_url: String::new(),
+            state: Mutex::new(state),
+            started: Instant::now(),
+            release: watch::Sender::new(0),
+        }
+    }
+
+    fn admitted(shared: &Shared, now: Instant) -> bool {
+        admit(shared, Some("tok"), "GET", "/3/orders", now).is_ok()
+    }
+
+    #[test]
+    fn the_window_counts_accepted_arrivals_with_no_margin() {
+        // The margin is the client's slack; Fortnox, and so the sandbox, has none.
+        let limit = RateLimit {
+            max: 2,
+            window: Duration::from_millis(200),
+            margin: Duration::from_millis(100),
+        };
+        let shared = shared(limit);
+        let t0 = Instant::now();
+        assert!(admitted(&shared, t0));
+        assert!(admitted(&shared, t0));
+        assert!(!admitted(&shared, t0 + Duration::from_millis(199)));
+        // The 429 was not counted: one window on, two pass again.
+        assert!(admitted(&shared, t0 + limit.window));
+        assert!(admitted(&shared, t0 + limit.window));
+        assert!(!admitted(&shared, t0 + limit.window));
+    }
 }

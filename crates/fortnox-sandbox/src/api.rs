@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::faults::{error_response, TenantId};
 use super::state::{codes, list_item, now_naive, SResult, SandboxError};
 use super::Shared;
-use crate::fortnox::types::*;
+use fortnox::types::*;
 
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()

@@ -16,7 +16,7 @@ use super::faults::FaultSpec;
 use super::handle::SandboxHandle;
 use super::state::TenantSettings;
 use super::Shared;
-use crate::fortnox::types::{Article, WayOfDelivery};
+use fortnox::types::{Article, WayOfDelivery};
 
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::oauth::{TokenSet, TokenState, TokenStore};
+use fortnox::oauth::{TokenSet, TokenState, TokenStore};
 
 fn tokens(tag: &str) -> TokenSet {
     TokenSet {

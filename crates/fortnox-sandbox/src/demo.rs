@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::handle::SandboxHandle;
-use crate::fortnox::types::{Article, Quantity, WayOfDelivery};
+use fortnox::types::{Article, Quantity, WayOfDelivery};
 
 pub const DEMO_TENANT: &str = "demo";
 /// Orders seeded; seven stop in RESERVED (one per reason) and one is not done.

@@ -112,8 +112,8 @@ impl From<StoreError> for FortnoxError {
 }
 
 /// Token persistence. Implementations encrypt both tokens at rest with
-/// [`crate::fortnox::crypto::TokenCipher`] and must pass
-/// [`crate::fortnox::testkit::check_token_store`].
+/// [`crate::crypto::TokenCipher`] and must pass
+/// `fortnox_sandbox::testkit::check_token_store`.
 ///
 /// `merchant` is the caller's merchant id as text. The lease of
 /// `begin_refresh` is what keeps two *processes* from refreshing at once:
@@ -357,115 +357,5 @@ impl TokenManager {
 fn not_connected() -> FortnoxError {
     FortnoxError::NeedsReauthorization {
         reason: "Fortnox is not connected".into(),
-    }
-}
-
-/// A [`TokenStore`] in memory, for tests and the demo. Its lease holds a
-/// per-merchant async mutex, standing in for the database row lock.
-#[derive(Default)]
-pub struct InMemoryTokenStore {
-    tokens: Arc<Mutex<HashMap<String, TokenState>>>,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-type SharedTokens = Arc<Mutex<HashMap<String, TokenState>>>;
-
-fn read(tokens: &SharedTokens, merchant: &str) -> TokenState {
-    tokens
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(merchant)
-        .cloned()
-        .unwrap_or(TokenState::Missing)
-}
-
-fn write(tokens: &SharedTokens, merchant: &str, state: TokenState) {
-    tokens
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(merchant.to_string(), state);
-}
-
-impl InMemoryTokenStore {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    pub fn state(&self, merchant: &str) -> TokenState {
-        read(&self.tokens, merchant)
-    }
-
-    pub fn put(&self, merchant: &str, state: TokenState) {
-        write(&self.tokens, merchant, state)
-    }
-}
-
-#[async_trait]
-impl TokenStore for InMemoryTokenStore {
-    async fn load(&self, merchant: &str) -> std::result::Result<TokenState, StoreError> {
-        Ok(self.state(merchant))
-    }
-
-    async fn save(&self, merchant: &str, tokens: &TokenSet) -> std::result::Result<(), StoreError> {
-        self.put(merchant, TokenState::Active(tokens.clone()));
-        Ok(())
-    }
-
-    async fn begin_refresh(
-        &self,
-        merchant: &str,
-    ) -> std::result::Result<Box<dyn RefreshLease>, StoreError> {
-        let lock = {
-            let mut l = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-            l.entry(merchant.to_string()).or_default().clone()
-        };
-        let guard = lock.lock_owned().await;
-        let tokens = self.state(merchant);
-        Ok(Box::new(MemLease {
-            store: self.tokens.clone(),
-            merchant: merchant.into(),
-            tokens,
-            _guard: guard,
-        }))
-    }
-}
-
-struct MemLease {
-    store: SharedTokens,
-    merchant: String,
-    tokens: TokenState,
-    _guard: tokio::sync::OwnedMutexGuard<()>,
-}
-
-#[async_trait]
-impl RefreshLease for MemLease {
-    fn tokens(&self) -> &TokenState {
-        &self.tokens
-    }
-
-    async fn save_rotated(
-        self: Box<Self>,
-        tokens: &TokenSet,
-    ) -> std::result::Result<(), StoreError> {
-        write(
-            &self.store,
-            &self.merchant,
-            TokenState::Active(tokens.clone()),
-        );
-        Ok(())
-    }
-
-    async fn mark_needs_reauthorization(
-        self: Box<Self>,
-        reason: &str,
-    ) -> std::result::Result<(), StoreError> {
-        write(
-            &self.store,
-            &self.merchant,
-            TokenState::NeedsReauthorization {
-                reason: reason.into(),
-            },
-        );
-        Ok(())
     }
 }

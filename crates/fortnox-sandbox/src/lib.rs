@@ -5,6 +5,8 @@
 //!
 //! In-process: `Sandbox::start(SandboxConfig::default()).await?` binds
 //! `127.0.0.1:0`; `sandbox.handle()` does everything the control endpoints do.
+//! Beside it, for tests: [`InMemoryTokenStore`] and [`testkit`], the contract
+//! every token store must pass.
 
 mod api;
 mod control;
@@ -13,6 +15,8 @@ pub mod faults;
 mod handle;
 mod oauth;
 pub mod state;
+pub mod testkit;
+mod token_store;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,8 +28,9 @@ use tokio::time::Instant;
 pub use faults::FaultSpec;
 pub use handle::{BackOrder, Counters, SandboxHandle};
 pub use state::{CallRecord, SandboxError, TenantSettings};
+pub use token_store::InMemoryTokenStore;
 
-use crate::fortnox::limiter::RateLimit;
+use fortnox::limiter::RateLimit;
 use state::{CallRecord as Record, State};
 
 pub const DEFAULT_CLIENT_ID: &str = "sandbox-client";

@@ -1,0 +1,19 @@
+//! Everything the service needs to talk to Fortnox: the wire types, the API
+//! client (rate limit, retries, OAuth with rotating refresh tokens) and token
+//! encryption. The sandbox that plays Fortnox in tests and the demo is the
+//! `fortnox-sandbox` crate, built on the same types. fortnox-api.md is the
+//! reference for every shape and rule here.
+
+pub mod client;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod limiter;
+pub mod metrics;
+pub mod oauth;
+pub mod types;
+
+pub use client::{CreditOutcome, FortnoxClient, InvoiceOutcome, TenantClient};
+pub use config::{FortnoxConfig, OrderFilter, OrderQuery, RetryPolicy};
+pub use error::{ErrorClass, FortnoxError};
+pub use oauth::{RefreshLease, StoreError, TokenSet, TokenState, TokenStore};

@@ -1,5 +1,5 @@
 //! The sandbox's answers, over raw HTTP, against the recorded shapes of
-//! fortnox-api.md: string quantities, the list-item subset, both error
+//! docs/fortnox.md: string quantities, the list-item subset, both error
 //! casings, the OAuth error bodies and content types, the rate limit, the
 //! RowId and warehouse rules.
 

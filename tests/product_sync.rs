@@ -1,4 +1,4 @@
-//! The product sync (BRIEF.md rule 8) over HTTP against the Fortnox sandbox: the sync view
+//! The product sync (docs/rules.md rule 8) over HTTP against the Fortnox sandbox: the sync view
 //! and its stock-location filter, products created from Fortnox articles (and the RESERVED
 //! orders that waited for them), stock levels stored and pushed to Fortnox, and roles.
 mod common;

@@ -1,4 +1,4 @@
-//! The delivery address of an order (BRIEF.md rule 4).
+//! The delivery address of an order (docs/rules.md rule 4).
 //!
 //! A Fortnox order carries two addresses: the customer's (`CustomerName`, `Address1`, ...)
 //! and an optional delivery address (`DeliveryName`, `DeliveryAddress1`, ...). As the

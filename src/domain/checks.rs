@@ -1,4 +1,4 @@
-//! The checks an imported order must pass before it goes to the warehouse (BRIEF.md rule 5,
+//! The checks an imported order must pass before it goes to the warehouse (docs/rules.md rule 5,
 //! with rule 2's `ignoreMissingProducts` and rules 4 and 6 for the address and the way of
 //! delivery).
 //!

@@ -1,4 +1,4 @@
-//! Shipping rules (BRIEF.md rule 6): which of the warehouse's shipping methods a Fortnox
+//! Shipping rules (docs/rules.md rule 6): which of the warehouse's shipping methods a Fortnox
 //! way of delivery maps to.
 //!
 //! A rule is a pattern and a shipping method. In a pattern `*` matches any run of

@@ -1,4 +1,4 @@
-//! The order state machine of BRIEF.md.
+//! The order state machine of docs/rules.md.
 //!
 //! ```text
 //! IMPORTED ──► VALIDATED ──► SENT ──► SHIPPED ──► INVOICED

@@ -1,4 +1,4 @@
-//! The import of one merchant's done orders from Fortnox (BRIEF.md rule 3), run on a
+//! The import of one merchant's done orders from Fortnox (docs/rules.md rule 3), run on a
 //! schedule and on `syncOrders`.
 //!
 //! Incremental by `lastmodified`, starting a few minutes before the previous poll began so

@@ -1,5 +1,5 @@
 //! Pushes the stock levels the warehouse reported to Fortnox: `QuantityInStock` on each
-//! product's article (BRIEF.md rule 8).
+//! product's article (docs/rules.md rule 8).
 //!
 //! Each push sets an absolute level read from our database when the job runs, so a re-run
 //! (after a crash) or a late duplicate repeats no change. What Fortnox refuses (an article

@@ -1,5 +1,5 @@
 //! IMPORTED (and RESERVED, on revalidation) → VALIDATED or RESERVED, by the checks of
-//! BRIEF.md rule 5.
+//! docs/rules.md rule 5.
 use rust_decimal::Decimal;
 
 use super::dispatch::StepOutcome;

@@ -1,5 +1,5 @@
 //! The merchant's catalogue: products (SKU = Fortnox `ArticleNumber`) and shipping rules
-//! (BRIEF.md rule 6). The way-of-delivery preview, which reads Fortnox, is a use case
+//! (docs/rules.md rule 6). The way-of-delivery preview, which reads Fortnox, is a use case
 //! (`services::catalog`).
 //!
 //! Input is validated here, not in the resolvers, so every caller (the API, the product

@@ -1,4 +1,4 @@
-//! The stored side of the product sync (BRIEF.md rule 8): the merchant's products, and the
+//! The stored side of the product sync (docs/rules.md rule 8): the merchant's products, and the
 //! stock levels the warehouse reports, stored and queued for Fortnox (`jobs::stock` pushes
 //! them). Reading Fortnox's stock articles is a use case (`services::product_sync`).
 use std::collections::{HashMap, HashSet};

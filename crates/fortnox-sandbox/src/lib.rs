@@ -1,6 +1,6 @@
 //! A local Fortnox for tests and the demo: OAuth, `/3/orders`, `/3/articles`,
 //! `/3/wayofdeliveries`, `/3/invoices`, the rate limit and the warehouse rules
-//! of fortnox-api.md, plus control endpoints under `/sandbox` (never under
+//! of docs/fortnox.md, plus control endpoints under `/sandbox` (never under
 //! `/3`) to seed data, inject faults and read the call log.
 //!
 //! In-process: `Sandbox::start(SandboxConfig::default()).await?` binds

@@ -18,7 +18,7 @@ mod orders;
 use fortnox::limiter::SlidingWindow;
 use fortnox::types::*;
 
-/// Error codes (the ones not in fortnox-api.md are **assumed** by the sandbox).
+/// Error codes (the ones not in docs/fortnox.md are **assumed** by the sandbox).
 pub mod codes {
     pub const INVALID_FILTER: i64 = 2000587;
     pub const ORDER_NOT_FOUND: i64 = 2000439;

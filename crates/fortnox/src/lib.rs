@@ -1,7 +1,7 @@
 //! Everything the service needs to talk to Fortnox: the wire types, the API
 //! client (rate limit, retries, OAuth with rotating refresh tokens) and token
 //! encryption. The sandbox that plays Fortnox in tests and the demo is the
-//! `fortnox-sandbox` crate, built on the same types. fortnox-api.md is the
+//! `fortnox-sandbox` crate, built on the same types. docs/fortnox.md is the
 //! reference for every shape and rule here.
 
 pub mod client;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use flow::{Flow, TENANT};
 use fortnox_fulfilment::domain::OrderState;
-use fortnox_fulfilment::jobs::freeze::InvoicePoint;
+use fortnox_fulfilment::jobs::faults::InvoicePoint;
 use fortnox_sandbox::FaultSpec;
 use serde_json::{json, Value};
 

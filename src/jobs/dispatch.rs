@@ -23,7 +23,7 @@ pub(super) enum StepOutcome {
 }
 
 pub(super) async fn handle(kind: JobKind, order_id: i64, ctx: &JobContext) -> Result<(), JobError> {
-    if ctx.faults.should_fail(kind) {
+    if super::faults::should_fail(ctx, kind) {
         return Err(JobError::Retryable(format!("fault injected into {kind:?}")));
     }
     let Some(order) = ctx.store.order(&TenantScope::All, order_id).await? else {

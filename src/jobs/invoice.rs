@@ -19,8 +19,8 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use super::dispatch::{ensure_held, StepOutcome};
+use super::faults::{self, InvoicePoint};
 use super::fortnox_glue::fortnox_error;
-use super::freeze::{self, InvoicePoint};
 use super::{JobContext, JobError};
 use crate::domain::checks::delivery_state_allows_delivery;
 use crate::domain::OrderState;
@@ -59,7 +59,7 @@ pub(super) async fn run(
         }
         current = Some(fresh);
     }
-    freeze::at(ctx, lease, InvoicePoint::BeforeRowsPut).await;
+    faults::at(ctx, lease, InvoicePoint::BeforeRowsPut).await;
     ensure_held(ctx, lease).await?;
     let updated = match write_delivered(&tenant, &doc, &lines, current.as_ref()).await {
         Ok(updated) => updated,
@@ -68,7 +68,7 @@ pub(super) async fn run(
         }
         Err(error) => return Err(fortnox_error(error)),
     };
-    freeze::at(ctx, lease, InvoicePoint::AfterRowsPut).await;
+    faults::at(ctx, lease, InvoicePoint::AfterRowsPut).await;
     if let Some(invoice) = updated.invoice() {
         return Ok(invoiced(&order, invoice.as_str(), Source::Adopted));
     }
@@ -91,13 +91,13 @@ async fn create_invoice(
         );
         return Err(JobError::Busy(None));
     }
-    freeze::at(ctx, lease, InvoicePoint::AfterIntent).await;
+    faults::at(ctx, lease, InvoicePoint::AfterIntent).await;
     let invoice = tenant
         .create_invoice_raw(doc)
         .await
         .map_err(fortnox_error)?;
-    freeze::at(ctx, lease, InvoicePoint::AfterCreateInvoice).await;
-    if ctx.faults.take_crash_after_invoice() {
+    faults::at(ctx, lease, InvoicePoint::AfterCreateInvoice).await;
+    if faults::crash_after_invoice(ctx) {
         // Test-only: as if the process died after Fortnox created the invoice.
         return Err(JobError::Retryable(
             "fault injected: crashed after createinvoice".into(),

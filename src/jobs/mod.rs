@@ -7,8 +7,8 @@
 pub mod counters;
 mod credit;
 mod dispatch;
+pub mod faults;
 mod fortnox_glue;
-pub mod freeze;
 mod import;
 mod invoice;
 mod reconciler;
@@ -17,7 +17,6 @@ mod stock;
 mod validate;
 mod workers;
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +25,7 @@ pub use import::import_orders;
 pub use reconciler::reconcile_once;
 pub use workers::run_workers;
 
-use crate::domain::{JobKind, OrderState};
+use crate::domain::OrderState;
 use crate::events::EventBus;
 use crate::store::jobs_table::{self, OrderJob};
 use crate::store::{Store, StoreError};
@@ -76,68 +75,14 @@ impl Default for JobSettings {
     }
 }
 
-/// Test-only fault points: make a job kind fail on every attempt. Settable only from code
-/// (tests), never from configuration.
-#[derive(Clone, Default)]
-pub struct FaultPoints {
-    failing: Arc<Mutex<HashSet<JobKind>>>,
-    crash_after_invoice: Arc<std::sync::atomic::AtomicUsize>,
-    freezes: Arc<Mutex<std::collections::HashMap<freeze::InvoicePoint, Duration>>>,
-}
-
-impl FaultPoints {
-    pub fn fail_always(&self, kind: JobKind) {
-        if let Ok(mut set) = self.failing.lock() {
-            set.insert(kind);
-        }
-    }
-
-    pub fn clear(&self) {
-        if let Ok(mut set) = self.failing.lock() {
-            set.clear();
-        }
-    }
-
-    /// The next `n` invoice jobs stop right after Fortnox created the invoice, before the
-    /// state is saved, as a crash at that instant would.
-    pub fn crash_after_invoice(&self, n: usize) {
-        self.crash_after_invoice
-            .store(n, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn take_crash_after_invoice(&self) -> bool {
-        use std::sync::atomic::Ordering;
-        self.crash_after_invoice
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-    }
-
-    /// The next invoice job to reach `point` freezes there for `duration`: it stops renewing
-    /// its lease and sleeps, as a process paused by SIGSTOP or a VM freeze would.
-    pub fn freeze_invoice_at(&self, point: freeze::InvoicePoint, duration: Duration) {
-        if let Ok(mut freezes) = self.freezes.lock() {
-            freezes.insert(point, duration);
-        }
-    }
-
-    fn take_freeze(&self, point: freeze::InvoicePoint) -> Option<Duration> {
-        self.freezes.lock().ok()?.remove(&point)
-    }
-
-    fn should_fail(&self, kind: JobKind) -> bool {
-        self.failing
-            .lock()
-            .map(|set| set.contains(&kind))
-            .unwrap_or(false)
-    }
-}
-
 #[derive(Clone)]
 pub struct JobContext {
     pub store: Store,
     pub bus: EventBus,
     pub settings: JobSettings,
-    pub faults: FaultPoints,
+    /// Test-only fault points; absent from builds without the `test-faults` feature.
+    #[cfg(feature = "test-faults")]
+    pub faults: faults::FaultPoints,
     pub fortnox: crate::fortnox::FortnoxClient,
     pub warehouse: Arc<dyn crate::warehouse::Warehouse>,
     pub catalog: CatalogCache,

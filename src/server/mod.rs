@@ -18,7 +18,9 @@ use crate::fortnox::crypto::TokenCipher;
 use crate::fortnox::limiter::RateLimit;
 use crate::fortnox::{FortnoxClient, FortnoxConfig};
 use crate::graphql::{build_schema, AppSchema};
-use crate::jobs::{self, FaultPoints, JobContext, JobSettings};
+#[cfg(feature = "test-faults")]
+use crate::jobs::faults::FaultPoints;
+use crate::jobs::{self, JobContext, JobSettings};
 use crate::store::fortnox_tokens::DbTokenStore;
 use crate::store::Store;
 
@@ -30,6 +32,8 @@ pub struct App {
     pub jwt: JwtKeys,
     pub schema: AppSchema,
     pub job_settings: JobSettings,
+    /// Test-only fault points of the jobs (feature `test-faults`).
+    #[cfg(feature = "test-faults")]
     pub faults: FaultPoints,
     pub fortnox: FortnoxClient,
     pub warehouse: std::sync::Arc<dyn crate::warehouse::Warehouse>,
@@ -99,6 +103,7 @@ impl App {
             jwt: JwtKeys::new(jwt_secret),
             schema,
             job_settings: config.job_settings(),
+            #[cfg(feature = "test-faults")]
             faults: FaultPoints::default(),
         })
     }
@@ -121,6 +126,7 @@ impl App {
             store: self.store.clone(),
             bus: self.bus.clone(),
             settings: self.job_settings.clone(),
+            #[cfg(feature = "test-faults")]
             faults: self.faults.clone(),
             fortnox: self.fortnox.clone(),
             warehouse: self.warehouse.clone(),

@@ -171,8 +171,11 @@ pub struct Config {
 impl Config {
     pub fn job_settings(&self) -> JobSettings {
         JobSettings {
-            max_attempts: self.job_max_attempts.max(1),
-            retry_base: Duration::from_millis(self.job_retry_base_ms),
+            retry: crate::fortnox::RetryPolicy {
+                max_attempts: self.job_max_attempts.max(1),
+                base_delay: Duration::from_millis(self.job_retry_base_ms),
+                ..JobSettings::default().retry
+            },
             heartbeat: Duration::from_secs(self.job_heartbeat_secs.max(1)),
             reconcile_interval: Duration::from_secs(self.reconcile_interval_secs.max(1)),
             reconcile_idle: Duration::from_secs(self.reconcile_idle_secs),

@@ -149,24 +149,7 @@ pub struct JobContext {
 /// One import per merchant at a time in a process: a second one (a poll and a syncOrders
 /// overlapping) waits and then finds every order already stored, instead of reading each
 /// from Fortnox again.
-#[derive(Clone, Default)]
-pub struct ImportLocks {
-    locks: Arc<Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
-}
-
-impl ImportLocks {
-    pub async fn lock(&self, merchant_id: i64) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = match self.locks.lock() {
-            Ok(mut locks) => locks.entry(merchant_id).or_default().clone(),
-            Err(poisoned) => poisoned
-                .into_inner()
-                .entry(merchant_id)
-                .or_default()
-                .clone(),
-        };
-        lock.lock_owned().await
-    }
-}
+pub type ImportLocks = crate::fortnox::KeyedLocks<i64>;
 
 /// How a job attempt ended, when it did not succeed.
 #[derive(Debug, thiserror::Error)]

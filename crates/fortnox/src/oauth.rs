@@ -8,8 +8,7 @@
 //! [`RefreshLease`] (a row lock on PostgreSQL) so that other processes wait too.
 //! The rotated tokens are saved before the new access token is handed out.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,6 +16,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 
 use super::error::{FortnoxError, Result};
+use super::keyed_locks::KeyedLocks;
 use super::metrics::CallCounters;
 use super::types::{decode, OAuthErrorBody, TokenResponse};
 
@@ -280,7 +280,7 @@ impl OAuthClient {
 pub struct TokenManager {
     oauth: OAuthClient,
     store: Arc<dyn TokenStore>,
-    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    flights: KeyedLocks<String>,
     skew: Duration,
 }
 
@@ -289,7 +289,7 @@ impl TokenManager {
         TokenManager {
             oauth,
             store,
-            flights: Mutex::new(HashMap::new()),
+            flights: KeyedLocks::new(),
             skew: Duration::from_secs(30),
         }
     }
@@ -320,11 +320,7 @@ impl TokenManager {
     }
 
     async fn refresh(&self, merchant: &str, stale: Option<&str>) -> Result<String> {
-        let flight = {
-            let mut f = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-            f.entry(merchant.to_string()).or_default().clone()
-        };
-        let _one_at_a_time = flight.lock().await;
+        let _one_at_a_time = self.flights.lock(merchant.to_string()).await;
         let lease = self.store.begin_refresh(merchant).await?;
         let current = match lease.tokens() {
             TokenState::Active(t) => t.clone(),

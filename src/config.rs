@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
 
 use crate::auth::Role;
 use crate::jobs::JobSettings;
@@ -93,7 +94,7 @@ pub struct Config {
     pub bind_addr: SocketAddr,
     /// HS256 secret for API tokens. Unset: a random one is generated and logged (development only).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<SecretString>,
     /// 32 bytes, base64 or hex, encrypting Fortnox tokens at rest.
     #[arg(
         long,
@@ -101,7 +102,7 @@ pub struct Config {
         hide_env_values = true,
         global = true
     )]
-    pub token_encryption_key: Option<String>,
+    pub token_encryption_key: Option<SecretString>,
     #[arg(long, env = "FORTNOX_CLIENT_ID", global = true)]
     pub fortnox_client_id: Option<String>,
     #[arg(
@@ -110,7 +111,7 @@ pub struct Config {
         hide_env_values = true,
         global = true
     )]
-    pub fortnox_client_secret: Option<String>,
+    pub fortnox_client_secret: Option<SecretString>,
     #[arg(
         long,
         env = "FORTNOX_API_URL",
@@ -188,5 +189,20 @@ impl Config {
     /// Defaults for tests and embedding: every value as if no flag or variable were set.
     pub fn defaults() -> Config {
         Cli::parse_from(["fortnox-fulfilment"]).config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let mut config = Config::defaults();
+        config.jwt_secret = Some("jwt-very-secret".into());
+        config.token_encryption_key = Some("key-very-secret".into());
+        config.fortnox_client_secret = Some("client-very-secret".into());
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("very-secret"), "{debug}");
     }
 }

@@ -44,9 +44,13 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     if config.token_encryption_key.is_none() {
         // The demo's database is thrown away at the next start, and so is this key.
         let key: [u8; 32] = rand::random();
-        config.token_encryption_key = Some(key.iter().map(|b| format!("{b:02x}")).collect());
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        config.token_encryption_key = Some(hex.into());
     }
-    let secret = config.jwt_secret.clone().unwrap_or_else(generate_secret);
+    let secret = config
+        .jwt_secret
+        .clone()
+        .unwrap_or_else(|| generate_secret().into());
 
     let app = App::build(&config, &secret).await?;
     let listener = tokio::net::TcpListener::bind(config.bind_addr)

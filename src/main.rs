@@ -5,6 +5,7 @@ use fortnox_fulfilment::graphql;
 use fortnox_fulfilment::server::{shutdown_signal, App};
 use fortnox_fulfilment::store::orders::{NewOrder, NewOrderLine};
 use fortnox_fulfilment::store::Store;
+use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -91,6 +92,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 role: fortnox_fulfilment::auth::Role::Admin,
                 merchants: vec![],
             };
+            let secret = SecretString::from(secret);
             let token = JwtKeys::new(&secret).issue(&admin)?;
             tracing::warn!("development admin token (12 h): {token}");
             secret

@@ -522,7 +522,7 @@ async fn on_postgresql_a_subscriber_sees_changes_made_by_another_process() {
         return;
     }
     // A second server process on the same database.
-    let other = fortnox_fulfilment::server::App::build(&app.config, common::JWT_SECRET)
+    let other = fortnox_fulfilment::server::App::build(&app.config, &common::JWT_SECRET.into())
         .await
         .expect("second app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

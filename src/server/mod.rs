@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 use axum::routing::get;
 use axum::Router;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
 use crate::auth::JwtKeys;
@@ -42,7 +43,7 @@ pub const OAUTH_CALLBACK_PATH: &str = "/oauth/fortnox/callback";
 
 fn token_cipher(config: &Config) -> anyhow::Result<TokenCipher> {
     match &config.token_encryption_key {
-        Some(key) => TokenCipher::from_key_text(key).map_err(|e| {
+        Some(key) => TokenCipher::from_key_text(key.expose_secret()).map_err(|e| {
             anyhow::anyhow!(
                 "TOKEN_ENCRYPTION_KEY is unusable ({e}): give 32 bytes as base64 or 64 hex digits"
             )
@@ -76,7 +77,7 @@ pub fn fortnox_client(config: &Config, store: &Store) -> anyhow::Result<FortnoxC
 
 impl App {
     /// Connects, migrates, and assembles the service. `jwt_secret` must already be resolved.
-    pub async fn build(config: &Config, jwt_secret: &str) -> anyhow::Result<App> {
+    pub async fn build(config: &Config, jwt_secret: &SecretString) -> anyhow::Result<App> {
         let store = Store::connect(&config.database_url).await?;
         store.migrate().await?;
         let bus = EventBus::new();

@@ -87,7 +87,7 @@ impl TestDb {
 pub fn test_config(database_url: &str) -> Config {
     let mut config = Config::defaults();
     config.database_url = database_url.to_owned();
-    config.jwt_secret = Some(JWT_SECRET.to_owned());
+    config.jwt_secret = Some(JWT_SECRET.into());
     config.job_max_attempts = 3;
     config.job_retry_base_ms = 200;
     config.job_heartbeat_secs = 1;
@@ -108,7 +108,9 @@ pub fn token_with_exp(role: Role, merchants: Vec<i64>, exp: i64) -> String {
         role,
         merchants,
     };
-    JwtKeys::new(JWT_SECRET).issue(&claims).expect("sign token")
+    JwtKeys::new(&JWT_SECRET.into())
+        .issue(&claims)
+        .expect("sign token")
 }
 
 pub fn admin_token() -> String {
@@ -140,7 +142,9 @@ impl TestApp {
         let mut config = test_config(&db.url);
         config.public_url = format!("http://{addr}");
         adjust(&mut config);
-        let app = App::build(&config, JWT_SECRET).await.expect("build app");
+        let app = App::build(&config, &JWT_SECRET.into())
+            .await
+            .expect("build app");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.clone().serve(listener, async move {
             let _ = rx.await;
@@ -162,7 +166,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind(self.addr)
             .await
             .expect("rebind the same address");
-        let app = App::build(&self.config, JWT_SECRET)
+        let app = App::build(&self.config, &JWT_SECRET.into())
             .await
             .expect("build app");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{NaiveDate, NaiveDateTime};
+use secrecy::SecretString;
 
 use super::limiter::RateLimit;
 use super::oauth::DEFAULT_SCOPES;
@@ -70,14 +71,15 @@ impl RetryPolicy {
     }
 }
 
-#[derive(Clone)]
+/// Debug prints the client secret as `[REDACTED]` (a `SecretString`).
+#[derive(Debug, Clone)]
 pub struct FortnoxConfig {
     /// e.g. `https://api.fortnox.se` (paths `/3/...` are appended).
     pub api_base: String,
     /// The OAuth host, e.g. `https://apps.fortnox.se` (`/oauth-v1/...` is appended).
     pub auth_base: String,
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: SecretString,
     pub redirect_uri: String,
     pub scopes: Vec<String>,
     pub request_timeout: Duration,
@@ -88,30 +90,12 @@ pub struct FortnoxConfig {
     pub page_size: u32,
 }
 
-impl std::fmt::Debug for FortnoxConfig {
-    // Written out so the client secret never reaches a log.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FortnoxConfig")
-            .field("api_base", &self.api_base)
-            .field("auth_base", &self.auth_base)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .field("redirect_uri", &self.redirect_uri)
-            .field("scopes", &self.scopes)
-            .field("request_timeout", &self.request_timeout)
-            .field("rate_limit", &self.rate_limit)
-            .field("retry", &self.retry)
-            .field("page_size", &self.page_size)
-            .finish()
-    }
-}
-
 impl FortnoxConfig {
     pub fn new(
         api_base: impl Into<String>,
         auth_base: impl Into<String>,
         client_id: impl Into<String>,
-        client_secret: impl Into<String>,
+        client_secret: impl Into<SecretString>,
         redirect_uri: impl Into<String>,
     ) -> Self {
         FortnoxConfig {
@@ -167,6 +151,12 @@ mod tests {
 
     /// backon computes in f32 seconds: allow a microsecond of rounding.
     const ROUNDING: Duration = Duration::from_micros(1);
+
+    #[test]
+    fn debug_never_prints_the_client_secret() {
+        let cfg = FortnoxConfig::new("a", "b", "id", "very-secret", "r");
+        assert!(!format!("{cfg:?}").contains("very-secret"));
+    }
 
     #[test]
     fn backoff_grows_is_capped_jittered_and_honours_retry_after() {

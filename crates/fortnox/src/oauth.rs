@@ -14,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
 
 use super::error::{FortnoxError, Result};
 use super::keyed_locks::KeyedLocks;
@@ -22,27 +23,16 @@ use super::types::{decode, OAuthErrorBody, TokenResponse};
 
 pub const DEFAULT_SCOPES: &[&str] = &["order", "article", "invoice", "settings"];
 
-#[derive(Clone)]
+/// Debug prints the client secret as `[REDACTED]` (a `SecretString`).
+#[derive(Debug, Clone)]
 pub struct OAuthConfig {
     /// The OAuth host, e.g. `https://apps.fortnox.se` (`/oauth-v1/auth` and
     /// `/oauth-v1/token` are appended).
     pub auth_base: String,
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: SecretString,
     pub redirect_uri: String,
     pub scopes: Vec<String>,
-}
-
-impl std::fmt::Debug for OAuthConfig {
-    // Written out so the client secret never reaches a log.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuthConfig")
-            .field("auth_base", &self.auth_base)
-            .field("client_id", &self.client_id)
-            .field("redirect_uri", &self.redirect_uri)
-            .field("scopes", &self.scopes)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A fresh OAuth `state`: 32 random alphanumerics (190 bits), unguessable.
@@ -211,8 +201,11 @@ impl OAuthClient {
             "{}/oauth-v1/token",
             self.cfg.auth_base.trim_end_matches('/')
         );
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", self.cfg.client_id, self.cfg.client_secret));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            self.cfg.client_id,
+            self.cfg.client_secret.expose_secret()
+        ));
         let started = std::time::Instant::now();
         let sent = self
             .http

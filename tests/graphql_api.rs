@@ -699,8 +699,8 @@ async fn errors_of_missing_forbidden_and_malformed_requests_carry_their_codes() 
 async fn refused_and_conflicting_changes_carry_their_codes() {
     // Without Fortnox app credentials, whatever the environment says.
     let app = TestApp::spawn_with(|config| {
-        config.fortnox_client_id = None;
-        config.fortnox_client_secret = None;
+        config.fortnox.client_id = None;
+        config.fortnox.client_secret = None;
     })
     .await;
     // No products nor rules: the order's checks fail, so no job moves it past RESERVED.

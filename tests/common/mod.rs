@@ -86,14 +86,14 @@ impl TestDb {
 
 pub fn test_config(database_url: &str) -> Config {
     let mut config = Config::defaults();
-    config.database_url = database_url.to_owned();
-    config.jwt_secret = Some(JWT_SECRET.into());
-    config.job_max_attempts = 3;
-    config.job_retry_base_ms = 200;
-    config.job_heartbeat_secs = 1;
-    config.reconcile_interval_secs = 1;
-    config.reconcile_idle_secs = 2;
-    config.job_lease_secs = 10;
+    config.server.database_url = database_url.to_owned();
+    config.auth.jwt_secret = Some(JWT_SECRET.into());
+    config.jobs.max_attempts = 3;
+    config.jobs.retry_base = Duration::from_millis(200);
+    config.jobs.heartbeat = Duration::from_secs(1);
+    config.jobs.reconcile_interval = Duration::from_secs(1);
+    config.jobs.reconcile_idle = Duration::from_secs(2);
+    config.jobs.lease = Duration::from_secs(10);
     config
 }
 
@@ -140,7 +140,7 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut config = test_config(&db.url);
-        config.public_url = format!("http://{addr}");
+        config.server.public_url = format!("http://{addr}");
         adjust(&mut config);
         let app = App::build(&config, &JWT_SECRET.into())
             .await

@@ -3,6 +3,7 @@
 //! Claims: `sub`, `exp` (required), `role` (`admin`, `merchant`, `partner`, `warehouse`),
 //! `merchants` (the ids a merchant or partner may see).
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::store::orders::TenantScope;
@@ -101,10 +102,11 @@ pub struct JwtKeys {
 }
 
 impl JwtKeys {
-    pub fn new(secret: &str) -> JwtKeys {
+    pub fn new(secret: &SecretString) -> JwtKeys {
+        let secret = secret.expose_secret().as_bytes();
         JwtKeys {
-            encoding: EncodingKey::from_secret(secret.as_bytes()),
-            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
         }
     }
 
@@ -161,7 +163,7 @@ mod tests {
 
     #[test]
     fn a_valid_token_gives_a_scoped_principal() {
-        let keys = JwtKeys::new("secret");
+        let keys = JwtKeys::new(&"secret".into());
         let token = keys.issue(&claims(60)).unwrap();
         let principal = keys
             .verify_header(Some(&format!("Bearer {token}")))
@@ -172,10 +174,10 @@ mod tests {
 
     #[test]
     fn expired_wrong_key_and_missing_tokens_are_refused() {
-        let keys = JwtKeys::new("secret");
+        let keys = JwtKeys::new(&"secret".into());
         assert!(keys.verify(&keys.issue(&claims(-3600)).unwrap()).is_err());
         assert!(keys
-            .verify(&JwtKeys::new("other").issue(&claims(60)).unwrap())
+            .verify(&JwtKeys::new(&"other".into()).issue(&claims(60)).unwrap())
             .is_err());
         assert_eq!(keys.verify_header(None).unwrap_err(), AuthError::Missing);
     }

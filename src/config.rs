@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
 
 use crate::auth::Role;
 use crate::jobs::JobSettings;
@@ -74,116 +75,225 @@ pub enum SandboxSeed {
     Demo,
 }
 
+/// Every setting, grouped by the module that reads it. Each is a flag with an environment
+/// variable as fallback, named as in README's Configuration table.
 #[derive(Args, Debug, Clone)]
 pub struct Config {
+    #[command(flatten)]
+    pub server: ServerConfig,
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    #[command(flatten)]
+    pub fortnox: FortnoxSettings,
+    #[command(flatten)]
+    pub jobs: JobsConfig,
+}
+
+/// The database and the HTTP server.
+#[derive(Args, Debug, Clone)]
+pub struct ServerConfig {
     /// `sqlite://FILE` (created if missing) or `postgres://USER@HOST/DB`.
     #[arg(
-        long,
+        long = "database-url",
         env = "DATABASE_URL",
         default_value = "sqlite://fortnox-fulfilment.db",
         global = true
     )]
     pub database_url: String,
     #[arg(
-        long,
+        long = "bind-addr",
         env = "BIND_ADDR",
         default_value = "127.0.0.1:8080",
         global = true
     )]
     pub bind_addr: SocketAddr,
-    /// HS256 secret for API tokens. Unset: a random one is generated and logged (development only).
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
-    pub jwt_secret: Option<String>,
-    /// 32 bytes, base64 or hex, encrypting Fortnox tokens at rest.
-    #[arg(
-        long,
-        env = "TOKEN_ENCRYPTION_KEY",
-        hide_env_values = true,
-        global = true
-    )]
-    pub token_encryption_key: Option<String>,
-    #[arg(long, env = "FORTNOX_CLIENT_ID", global = true)]
-    pub fortnox_client_id: Option<String>,
-    #[arg(
-        long,
-        env = "FORTNOX_CLIENT_SECRET",
-        hide_env_values = true,
-        global = true
-    )]
-    pub fortnox_client_secret: Option<String>,
-    #[arg(
-        long,
-        env = "FORTNOX_API_URL",
-        default_value = "https://api.fortnox.se",
-        global = true
-    )]
-    pub fortnox_api_url: String,
-    #[arg(
-        long,
-        env = "FORTNOX_AUTH_URL",
-        default_value = "https://apps.fortnox.se",
-        global = true
-    )]
-    pub fortnox_auth_url: String,
     /// Where users reach this service; used for the OAuth callback URL.
     #[arg(
-        long,
+        long = "public-url",
         env = "PUBLIC_URL",
         default_value = "http://localhost:8080",
         global = true
     )]
     pub public_url: String,
+}
+
+/// API tokens and the encryption of Fortnox tokens at rest.
+#[derive(Args, Debug, Clone)]
+pub struct AuthConfig {
+    /// HS256 secret for API tokens. Unset: a random one is generated and logged (development only).
+    #[arg(
+        long = "jwt-secret",
+        env = "JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_secret: Option<SecretString>,
+    /// 32 bytes, base64 or hex, encrypting Fortnox tokens at rest.
+    #[arg(
+        long = "token-encryption-key",
+        env = "TOKEN_ENCRYPTION_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub token_encryption_key: Option<SecretString>,
+}
+
+/// The Fortnox app and API.
+#[derive(Args, Debug, Clone)]
+pub struct FortnoxSettings {
+    #[arg(long = "fortnox-client-id", env = "FORTNOX_CLIENT_ID", global = true)]
+    pub client_id: Option<String>,
+    #[arg(
+        long = "fortnox-client-secret",
+        env = "FORTNOX_CLIENT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub client_secret: Option<SecretString>,
+    #[arg(
+        long = "fortnox-api-url",
+        env = "FORTNOX_API_URL",
+        default_value = "https://api.fortnox.se",
+        global = true
+    )]
+    pub api_url: String,
+    #[arg(
+        long = "fortnox-auth-url",
+        env = "FORTNOX_AUTH_URL",
+        default_value = "https://apps.fortnox.se",
+        global = true
+    )]
+    pub auth_url: String,
     /// Server processes sharing the database; each keeps 1/N of Fortnox's rate limit.
-    #[arg(long, env = "FORTNOX_PROCESSES", default_value_t = 1, global = true)]
-    pub fortnox_processes: u32,
+    #[arg(
+        long = "fortnox-processes",
+        env = "FORTNOX_PROCESSES",
+        default_value_t = 1,
+        global = true
+    )]
+    pub processes: u32,
+}
+
+/// The durable jobs. Durations are `Duration`s, read as whole seconds or milliseconds as
+/// each variable's name says (`_SECS`, `_MS`).
+#[derive(Args, Debug, Clone)]
+pub struct JobsConfig {
     /// Attempts per job before the order is stopped with an error event.
-    #[arg(long, env = "JOB_MAX_ATTEMPTS", default_value_t = 12, global = true)]
-    pub job_max_attempts: u32,
+    #[arg(
+        long = "job-max-attempts",
+        env = "JOB_MAX_ATTEMPTS",
+        default_value_t = 12,
+        global = true
+    )]
+    pub max_attempts: u32,
     /// First retry delay in milliseconds; doubles per attempt (capped at 15 minutes).
-    #[arg(long, env = "JOB_RETRY_BASE_MS", default_value_t = 5000, global = true)]
-    pub job_retry_base_ms: u64,
+    #[arg(long = "job-retry-base-ms", env = "JOB_RETRY_BASE_MS", default_value = "5000",
+        value_parser = whole(Duration::from_millis), global = true)]
+    pub retry_base: Duration,
     /// Worker heartbeat in seconds; tasks of a worker silent for 3 heartbeats are re-run.
-    #[arg(long, env = "JOB_HEARTBEAT_SECS", default_value_t = 10, global = true)]
-    pub job_heartbeat_secs: u64,
+    #[arg(long = "job-heartbeat-secs", env = "JOB_HEARTBEAT_SECS", default_value = "10",
+        value_parser = whole(Duration::from_secs), global = true)]
+    pub heartbeat: Duration,
     /// How long one job may hold an order; after a crash the order waits this long.
-    #[arg(long, env = "JOB_LEASE_SECS", default_value_t = 600, global = true)]
-    pub job_lease_secs: u64,
-    #[arg(
-        long,
-        env = "RECONCILE_INTERVAL_SECS",
-        default_value_t = 60,
-        global = true
-    )]
-    pub reconcile_interval_secs: u64,
+    #[arg(long = "job-lease-secs", env = "JOB_LEASE_SECS", default_value = "600",
+        value_parser = whole(Duration::from_secs), global = true)]
+    pub lease: Duration,
+    #[arg(long = "reconcile-interval-secs", env = "RECONCILE_INTERVAL_SECS", default_value = "60",
+        value_parser = whole(Duration::from_secs), global = true)]
+    pub reconcile_interval: Duration,
     /// How often each connected merchant's Fortnox is polled for done orders.
-    #[arg(
-        long,
-        env = "IMPORT_INTERVAL_SECS",
-        default_value_t = 120,
-        global = true
-    )]
-    pub import_interval_secs: u64,
+    #[arg(long = "import-interval-secs", env = "IMPORT_INTERVAL_SECS", default_value = "120",
+        value_parser = whole(Duration::from_secs), global = true)]
+    pub import_interval: Duration,
     /// An order idle this long in a state that needs a job, with no live job, is re-enqueued.
-    #[arg(long, env = "RECONCILE_IDLE_SECS", default_value_t = 60, global = true)]
-    pub reconcile_idle_secs: u64,
+    #[arg(long = "reconcile-idle-secs", env = "RECONCILE_IDLE_SECS", default_value = "60",
+        value_parser = whole(Duration::from_secs), global = true)]
+    pub reconcile_idle: Duration,
+}
+
+/// The one parser of durations: a whole number of `unit`s (the unit the variable names).
+fn whole(
+    unit: fn(u64) -> Duration,
+) -> impl Fn(&str) -> Result<Duration, std::num::ParseIntError> + Clone + Send + Sync + 'static {
+    move |text| text.parse().map(unit)
+}
+
+impl JobsConfig {
+    pub fn settings(&self) -> JobSettings {
+        // Intervals and the lease are at least a second: zero would spin or never hold.
+        let at_least_a_second = |d: Duration| d.max(Duration::from_secs(1));
+        JobSettings {
+            retry: crate::fortnox::RetryPolicy {
+                max_attempts: self.max_attempts.max(1),
+                base_delay: self.retry_base,
+                ..JobSettings::default().retry
+            },
+            heartbeat: at_least_a_second(self.heartbeat),
+            reconcile_interval: at_least_a_second(self.reconcile_interval),
+            reconcile_idle: self.reconcile_idle,
+            import_interval: at_least_a_second(self.import_interval),
+            lease: at_least_a_second(self.lease),
+            ..JobSettings::default()
+        }
+    }
 }
 
 impl Config {
     pub fn job_settings(&self) -> JobSettings {
-        JobSettings {
-            max_attempts: self.job_max_attempts.max(1),
-            retry_base: Duration::from_millis(self.job_retry_base_ms),
-            heartbeat: Duration::from_secs(self.job_heartbeat_secs.max(1)),
-            reconcile_interval: Duration::from_secs(self.reconcile_interval_secs.max(1)),
-            reconcile_idle: Duration::from_secs(self.reconcile_idle_secs),
-            import_interval: Duration::from_secs(self.import_interval_secs.max(1)),
-            lease: Duration::from_secs(self.job_lease_secs.max(1)),
-            ..JobSettings::default()
-        }
+        self.jobs.settings()
     }
 
     /// Defaults for tests and embedding: every value as if no flag or variable were set.
     pub fn defaults() -> Config {
         Cli::parse_from(["fortnox-fulfilment"]).config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::{Cli, Config};
+
+    #[test]
+    fn duration_flags_keep_their_units() {
+        let cli = Cli::parse_from([
+            "fortnox-fulfilment",
+            "--job-retry-base-ms",
+            "250",
+            "--job-lease-secs",
+            "7",
+            "--job-heartbeat-secs",
+            "0",
+            "--import-interval-secs",
+            "30",
+            "--reconcile-idle-secs",
+            "0",
+        ]);
+        let jobs = &cli.config.jobs;
+        assert_eq!(jobs.retry_base, Duration::from_millis(250));
+        assert_eq!(jobs.lease, Duration::from_secs(7));
+        assert_eq!(jobs.import_interval, Duration::from_secs(30));
+        let settings = cli.config.job_settings();
+        assert_eq!(settings.retry.base_delay, Duration::from_millis(250));
+        assert_eq!(
+            settings.heartbeat,
+            Duration::from_secs(1),
+            "at least a second"
+        );
+        assert_eq!(settings.reconcile_idle, Duration::ZERO);
+        assert!(Cli::try_parse_from(["fortnox-fulfilment", "--job-lease-secs", "1.5"]).is_err());
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let mut config = Config::defaults();
+        config.auth.jwt_secret = Some("jwt-very-secret".into());
+        config.auth.token_encryption_key = Some("key-very-secret".into());
+        config.fortnox.client_secret = Some("client-very-secret".into());
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("very-secret"), "{debug}");
     }
 }

@@ -34,27 +34,32 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(DEMO_DATABASE);
     let _ = std::fs::remove_file(format!("{DEMO_DATABASE}-wal"));
     let _ = std::fs::remove_file(format!("{DEMO_DATABASE}-shm"));
-    config.database_url = format!("sqlite://{DEMO_DATABASE}");
-    config.fortnox_api_url = sandbox.api_base();
-    config.fortnox_auth_url = sandbox.auth_base();
-    config.fortnox_client_id = Some("sandbox-client".into());
-    config.fortnox_client_secret = Some("sandbox-secret".into());
-    config.public_url = format!("http://{}", config.bind_addr);
-    config.import_interval_secs = config.import_interval_secs.min(30);
-    if config.token_encryption_key.is_none() {
+    config.server.database_url = format!("sqlite://{DEMO_DATABASE}");
+    config.fortnox.api_url = sandbox.api_base();
+    config.fortnox.auth_url = sandbox.auth_base();
+    config.fortnox.client_id = Some("sandbox-client".into());
+    config.fortnox.client_secret = Some("sandbox-secret".into());
+    config.server.public_url = format!("http://{}", config.server.bind_addr);
+    config.jobs.import_interval = config.jobs.import_interval.min(Duration::from_secs(30));
+    if config.auth.token_encryption_key.is_none() {
         // The demo's database is thrown away at the next start, and so is this key.
         let key: [u8; 32] = rand::random();
-        config.token_encryption_key = Some(key.iter().map(|b| format!("{b:02x}")).collect());
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        config.auth.token_encryption_key = Some(hex.into());
     }
-    let secret = config.jwt_secret.clone().unwrap_or_else(generate_secret);
+    let secret = config
+        .auth
+        .jwt_secret
+        .clone()
+        .unwrap_or_else(|| generate_secret().into());
 
     let app = App::build(&config, &secret).await?;
-    let listener = tokio::net::TcpListener::bind(config.bind_addr)
+    let listener = tokio::net::TcpListener::bind(config.server.bind_addr)
         .await
         .map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {}: {e} (pass --bind-addr or BIND_ADDR with a free port)",
-                config.bind_addr
+                config.server.bind_addr
             )
         })?;
     let mut changes = app.bus.subscribe();
@@ -72,7 +77,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     };
     let api = Api {
         http: reqwest::Client::new(),
-        url: format!("{}/graphql", config.public_url),
+        url: format!("{}/graphql", config.server.public_url),
         token: token(Role::Admin)?,
     };
     let merchant = setup_merchant(&api, &sandbox).await?;
@@ -90,7 +95,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     });
 
     println!("\n  Fortnox fulfilment demo is running.\n");
-    println!("  GraphiQL:     {}/graphql", config.public_url);
+    println!("  GraphiQL:     {}/graphql", config.server.public_url);
     println!("  Header:       {{\"Authorization\": \"Bearer {admin_token}\"}}");
     println!("  Merchant:     {merchant}");
     println!(

@@ -5,6 +5,7 @@ use fortnox_fulfilment::graphql;
 use fortnox_fulfilment::server::{shutdown_signal, App};
 use fortnox_fulfilment::store::orders::{NewOrder, NewOrderLine};
 use fortnox_fulfilment::store::Store;
+use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -28,7 +29,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Migrate => {
-            let store = Store::connect(&config.database_url).await?;
+            let store = Store::connect(&config.server.database_url).await?;
             store.migrate().await?;
             tracing::info!("migrations applied");
             Ok(())
@@ -51,6 +52,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sub,
         } => {
             let secret = config
+                .auth
                 .jwt_secret
                 .ok_or_else(|| anyhow::anyhow!("JWT_SECRET is not set: set it to the server's secret so that the server accepts the token"))?;
             let ttl = chrono::Duration::from_std(*ttl)?;
@@ -77,7 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let secret = match &config.jwt_secret {
+    let secret = match &config.auth.jwt_secret {
         Some(secret) => secret.clone(),
         None => {
             let secret = generate_secret();
@@ -91,18 +93,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 role: fortnox_fulfilment::auth::Role::Admin,
                 merchants: vec![],
             };
+            let secret = SecretString::from(secret);
             let token = JwtKeys::new(&secret).issue(&admin)?;
             tracing::warn!("development admin token (12 h): {token}");
             secret
         }
     };
     let app = App::build(&config, &secret).await?;
-    let listener = tokio::net::TcpListener::bind(config.bind_addr)
+    let listener = tokio::net::TcpListener::bind(config.server.bind_addr)
         .await
         .map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {}: {e} (set BIND_ADDR to a free address)",
-                config.bind_addr
+                config.server.bind_addr
             )
         })?;
     app.serve(listener, shutdown_signal()).await
@@ -112,7 +115,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 /// imported from Fortnox: two pass the checks, one stops in RESERVED (a zero quantity).
 /// `demo` shows the whole flow with Fortnox; this is for trying the API on its own.
 async fn seed(config: Config) -> anyhow::Result<()> {
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::connect(&config.server.database_url).await?;
     store.migrate().await?;
     let merchant = store.create_merchant("Demo Merchant AB").await?;
     let product = fortnox_fulfilment::store::catalog::NewProduct {

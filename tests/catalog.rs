@@ -581,11 +581,11 @@ async fn the_mapping_preview_shows_each_fortnox_way_of_delivery() {
     );
     let (api, auth) = (sandbox.api_base(), sandbox.auth_base());
     let app = TestApp::spawn_with(|config| {
-        config.fortnox_api_url = api;
-        config.fortnox_auth_url = auth;
-        config.fortnox_client_id = Some("sandbox-client".into());
-        config.fortnox_client_secret = Some("sandbox-secret".into());
-        config.token_encryption_key = Some(KEY.into());
+        config.fortnox.api_url = api;
+        config.fortnox.auth_url = auth;
+        config.fortnox.client_id = Some("sandbox-client".into());
+        config.fortnox.client_secret = Some("sandbox-secret".into());
+        config.auth.token_encryption_key = Some(KEY.into());
     })
     .await;
     let merchant = create_merchant(app.store(), "Connected").await;

@@ -24,9 +24,9 @@ fn row(article: &str, quantity: &str) -> Value {
 
 async fn start() -> Flow {
     let flow = Flow::start_with(|config| {
-        config.job_lease_secs = LEASE_SECS;
+        config.jobs.lease = Duration::from_secs(LEASE_SECS);
         // Only `retryOrder` (pressed by the tests) may start a second job.
-        config.reconcile_idle_secs = 3600;
+        config.jobs.reconcile_idle = Duration::from_secs(3600);
     })
     .await;
     flow.standard_setup().await;

@@ -522,7 +522,7 @@ async fn on_postgresql_a_subscriber_sees_changes_made_by_another_process() {
         return;
     }
     // A second server process on the same database.
-    let other = fortnox_fulfilment::server::App::build(&app.config, common::JWT_SECRET)
+    let other = fortnox_fulfilment::server::App::build(&app.config, &common::JWT_SECRET.into())
         .await
         .expect("second app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -699,8 +699,8 @@ async fn errors_of_missing_forbidden_and_malformed_requests_carry_their_codes() 
 async fn refused_and_conflicting_changes_carry_their_codes() {
     // Without Fortnox app credentials, whatever the environment says.
     let app = TestApp::spawn_with(|config| {
-        config.fortnox_client_id = None;
-        config.fortnox_client_secret = None;
+        config.fortnox.client_id = None;
+        config.fortnox.client_secret = None;
     })
     .await;
     // No products nor rules: the order's checks fail, so no job moves it past RESERVED.

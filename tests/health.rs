@@ -26,9 +26,17 @@ async fn health_and_readiness_answer_and_graphiql_is_served() {
         .text()
         .await
         .unwrap();
+    // OpenMetrics names the counter family without `_total`; its samples carry it.
     assert!(
-        metrics.contains("# TYPE fortnox_calls_total counter"),
+        metrics.contains("# TYPE fortnox_calls counter"),
         "{metrics}"
     );
+    for sample in [
+        "invoice_duplicates_detected_total ",
+        "invoice_duplicates_credited_total ",
+        "invoices_for_changed_orders_total ",
+    ] {
+        assert!(metrics.contains(sample), "{sample}: {metrics}");
+    }
     app.stop().await;
 }

@@ -66,8 +66,8 @@ async fn imported_orders_flow_through_their_jobs() {
 #[tokio::test]
 async fn a_job_that_keeps_failing_backs_off_then_leaves_an_error_event_and_can_be_retried() {
     let app = TestApp::spawn_with(|config| {
-        config.job_max_attempts = 3;
-        config.job_retry_base_ms = 1000;
+        config.jobs.max_attempts = 3;
+        config.jobs.retry_base = Duration::from_millis(1000);
     })
     .await;
     app.app.faults.fail_always(JobKind::ValidateOrder);

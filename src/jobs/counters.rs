@@ -1,36 +1,37 @@
 //! Process-wide counters of things an operator must hear about, served on `/metrics`.
-//! Atomics rather than a metrics crate: three counters do not need a registry.
-use std::sync::atomic::{AtomicU64, Ordering};
+//! Process-wide (one set for all apps in a process): tests only check that they rise.
+use std::sync::LazyLock;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 
 /// A second Fortnox invoice was found for an order that already had one.
-pub static DUPLICATE_INVOICES_DETECTED: AtomicU64 = AtomicU64::new(0);
+pub static DUPLICATE_INVOICES_DETECTED: LazyLock<Counter> = LazyLock::new(Counter::default);
 /// ... and was credited in Fortnox.
-pub static DUPLICATE_INVOICES_CREDITED: AtomicU64 = AtomicU64::new(0);
+pub static DUPLICATE_INVOICES_CREDITED: LazyLock<Counter> = LazyLock::new(Counter::default);
 /// An invoice was created for an order that had meanwhile moved to a state other than
 /// INVOICED (forced or cancelled by a person): someone must look at it.
-pub static INVOICES_FOR_CHANGED_ORDERS: AtomicU64 = AtomicU64::new(0);
+pub static INVOICES_FOR_CHANGED_ORDERS: LazyLock<Counter> = LazyLock::new(Counter::default);
 
-pub(crate) fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+pub(crate) fn bump(counter: &Counter) {
+    counter.inc();
 }
 
-/// (name, help, value) of every counter, for the Prometheus text format.
-pub fn snapshot() -> [(&'static str, &'static str, u64); 3] {
-    [
-        (
-            "invoice_duplicates_detected_total",
-            "Second Fortnox invoices found for an order that already had one.",
-            DUPLICATE_INVOICES_DETECTED.load(Ordering::Relaxed),
-        ),
-        (
-            "invoice_duplicates_credited_total",
-            "Duplicate Fortnox invoices credited automatically.",
-            DUPLICATE_INVOICES_CREDITED.load(Ordering::Relaxed),
-        ),
-        (
-            "invoices_for_changed_orders_total",
-            "Fortnox invoices created for orders that had meanwhile left SHIPPED for another state than INVOICED.",
-            INVOICES_FOR_CHANGED_ORDERS.load(Ordering::Relaxed),
-        ),
-    ]
+/// Adds every counter to `registry` (the encoder appends `_total` to each name).
+pub fn register(registry: &mut Registry) {
+    registry.register(
+        "invoice_duplicates_detected",
+        "Second Fortnox invoices found for an order that already had one",
+        DUPLICATE_INVOICES_DETECTED.clone(),
+    );
+    registry.register(
+        "invoice_duplicates_credited",
+        "Duplicate Fortnox invoices credited automatically",
+        DUPLICATE_INVOICES_CREDITED.clone(),
+    );
+    registry.register(
+        "invoices_for_changed_orders",
+        "Fortnox invoices created for orders that had meanwhile left SHIPPED for another state than INVOICED",
+        INVOICES_FOR_CHANGED_ORDERS.clone(),
+    );
 }

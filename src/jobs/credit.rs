@@ -4,7 +4,7 @@
 //! and adopts an existing credit, and Fortnox refuses to credit an invoice twice.
 use apalis::prelude::{BoxDynError, Data};
 
-use super::{backoff_delay, counters, JobContext};
+use super::{counters, JobContext};
 use crate::fortnox::types::DocumentNumber;
 use crate::fortnox::ErrorClass;
 use crate::store::jobs_table::{self, CreditDuplicate};
@@ -95,9 +95,9 @@ async fn run(ctx: &JobContext, job: CreditDuplicate) -> Result<(), StoreError> {
         }
         Err(error)
             if error.class() == ErrorClass::Retryable
-                && job.attempt + 1 < ctx.settings.max_attempts =>
+                && job.attempt + 1 < ctx.settings.retry.max_attempts =>
         {
-            let delay = backoff_delay(&ctx.settings, job.attempt);
+            let delay = ctx.settings.retry.delay(job.attempt, None);
             tracing::warn!(order_id = order.id, invoice = %job.invoice, %error, ?delay, "crediting the duplicate invoice failed; retrying later");
             let next = CreditDuplicate {
                 attempt: job.attempt + 1,

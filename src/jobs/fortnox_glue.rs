@@ -2,8 +2,10 @@
 //! and the merchant's article types and ways of delivery (fetched only when a check needs
 //! them, and cached, to stay within Fortnox's call budget).
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
 
 use crate::fortnox::types::Order;
 use crate::fortnox::{ErrorClass, FortnoxClient, FortnoxError};
@@ -60,12 +62,21 @@ pub struct MerchantCatalog {
 }
 
 /// Per-process cache of each merchant's catalogue; a few minutes old is fine for checks.
-#[derive(Clone, Default)]
+/// Concurrent misses for one merchant wait for one fetch; a failed fetch is not cached.
+#[derive(Clone)]
 pub struct CatalogCache {
-    entries: Arc<Mutex<HashMap<i64, (Instant, Arc<MerchantCatalog>)>>>,
+    entries: Cache<i64, Arc<MerchantCatalog>>,
 }
 
 const CATALOG_TTL: Duration = Duration::from_secs(300);
+
+impl Default for CatalogCache {
+    fn default() -> Self {
+        CatalogCache {
+            entries: Cache::builder().time_to_live(CATALOG_TTL).build(),
+        }
+    }
+}
 
 impl CatalogCache {
     pub async fn get(
@@ -73,35 +84,35 @@ impl CatalogCache {
         fortnox: &FortnoxClient,
         merchant_id: i64,
     ) -> Result<Arc<MerchantCatalog>, FortnoxError> {
-        if let Ok(entries) = self.entries.lock() {
-            if let Some((at, catalog)) = entries.get(&merchant_id) {
-                if at.elapsed() < CATALOG_TTL {
-                    return Ok(catalog.clone());
-                }
-            }
-        }
-        let tenant = fortnox.tenant(merchant_id.to_string());
-        let articles = tenant.list_articles(None).await?;
-        let ways = tenant.list_ways_of_delivery().await?;
-        let catalog = Arc::new(MerchantCatalog {
-            non_stock_articles: articles
-                .into_iter()
-                .filter(|a| {
-                    a.article_type
-                        .as_deref()
-                        .is_some_and(|t| t.eq_ignore_ascii_case("SERVICE"))
-                        || a.stock_goods == Some(false)
-                })
-                .map(|a| a.article_number)
-                .collect(),
-            way_of_delivery_descriptions: ways
-                .into_iter()
-                .filter_map(|w| w.description.or(w.description_english).map(|d| (w.code, d)))
-                .collect(),
-        });
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(merchant_id, (Instant::now(), catalog.clone()));
-        }
-        Ok(catalog)
+        self.entries
+            .try_get_with(merchant_id, fetch_catalog(fortnox, merchant_id))
+            .await
+            // Every waiter of a failed fetch gets the one error.
+            .map_err(Arc::unwrap_or_clone)
     }
+}
+
+async fn fetch_catalog(
+    fortnox: &FortnoxClient,
+    merchant_id: i64,
+) -> Result<Arc<MerchantCatalog>, FortnoxError> {
+    let tenant = fortnox.tenant(merchant_id.to_string());
+    let articles = tenant.list_articles(None).await?;
+    let ways = tenant.list_ways_of_delivery().await?;
+    Ok(Arc::new(MerchantCatalog {
+        non_stock_articles: articles
+            .into_iter()
+            .filter(|a| {
+                a.article_type
+                    .as_deref()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("SERVICE"))
+                    || a.stock_goods == Some(false)
+            })
+            .map(|a| a.article_number)
+            .collect(),
+        way_of_delivery_descriptions: ways
+            .into_iter()
+            .filter_map(|w| w.description.or(w.description_english).map(|d| (w.code, d)))
+            .collect(),
+    }))
 }

@@ -27,16 +27,16 @@ pub use workers::run_workers;
 
 use crate::domain::OrderState;
 use crate::events::EventBus;
+use crate::fortnox::RetryPolicy;
 use crate::store::jobs_table::{self, OrderJob};
 use crate::store::{Store, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct JobSettings {
-    /// Attempts per job before the order is stalled with an error event.
-    pub max_attempts: u32,
-    /// Delay before the first retry; doubled for each further attempt, capped at `retry_max`.
-    pub retry_base: Duration,
-    pub retry_max: Duration,
+    /// Attempts per job before the order is stalled with an error event (`max_attempts`),
+    /// and the delay before each retry: the Fortnox client's policy, from `base_delay`
+    /// doubling up to `max_delay`.
+    pub retry: RetryPolicy,
     /// How often workers look for due tasks.
     pub poll_interval: Duration,
     /// Worker heartbeat; a worker silent for 3 heartbeats is dead and its tasks re-run.
@@ -62,9 +62,11 @@ impl JobSettings {
 impl Default for JobSettings {
     fn default() -> Self {
         JobSettings {
-            max_attempts: 12,
-            retry_base: Duration::from_secs(5),
-            retry_max: Duration::from_secs(15 * 60),
+            retry: RetryPolicy {
+                max_attempts: 12,
+                base_delay: Duration::from_secs(5),
+                max_delay: Duration::from_secs(15 * 60),
+            },
             poll_interval: Duration::from_millis(250),
             heartbeat: Duration::from_secs(10),
             reconcile_interval: Duration::from_secs(60),
@@ -92,24 +94,7 @@ pub struct JobContext {
 /// One import per merchant at a time in a process: a second one (a poll and a syncOrders
 /// overlapping) waits and then finds every order already stored, instead of reading each
 /// from Fortnox again.
-#[derive(Clone, Default)]
-pub struct ImportLocks {
-    locks: Arc<Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
-}
-
-impl ImportLocks {
-    pub async fn lock(&self, merchant_id: i64) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = match self.locks.lock() {
-            Ok(mut locks) => locks.entry(merchant_id).or_default().clone(),
-            Err(poisoned) => poisoned
-                .into_inner()
-                .entry(merchant_id)
-                .or_default()
-                .clone(),
-        };
-        lock.lock_owned().await
-    }
-}
+pub type ImportLocks = crate::fortnox::KeyedLocks<i64>;
 
 /// How a job attempt ended, when it did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -134,18 +119,6 @@ impl From<StoreError> for JobError {
             "a temporary database problem (the details are in the service log)".into(),
         )
     }
-}
-
-/// Exponential backoff with full jitter on the upper half: attempt 0 waits about `base`.
-pub fn backoff_delay(settings: &JobSettings, attempt: u32) -> Duration {
-    let factor = 2u32.saturating_pow(attempt.min(20));
-    let ceiling = settings
-        .retry_base
-        .saturating_mul(factor)
-        .min(settings.retry_max);
-    let half = ceiling / 2;
-    let jitter = rand::random::<f64>();
-    half + half.mul_f64(jitter)
 }
 
 /// Queues the job that the order's current state needs, e.g. after `retryOrder` or from
@@ -177,15 +150,20 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_capped() {
         let settings = JobSettings {
-            retry_base: Duration::from_secs(2),
-            retry_max: Duration::from_secs(60),
+            retry: RetryPolicy {
+                base_delay: Duration::from_secs(2),
+                max_delay: Duration::from_secs(60),
+                ..JobSettings::default().retry
+            },
             ..Default::default()
         };
+        // backon computes in f32 seconds: allow a microsecond of rounding.
+        let rounding = Duration::from_micros(1);
         for attempt in 0..10 {
-            let delay = backoff_delay(&settings, attempt);
+            let delay = settings.retry.delay(attempt, None);
             let ceiling = (Duration::from_secs(2) * 2u32.pow(attempt)).min(Duration::from_secs(60));
             assert!(
-                delay >= ceiling / 2 && delay <= ceiling,
+                delay + rounding >= ceiling / 2 && delay <= ceiling + rounding,
                 "attempt {attempt}: {delay:?}"
             );
         }

@@ -9,7 +9,7 @@
 //! attempts run out.
 use apalis::prelude::{BoxDynError, Data};
 
-use super::{backoff_delay, JobContext};
+use super::JobContext;
 use crate::fortnox::types::Quantity;
 use crate::fortnox::ErrorClass;
 use crate::store::fortnox_tokens::STATUS_CONNECTED;
@@ -102,8 +102,8 @@ async fn run(ctx: &JobContext, job: PushStock) -> Result<(), StoreError> {
     }
     if !retry.is_empty() {
         let next_attempt = job.attempt + 1;
-        if next_attempt < ctx.settings.max_attempts {
-            let delay = backoff_delay(&ctx.settings, job.attempt);
+        if next_attempt < ctx.settings.retry.max_attempts {
+            let delay = ctx.settings.retry.delay(job.attempt, None);
             tracing::warn!(merchant_id, attempt = next_attempt, ?delay, skus = %listed(&retry), "stock push failed for a while; retrying later");
             let next = PushStock {
                 merchant_id,

@@ -3,7 +3,7 @@ use std::future::Future;
 
 use apalis::prelude::*;
 
-use super::{backoff_delay, dispatch, reconciler, JobContext, JobError};
+use super::{dispatch, reconciler, JobContext, JobError};
 use crate::domain::JobKind;
 use crate::store::jobs_table::{self, OrderJob};
 use crate::store::Pool;
@@ -40,8 +40,8 @@ async fn run_order_job(kind: JobKind, job: OrderJob, ctx: &JobContext) -> Result
         Err(JobError::NeedsAttention(message)) => (message, false),
     };
     let next_attempt = job.attempt + 1;
-    if retry && next_attempt < ctx.settings.max_attempts {
-        let delay = backoff_delay(&ctx.settings, job.attempt);
+    if retry && next_attempt < ctx.settings.retry.max_attempts {
+        let delay = ctx.settings.retry.delay(job.attempt, None);
         tracing::warn!(order_id = job.order_id, ?kind, attempt = next_attempt, ?delay, %message, "job failed; retrying later");
         let next = OrderJob {
             order_id: job.order_id,

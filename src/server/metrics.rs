@@ -1,29 +1,20 @@
-//! `GET /metrics`: Prometheus text format. Counts only, no tenant data, so it is served
-//! without a token like the health probes; keep it on the internal network.
-use std::fmt::Write;
-
+//! `GET /metrics`: OpenMetrics text (prometheus-client). Counts only, no tenant data, so it
+//! is served without a token like the health probes; keep it on the internal network.
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use super::App;
+use crate::fortnox::metrics::Listed;
 use crate::store::Pool;
 
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 pub async fn metrics(State(app): State<App>) -> Response {
-    let mut out = String::new();
-    let _ = writeln!(out, "# HELP fortnox_calls_total Fortnox API calls by resource and HTTP status (0: no response).");
-    let _ = writeln!(out, "# TYPE fortnox_calls_total counter");
-    for ((resource, status), count) in app.fortnox.counters().snapshot() {
-        let _ = writeln!(
-            out,
-            "fortnox_calls_total{{resource=\"{resource}\",status=\"{status}\"}} {count}"
-        );
-    }
-    for (name, help, value) in crate::jobs::counters::snapshot() {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} counter");
-        let _ = writeln!(out, "{name} {value}");
-    }
     let counts: Result<Vec<(String, i64)>, sqlx::Error> = match &app.store.pool {
         Pool::Sqlite(pool) => {
             sqlx::query_as("SELECT state, COUNT(*) FROM orders GROUP BY state")
@@ -36,18 +27,27 @@ pub async fn metrics(State(app): State<App>) -> Response {
                 .await
         }
     };
-    match counts {
-        Ok(counts) => {
-            let _ = writeln!(out, "# HELP orders Orders by state.");
-            let _ = writeln!(out, "# TYPE orders gauge");
-            for (state, count) in counts {
-                let _ = writeln!(out, "orders{{state=\"{state}\"}} {count}");
-            }
-        }
+    let counts = match counts {
+        Ok(counts) => counts,
         Err(error) => {
             tracing::warn!(%error, "metrics: cannot count orders");
             return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response();
         }
+    };
+    // A registry per scrape: the counters live in this app's Fortnox client and the jobs,
+    // the order gauge is read from the database just now.
+    let mut registry = Registry::default();
+    app.fortnox.counters().register(&mut registry);
+    crate::jobs::counters::register(&mut registry);
+    let orders = Family::<Vec<(&'static str, String)>, Gauge>::default();
+    for (state, count) in counts {
+        orders.get_or_create(&vec![("state", state)]).set(count);
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    registry.register("orders", "Orders by state", Listed(orders));
+    let mut out = String::new();
+    if let Err(error) = encode(&mut out, &registry) {
+        tracing::warn!(%error, "metrics: cannot encode");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], out).into_response()
 }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 use axum::routing::get;
 use axum::Router;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
 use crate::auth::JwtKeys;
@@ -45,8 +46,8 @@ pub struct App {
 pub const OAUTH_CALLBACK_PATH: &str = "/oauth/fortnox/callback";
 
 fn token_cipher(config: &Config) -> anyhow::Result<TokenCipher> {
-    match &config.token_encryption_key {
-        Some(key) => TokenCipher::from_key_text(key).map_err(|e| {
+    match &config.auth.token_encryption_key {
+        Some(key) => TokenCipher::from_key_text(key.expose_secret()).map_err(|e| {
             anyhow::anyhow!(
                 "TOKEN_ENCRYPTION_KEY is unusable ({e}): give 32 bytes as base64 or 64 hex digits"
             )
@@ -64,29 +65,29 @@ fn token_cipher(config: &Config) -> anyhow::Result<TokenCipher> {
 pub fn fortnox_client(config: &Config, store: &Store) -> anyhow::Result<FortnoxClient> {
     let redirect_uri = format!(
         "{}{OAUTH_CALLBACK_PATH}",
-        config.public_url.trim_end_matches('/')
+        config.server.public_url.trim_end_matches('/')
     );
     let mut fortnox = FortnoxConfig::new(
-        config.fortnox_api_url.trim_end_matches('/'),
-        config.fortnox_auth_url.trim_end_matches('/'),
-        config.fortnox_client_id.clone().unwrap_or_default(),
-        config.fortnox_client_secret.clone().unwrap_or_default(),
+        config.fortnox.api_url.trim_end_matches('/'),
+        config.fortnox.auth_url.trim_end_matches('/'),
+        config.fortnox.client_id.clone().unwrap_or_default(),
+        config.fortnox.client_secret.clone().unwrap_or_default(),
         redirect_uri,
     );
-    fortnox.rate_limit = Some(RateLimit::FORTNOX.split(config.fortnox_processes.max(1)));
+    fortnox.rate_limit = Some(RateLimit::FORTNOX.split(config.fortnox.processes.max(1)));
     let tokens = DbTokenStore::new(store.pool.clone(), token_cipher(config)?);
     Ok(FortnoxClient::new(fortnox, std::sync::Arc::new(tokens))?)
 }
 
 impl App {
     /// Connects, migrates, and assembles the service. `jwt_secret` must already be resolved.
-    pub async fn build(config: &Config, jwt_secret: &str) -> anyhow::Result<App> {
-        let store = Store::connect(&config.database_url).await?;
+    pub async fn build(config: &Config, jwt_secret: &SecretString) -> anyhow::Result<App> {
+        let store = Store::connect(&config.server.database_url).await?;
         store.migrate().await?;
         let bus = EventBus::new();
         let fortnox = fortnox_client(config, &store)?;
         let fortnox_configured =
-            config.fortnox_client_id.is_some() && config.fortnox_client_secret.is_some();
+            config.fortnox.client_id.is_some() && config.fortnox.client_secret.is_some();
         let schema = build_schema(
             store.clone(),
             bus.clone(),

@@ -11,6 +11,7 @@ use sqlx::{Postgres, Transaction};
 
 use super::{numbered_placeholders, Pool};
 use crate::fortnox::crypto::TokenCipher;
+use crate::fortnox::keyed_locks::{KeyedGuard, KeyedLocks};
 use crate::fortnox::oauth::{RefreshLease, StoreError, TokenSet, TokenState, TokenStore};
 
 pub const STATUS_CONNECTED: &str = "CONNECTED";
@@ -22,9 +23,7 @@ pub struct DbTokenStore {
     pool: Pool,
     cipher: TokenCipher,
     /// SQLite only: the per-merchant refresh locks.
-    local_locks: std::sync::Arc<
-        std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<tokio::sync::Mutex<()>>>>,
-    >,
+    local_locks: KeyedLocks<i64>,
 }
 
 impl DbTokenStore {
@@ -33,17 +32,6 @@ impl DbTokenStore {
             pool,
             cipher,
             local_locks: Default::default(),
-        }
-    }
-
-    fn local_lock(&self, merchant_id: i64) -> std::sync::Arc<tokio::sync::Mutex<()>> {
-        match self.local_locks.lock() {
-            Ok(mut locks) => locks.entry(merchant_id).or_default().clone(),
-            Err(poisoned) => poisoned
-                .into_inner()
-                .entry(merchant_id)
-                .or_default()
-                .clone(),
         }
     }
 
@@ -181,7 +169,7 @@ impl TokenStore for DbTokenStore {
         let id = merchant_id(merchant)?;
         let (tx, row) = match &self.pool {
             Pool::Sqlite(pool) => {
-                let guard = self.local_lock(id).lock_owned().await;
+                let guard = self.local_locks.lock(id).await;
                 let row: Option<Row> = sqlx::query_as(sql(false, SELECT))
                     .bind(id)
                     .fetch_optional(pool)
@@ -219,7 +207,7 @@ impl TokenStore for DbTokenStore {
 enum LeaseTx {
     Sqlite {
         pool: sqlx::SqlitePool,
-        _guard: tokio::sync::OwnedMutexGuard<()>,
+        _guard: KeyedGuard<i64>,
     },
     Postgres(Transaction<'static, Postgres>),
 }

@@ -86,14 +86,14 @@ impl TestDb {
 
 pub fn test_config(database_url: &str) -> Config {
     let mut config = Config::defaults();
-    config.database_url = database_url.to_owned();
-    config.jwt_secret = Some(JWT_SECRET.to_owned());
-    config.job_max_attempts = 3;
-    config.job_retry_base_ms = 200;
-    config.job_heartbeat_secs = 1;
-    config.reconcile_interval_secs = 1;
-    config.reconcile_idle_secs = 2;
-    config.job_lease_secs = 10;
+    config.server.database_url = database_url.to_owned();
+    config.auth.jwt_secret = Some(JWT_SECRET.into());
+    config.jobs.max_attempts = 3;
+    config.jobs.retry_base = Duration::from_millis(200);
+    config.jobs.heartbeat = Duration::from_secs(1);
+    config.jobs.reconcile_interval = Duration::from_secs(1);
+    config.jobs.reconcile_idle = Duration::from_secs(2);
+    config.jobs.lease = Duration::from_secs(10);
     config
 }
 
@@ -108,7 +108,9 @@ pub fn token_with_exp(role: Role, merchants: Vec<i64>, exp: i64) -> String {
         role,
         merchants,
     };
-    JwtKeys::new(JWT_SECRET).issue(&claims).expect("sign token")
+    JwtKeys::new(&JWT_SECRET.into())
+        .issue(&claims)
+        .expect("sign token")
 }
 
 pub fn admin_token() -> String {
@@ -138,9 +140,11 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut config = test_config(&db.url);
-        config.public_url = format!("http://{addr}");
+        config.server.public_url = format!("http://{addr}");
         adjust(&mut config);
-        let app = App::build(&config, JWT_SECRET).await.expect("build app");
+        let app = App::build(&config, &JWT_SECRET.into())
+            .await
+            .expect("build app");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.clone().serve(listener, async move {
             let _ = rx.await;
@@ -162,7 +166,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind(self.addr)
             .await
             .expect("rebind the same address");
-        let app = App::build(&self.config, JWT_SECRET)
+        let app = App::build(&self.config, &JWT_SECRET.into())
             .await
             .expect("build app");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -90,14 +90,14 @@ impl Flow {
         );
         let (api, auth) = (sandbox.api_base(), sandbox.auth_base());
         let app = TestApp::spawn_with(|config| {
-            config.fortnox_api_url = api;
-            config.fortnox_auth_url = auth;
-            config.fortnox_client_id = Some("sandbox-client".into());
-            config.fortnox_client_secret = Some("sandbox-secret".into());
-            config.token_encryption_key = Some(KEY.into());
-            config.import_interval_secs = 3600;
-            config.job_retry_base_ms = 300;
-            config.job_max_attempts = 4;
+            config.fortnox.api_url = api;
+            config.fortnox.auth_url = auth;
+            config.fortnox.client_id = Some("sandbox-client".into());
+            config.fortnox.client_secret = Some("sandbox-secret".into());
+            config.auth.token_encryption_key = Some(KEY.into());
+            config.jobs.import_interval = Duration::from_secs(3600);
+            config.jobs.retry_base = Duration::from_millis(300);
+            config.jobs.max_attempts = 4;
             adjust(config);
         })
         .await;

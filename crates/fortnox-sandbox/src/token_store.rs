@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use fortnox::keyed_locks::{KeyedGuard, KeyedLocks};
 use fortnox::oauth::{RefreshLease, StoreError, TokenSet, TokenState, TokenStore};
 
 /// A [`TokenStore`] in memory, for tests and the demo. Its lease holds a
@@ -12,7 +13,7 @@ use fortnox::oauth::{RefreshLease, StoreError, TokenSet, TokenState, TokenStore}
 #[derive(Default)]
 pub struct InMemoryTokenStore {
     tokens: Arc<Mutex<HashMap<String, TokenState>>>,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: KeyedLocks<String>,
 }
 
 type SharedTokens = Arc<Mutex<HashMap<String, TokenState>>>;
@@ -62,11 +63,7 @@ impl TokenStore for InMemoryTokenStore {
         &self,
         merchant: &str,
     ) -> std::result::Result<Box<dyn RefreshLease>, StoreError> {
-        let lock = {
-            let mut l = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-            l.entry(merchant.to_string()).or_default().clone()
-        };
-        let guard = lock.lock_owned().await;
+        let guard = self.locks.lock(merchant.to_string()).await;
         let tokens = self.state(merchant);
         Ok(Box::new(MemLease {
             store: self.tokens.clone(),
@@ -81,7 +78,7 @@ struct MemLease {
     store: SharedTokens,
     merchant: String,
     tokens: TokenState,
-    _guard: tokio::sync::OwnedMutexGuard<()>,
+    _guard: KeyedGuard<String>,
 }
 
 #[async_trait]

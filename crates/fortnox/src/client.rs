@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 
@@ -569,15 +570,26 @@ fn document_error(status: u16, bytes: &[u8]) -> FortnoxError {
     }
 }
 
+/// Everything but RFC 3986's unreserved characters is escaped in a path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes one path segment (article numbers may hold any character).
 fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode_segment;
+
+    #[test]
+    fn path_segments_keep_unreserved_characters_only() {
+        assert_eq!(encode_segment("A-1._~z9"), "A-1._~z9");
+        assert_eq!(encode_segment("a/b c?#%"), "a%2Fb%20c%3F%23%25");
+        assert_eq!(encode_segment("Å"), "%C3%85");
     }
-    out
 }

@@ -2,15 +2,20 @@
 
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{NaiveDate, NaiveDateTime};
-use rand::Rng;
+use secrecy::SecretString;
 
 use super::limiter::RateLimit;
 use super::oauth::DEFAULT_SCOPES;
 
+/// The one retry policy of the service: the Fortnox client's retries and the
+/// job re-scheduling both use it. Exponential from `base_delay`, capped at
+/// `max_delay`, each delay jittered between half and all of its step
+/// (`base_delay * 2^attempt`, capped), built on backon's `ExponentialBuilder`.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
-    /// Attempts per call, the first included.
+    /// Attempts, the first included.
     pub max_attempts: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
@@ -26,30 +31,55 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Steps past this change nothing: the cap is reached long before (even 1 ns
+/// doubled 64 times exceeds any `max_delay`), and it bounds the work for an
+/// attempt number read from stored data.
+const MAX_STEPS: u32 = 64;
+
+/// The longest `Retry-After` honoured: a server asking for more gets a minute.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 impl RetryPolicy {
-    /// Exponential backoff with jitter (half fixed, half random), at least
-    /// any `Retry-After` the server sent.
-    pub(crate) fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self.base_delay.saturating_mul(1u32 << attempt.min(16));
-        let capped = exp.min(self.max_delay);
-        let half = capped / 2;
-        let jitter = rand::thread_rng().gen_range(0..=half.as_millis() as u64);
-        let d = half + Duration::from_millis(jitter);
+    /// This policy as a backon builder. backon's jitter adds up to the step
+    /// itself (`d..2d`), so the builder runs on half the delays: the result
+    /// falls between half and all of the step, as the policy says.
+    pub fn builder(&self) -> ExponentialBuilder {
+        let max = self.max_delay / 2;
+        ExponentialBuilder::new()
+            .with_factor(2.0)
+            .with_min_delay((self.base_delay / 2).min(max))
+            .with_max_delay(max)
+            .with_jitter()
+            .with_max_times(self.max_attempts.saturating_sub(1) as usize)
+    }
+
+    /// The delay before retry `attempt` (0: the first retry), at least any
+    /// `Retry-After` the server sent (up to a minute). A fresh backoff per call,
+    /// stepped to `attempt`: a caller that keeps the attempt number elsewhere
+    /// (a job's durable payload) needs no backoff state in memory.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let d = self
+            .builder()
+            .without_max_times()
+            .build()
+            .nth(attempt.min(MAX_STEPS) as usize)
+            .unwrap_or(self.max_delay);
         match retry_after {
-            Some(ra) => d.max(ra.min(Duration::from_secs(60))),
+            Some(ra) => d.max(ra.min(MAX_RETRY_AFTER)),
             None => d,
         }
     }
 }
 
-#[derive(Clone)]
+/// Debug prints the client secret as `[REDACTED]` (a `SecretString`).
+#[derive(Debug, Clone)]
 pub struct FortnoxConfig {
     /// e.g. `https://api.fortnox.se` (paths `/3/...` are appended).
     pub api_base: String,
     /// The OAuth host, e.g. `https://apps.fortnox.se` (`/oauth-v1/...` is appended).
     pub auth_base: String,
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: SecretString,
     pub redirect_uri: String,
     pub scopes: Vec<String>,
     pub request_timeout: Duration,
@@ -60,30 +90,12 @@ pub struct FortnoxConfig {
     pub page_size: u32,
 }
 
-impl std::fmt::Debug for FortnoxConfig {
-    // Written out so the client secret never reaches a log.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FortnoxConfig")
-            .field("api_base", &self.api_base)
-            .field("auth_base", &self.auth_base)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .field("redirect_uri", &self.redirect_uri)
-            .field("scopes", &self.scopes)
-            .field("request_timeout", &self.request_timeout)
-            .field("rate_limit", &self.rate_limit)
-            .field("retry", &self.retry)
-            .field("page_size", &self.page_size)
-            .finish()
-    }
-}
-
 impl FortnoxConfig {
     pub fn new(
         api_base: impl Into<String>,
         auth_base: impl Into<String>,
         client_id: impl Into<String>,
-        client_secret: impl Into<String>,
+        client_secret: impl Into<SecretString>,
         redirect_uri: impl Into<String>,
     ) -> Self {
         FortnoxConfig {
@@ -137,6 +149,15 @@ impl OrderFilter {
 mod tests {
     use super::*;
 
+    /// backon computes in f32 seconds: allow a microsecond of rounding.
+    const ROUNDING: Duration = Duration::from_micros(1);
+
+    #[test]
+    fn debug_never_prints_the_client_secret() {
+        let cfg = FortnoxConfig::new("a", "b", "id", "very-secret", "r");
+        assert!(!format!("{cfg:?}").contains("very-secret"));
+    }
+
     #[test]
     fn backoff_grows_is_capped_jittered_and_honours_retry_after() {
         let p = RetryPolicy {
@@ -148,7 +169,10 @@ mod tests {
             let d = p.delay(attempt, None);
             let full = (Duration::from_millis(100) * (1u32 << attempt.min(16)))
                 .min(Duration::from_millis(1000));
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+            assert!(
+                d + ROUNDING >= full / 2 && d <= full + ROUNDING,
+                "attempt {attempt}: {d:?}"
+            );
         }
         assert!(p.delay(0, Some(Duration::from_secs(3))) >= Duration::from_secs(3));
         assert!(

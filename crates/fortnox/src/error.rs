@@ -16,7 +16,7 @@ pub enum ErrorClass {
     Document,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum FortnoxError {
     #[error("Fortnox is unavailable ({}): {message}", status.map(|s| format!("HTTP {s}")).unwrap_or_else(|| "no answer".into()))]
     Retryable {

@@ -1,41 +1,71 @@
-//! In-process counters of Fortnox calls, per resource and status, for metrics.
+//! Counters of Fortnox calls, per resource and status, for metrics.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
-/// Status 0 stands for "no HTTP status" (timeout, connection error).
+/// A metric (family) whose HELP and TYPE are served even before its first
+/// sample: prometheus-client leaves an empty family out, and the service has
+/// always listed its metrics from the start.
+#[derive(Debug)]
+pub struct Listed<M>(pub M);
+
+impl<M: EncodeMetric> EncodeMetric for Listed<M> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+
+    fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    resource: String,
+    /// 0 stands for "no HTTP status" (timeout, connection error).
+    status: u16,
+}
+
+/// The calls of one client. Each `FortnoxClient` has its own family (not a
+/// process-wide one), so that clients in one process (tests) count apart.
 #[derive(Debug, Default)]
 pub struct CallCounters {
-    counts: Mutex<BTreeMap<(String, u16), u64>>,
+    calls: Family<CallLabels, Counter>,
 }
 
 impl CallCounters {
     pub fn record(&self, resource: &str, status: u16) {
-        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        *c.entry((resource.to_string(), status)).or_default() += 1;
+        self.calls.get_or_create(&labels(resource, status)).inc();
     }
 
-    /// `(resource, status) -> count`, e.g. `("orders", 200) -> 12`.
-    pub fn snapshot(&self) -> BTreeMap<(String, u16), u64> {
-        self.counts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
+    /// Calls to `resource` answered with `status`, e.g. `("orders", 200)`.
     pub fn count(&self, resource: &str, status: u16) -> u64 {
-        self.snapshot()
-            .get(&(resource.to_string(), status))
-            .copied()
-            .unwrap_or(0)
+        self.calls
+            .get(&labels(resource, status))
+            .map_or(0, |c| c.get())
     }
 
-    pub fn total_with_status(&self, status: u16) -> u64 {
-        self.snapshot()
-            .iter()
-            .filter(|((_, s), _)| *s == status)
-            .map(|(_, n)| n)
-            .sum()
+    /// Adds the counters to `registry` as `fortnox_calls_total{resource,status}`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "fortnox_calls",
+            "Fortnox API calls by resource and HTTP status (0: no response)",
+            Listed(self.calls.clone()),
+        );
+    }
+}
+
+fn labels(resource: &str, status: u16) -> CallLabels {
+    CallLabels {
+        resource: resource.to_string(),
+        status,
     }
 }
 
@@ -60,7 +90,37 @@ pub fn resource_of(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::resource_of;
+    use super::{resource_of, CallCounters};
+    use prometheus_client::encoding::text::encode;
+    use prometheus_client::registry::Registry;
+
+    fn exposition(counters: &CallCounters) -> String {
+        let mut registry = Registry::default();
+        counters.register(&mut registry);
+        let mut out = String::new();
+        encode(&mut out, &registry).expect("encodes");
+        out
+    }
+
+    #[test]
+    fn calls_are_counted_and_served_by_resource_and_status() {
+        let counters = CallCounters::default();
+        assert!(exposition(&counters).contains("# TYPE fortnox_calls counter"));
+        counters.record("orders", 200);
+        counters.record("orders", 200);
+        counters.record("orders/createinvoice", 0);
+        assert_eq!(counters.count("orders", 200), 2);
+        assert_eq!(counters.count("orders", 429), 0);
+        let text = exposition(&counters);
+        assert!(
+            text.contains("fortnox_calls_total{resource=\"orders\",status=\"200\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fortnox_calls_total{resource=\"orders/createinvoice\",status=\"0\"} 1"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn same_resource_with_or_without_the_api_prefix() {

@@ -8,41 +8,31 @@
 //! [`RefreshLease`] (a row lock on PostgreSQL) so that other processes wait too.
 //! The rotated tokens are saved before the new access token is handed out.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
 
 use super::error::{FortnoxError, Result};
+use super::keyed_locks::KeyedLocks;
 use super::metrics::CallCounters;
 use super::types::{decode, OAuthErrorBody, TokenResponse};
 
 pub const DEFAULT_SCOPES: &[&str] = &["order", "article", "invoice", "settings"];
 
-#[derive(Clone)]
+/// Debug prints the client secret as `[REDACTED]` (a `SecretString`).
+#[derive(Debug, Clone)]
 pub struct OAuthConfig {
     /// The OAuth host, e.g. `https://apps.fortnox.se` (`/oauth-v1/auth` and
     /// `/oauth-v1/token` are appended).
     pub auth_base: String,
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: SecretString,
     pub redirect_uri: String,
     pub scopes: Vec<String>,
-}
-
-impl std::fmt::Debug for OAuthConfig {
-    // Written out so the client secret never reaches a log.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuthConfig")
-            .field("auth_base", &self.auth_base)
-            .field("client_id", &self.client_id)
-            .field("redirect_uri", &self.redirect_uri)
-            .field("scopes", &self.scopes)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A fresh OAuth `state`: 32 random alphanumerics (190 bits), unguessable.
@@ -211,8 +201,11 @@ impl OAuthClient {
             "{}/oauth-v1/token",
             self.cfg.auth_base.trim_end_matches('/')
         );
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", self.cfg.client_id, self.cfg.client_secret));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            self.cfg.client_id,
+            self.cfg.client_secret.expose_secret()
+        ));
         let started = std::time::Instant::now();
         let sent = self
             .http
@@ -280,7 +273,7 @@ impl OAuthClient {
 pub struct TokenManager {
     oauth: OAuthClient,
     store: Arc<dyn TokenStore>,
-    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    flights: KeyedLocks<String>,
     skew: Duration,
 }
 
@@ -289,7 +282,7 @@ impl TokenManager {
         TokenManager {
             oauth,
             store,
-            flights: Mutex::new(HashMap::new()),
+            flights: KeyedLocks::new(),
             skew: Duration::from_secs(30),
         }
     }
@@ -320,11 +313,7 @@ impl TokenManager {
     }
 
     async fn refresh(&self, merchant: &str, stale: Option<&str>) -> Result<String> {
-        let flight = {
-            let mut f = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-            f.entry(merchant.to_string()).or_default().clone()
-        };
-        let _one_at_a_time = flight.lock().await;
+        let _one_at_a_time = self.flights.lock(merchant.to_string()).await;
         let lease = self.store.begin_refresh(merchant).await?;
         let current = match lease.tokens() {
             TokenState::Active(t) => t.clone(),

@@ -17,7 +17,7 @@ mod stock;
 mod validate;
 mod workers;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use fortnox_glue::{new_order, CatalogCache};

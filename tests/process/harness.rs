@@ -31,7 +31,7 @@ use fortnox_sandbox::{
 };
 use serde_json::{json, Value};
 
-use super::{create_ready_merchant, TestDb, JWT_SECRET};
+use crate::common::{create_ready_merchant, TestDb, JWT_SECRET};
 
 /// The sandbox tenant the merchant is connected to.
 pub const TENANT: &str = "proc-shop";
@@ -109,7 +109,7 @@ impl ProcessHarness {
 
     /// A JWT (role merchant) for the harness's merchant, accepted by the processes.
     pub fn merchant_token(&self) -> String {
-        super::token(Role::Merchant, vec![self.merchant])
+        crate::common::token(Role::Merchant, vec![self.merchant])
     }
 
     /// The Fortnox settings a process needs to reach the sandbox for the merchant.

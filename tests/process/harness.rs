@@ -247,8 +247,8 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Spawns the binary (`TEST_SERVER_BINARY` if set) on `database_url` and a free
     /// loopback port, with the test JWT secret and fast job settings (as
-    /// tests/crash_recovery.rs), then `env` on top (later values win). Does not wait for
-    /// it: see `wait_ready`.
+    /// tests/process/crash_recovery.rs), then `env` on top (later values win). Does not
+    /// wait for it: see `wait_ready`.
     pub fn spawn(database_url: &str, log: &Path, env: &[(&str, &str)]) -> ServerProcess {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

@@ -167,8 +167,9 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct TenantId(pub String);
 
-/// A refusal: the response and, when known, the tenant (for the call log).
-type Refusal = (Response, Option<String>);
+/// A refusal: the response and, when known, the tenant (for the call log); boxed, as a
+/// response is large beside the admitted case.
+type Refusal = Box<(Response, Option<String>)>;
 
 /// Token, rate limit and injected failures, in Fortnox's order. On success:
 /// the tenant and any latency to add after the call took effect.
@@ -185,15 +186,18 @@ fn admit(
             "Kan inte logga in, access-token saknas.",
             codes::MISSING_TOKEN,
         );
-        return Err((error_response(401, &info, KeyCasing::Lower), None));
+        return Err(Box::new((
+            error_response(401, &info, KeyCasing::Lower),
+            None,
+        )));
     };
     let tenant = match st.access.get(token) {
         Some(a) if a.expires_at > now => a.tenant.clone(),
         _ => {
-            return Err((
+            return Err(Box::new((
                 message_response(StatusCode::UNAUTHORIZED, "unauthorized"),
                 None,
-            ))
+            )))
         }
     };
     if let Some(limit) = shared.cfg.rate_limit {
@@ -206,18 +210,18 @@ fn admit(
             })
         });
         if !w.try_acquire(now) {
-            return Err((too_many(), Some(tenant)));
+            return Err(Box::new((too_many(), Some(tenant))));
         }
     }
     match st.faults.before(method, path) {
         Some(Injected::Fail(status)) => {
             let info = ErrorInformation::new("Ett systemfel har uppstått.", 1000003);
-            Err((
+            Err(Box::new((
                 error_response(status, &info, KeyCasing::Pascal),
                 Some(tenant),
-            ))
+            )))
         }
-        Some(Injected::TooMany) => Err((too_many(), Some(tenant))),
+        Some(Injected::TooMany) => Err(Box::new((too_many(), Some(tenant)))),
         None => Ok((tenant, st.faults.latency(method, path))),
     }
 }
@@ -250,7 +254,8 @@ pub(crate) async fn api_gate(
     let decision = admit(&shared, token.as_deref(), &method, &path, now);
 
     match decision {
-        Err((resp, tenant)) => {
+        Err(refusal) => {
+            let (resp, tenant) = *refusal;
             shared.record(&method, &path, &query, resp.status().as_u16(), tenant, None);
             resp
         }

@@ -2,11 +2,11 @@
 //! Fortnox orders drains: Fortnox (the sandbox, with its real 25-per-5-s window) never
 //! answers 429, because a new process waits one window before its first call while
 //! Fortnox still counts the previous process's calls. See docs/rate-limit.md.
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::process::ProcessHarness;
+use crate::harness::ProcessHarness;
 use serde_json::json;
 
 /// Importing reads every order with a GET, so at 25 calls per 5.4 s this takes about

@@ -31,7 +31,7 @@ use fortnox_sandbox::{
 };
 use serde_json::{json, Value};
 
-use super::{create_ready_merchant, TestDb, JWT_SECRET};
+use crate::common::{create_ready_merchant, TestDb, JWT_SECRET};
 
 /// The sandbox tenant the merchant is connected to.
 pub const TENANT: &str = "proc-shop";
@@ -109,7 +109,7 @@ impl ProcessHarness {
 
     /// A JWT (role merchant) for the harness's merchant, accepted by the processes.
     pub fn merchant_token(&self) -> String {
-        super::token(Role::Merchant, vec![self.merchant])
+        crate::common::token(Role::Merchant, vec![self.merchant])
     }
 
     /// The Fortnox settings a process needs to reach the sandbox for the merchant.
@@ -247,8 +247,8 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Spawns the binary (`TEST_SERVER_BINARY` if set) on `database_url` and a free
     /// loopback port, with the test JWT secret and fast job settings (as
-    /// tests/crash_recovery.rs), then `env` on top (later values win). Does not wait for
-    /// it: see `wait_ready`.
+    /// tests/process/crash_recovery.rs), then `env` on top (later values win). Does not
+    /// wait for it: see `wait_ready`.
     pub fn spawn(database_url: &str, log: &Path, env: &[(&str, &str)]) -> ServerProcess {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

@@ -1,13 +1,11 @@
 //! The product sync (docs/rules.md rule 8) over HTTP against the Fortnox sandbox: the sync view
 //! and its stock-location filter, products created from Fortnox articles (and the RESERVED
 //! orders that waited for them), stock levels stored and pushed to Fortnox, and roles.
-mod common;
-mod flow;
 
 use std::time::Duration;
 
-use common::{eventually, token};
-use flow::{article, Flow, TENANT};
+use crate::common::{assert_code, error_code, error_message, error_reason, eventually, token};
+use crate::flow::{article, Flow, TENANT};
 use fortnox_fulfilment::auth::Role;
 use fortnox_fulfilment::domain::OrderState;
 use fortnox_fulfilment::fortnox::types::{Article, Quantity};
@@ -26,19 +24,6 @@ const REPORT: &str = "mutation($m: ID!, $l: [StockLevelInput!]!) { reportStockLe
 const SETTINGS: &str = "mutation($m: ID!, $s: String) { updateFortnoxSettings(merchantId: $m, stockLocation: $s) { stockLocation } }";
 const INTEGRATION: &str =
     "query($m: ID!) { fortnoxIntegration(merchantId: $m) { status lastError } }";
-
-fn error_code(body: &Value) -> Option<&str> {
-    body["errors"][0]["extensions"]["code"].as_str()
-}
-
-/// `extensions.reason`: the finer kind within a code (e.g. DUPLICATE_SKU within CONFLICT).
-fn error_reason(body: &Value) -> Option<&str> {
-    body["errors"][0]["extensions"]["reason"].as_str()
-}
-
-fn error_message(body: &Value) -> &str {
-    body["errors"][0]["message"].as_str().unwrap_or("")
-}
 
 fn numbers(list: &Value) -> Vec<String> {
     list.as_array()
@@ -427,7 +412,7 @@ async fn reported_stock_levels_are_stored_and_pushed_to_fortnox() {
             json!({ "m": flow.m(), "l": [{ "sku": "ART-1", "quantity": "-2" }] }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
+    assert_code(&body, "INVALID_INPUT");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let stored = flow
         .app
@@ -484,14 +469,14 @@ async fn roles_tenants_and_a_missing_connection_are_answered_clearly() {
         .await;
     assert!(body["errors"].is_null(), "{body}");
     let body = flow.create_from_fortnox(&partner, None).await;
-    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    assert_code(&body, "FORBIDDEN");
     let body = flow.create_from_fortnox(&other, None).await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_code(&body, "NOT_FOUND");
     let body = flow
         .app
         .graphql(&other, SYNC, json!({ "m": flow.m() }))
         .await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_code(&body, "NOT_FOUND");
     assert!(flow
         .app
         .store()
@@ -508,7 +493,7 @@ async fn roles_tenants_and_a_missing_connection_are_answered_clearly() {
             .app
             .graphql(who, REPORT, json!({ "m": flow.m(), "l": levels }))
             .await;
-        assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+        assert_code(&body, "FORBIDDEN");
     }
     let body = flow
         .app

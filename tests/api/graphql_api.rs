@@ -1,11 +1,14 @@
 //! The GraphQL API over real HTTP and WebSocket: authentication, tenant isolation, roles,
 //! and an admin driving an order through its states while a subscriber watches.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::{
+    admin_token, assert_code, create_merchant, error_code, error_message, insert_order, token,
+    token_with_exp, TestApp,
+};
 use base64::Engine;
-use common::{admin_token, create_merchant, insert_order, token, token_with_exp, TestApp};
 use fortnox_fulfilment::auth::Role;
 use fortnox_fulfilment::domain::{OrderState, TransitionRefused};
 use fortnox_fulfilment::graphql::INTERNAL_MESSAGE;
@@ -22,24 +25,6 @@ const ORDER_QUERY: &str = "query($id: ID!) { order(id: $id) { id state events { 
 const ORDER_LINES: &str = "query($id: ID!) { order(id: $id) { lines { id } } }";
 const CONFIRM: &str = "mutation($id: ID!, $lines: [ShippedLineInput!]!) { confirmShipment(orderId: $id, trackingNumbers: [\"T1\"], lines: $lines) { state } }";
 const FORCE: &str = "mutation($id: ID!, $state: OrderState!, $reason: String!) { forceOrderState(orderId: $id, state: $state, reason: $reason) { id state } }";
-
-fn error_code(body: &Value) -> Option<&str> {
-    body["errors"][0]["extensions"]["code"].as_str()
-}
-
-/// The first error's `extensions.code` is `code`; on failure, shows the whole answer.
-#[track_caller]
-fn assert_code(body: &Value, code: &str) {
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"].as_str(),
-        Some(code),
-        "{body}"
-    );
-}
-
-fn error_message(body: &Value) -> &str {
-    body["errors"][0]["message"].as_str().unwrap_or("")
-}
 
 /// Writes a test row directly, to stage data the API never writes (`?` placeholders on
 /// SQLite, `$n` on PostgreSQL).
@@ -205,7 +190,7 @@ async fn tenants_see_only_their_own_orders() {
             json!({ "id": their_order.to_string() }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_code(&body, "NOT_FOUND");
     let body = app
         .graphql(
             &merchant,
@@ -213,7 +198,7 @@ async fn tenants_see_only_their_own_orders() {
             json!({ "id": "999999" }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_code(&body, "NOT_FOUND");
     app.stop().await;
 }
 
@@ -504,7 +489,7 @@ async fn only_the_warehouse_cancels_an_order_it_holds() {
     let vars = json!({ "id": order.to_string() });
     for t in [token(Role::Merchant, vec![merchant_id]), admin_token()] {
         let body = app.graphql(&t, cancel, vars.clone()).await;
-        assert_eq!(error_code(&body), Some("TRANSITION_REFUSED"), "{body}");
+        assert_code(&body, "TRANSITION_REFUSED");
     }
     let body = app
         .graphql(&token(Role::Warehouse, vec![]), cancel, vars)

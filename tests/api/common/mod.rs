@@ -2,7 +2,6 @@
 //! `TEST_DATABASE_URL` points at a server), the real app on a random loopback port, and
 //! small HTTP/WebSocket clients.
 #![allow(dead_code)]
-pub mod process;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -365,4 +364,40 @@ pub async fn order_tasks(store: &Store, queue: &str, order_id: i64) -> Vec<(Valu
             )
         })
         .collect()
+}
+
+/// The first error's `extensions.code`, if the answer has an error.
+pub fn error_code(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// `extensions.reason`: the finer kind within a code (e.g. DUPLICATE_SKU within CONFLICT).
+pub fn error_reason(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["reason"].as_str()
+}
+
+/// The first error's message, or "" if there is none.
+pub fn error_message(body: &Value) -> &str {
+    body["errors"][0]["message"].as_str().unwrap_or("")
+}
+
+/// The first error's `extensions.code` is `code` (e.g. a role refused with FORBIDDEN); on
+/// failure, shows the whole answer.
+#[track_caller]
+pub fn assert_code(body: &Value, code: &str) {
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"].as_str(),
+        Some(code),
+        "{body}"
+    );
+}
+
+/// The gate of the tests that measure time against Fortnox's real rate limit (throughput,
+/// calls per order within a deadline): all tests of a binary share one process and run
+/// in parallel threads, so these take the gate and never overlap one another.
+pub async fn timing_gate() -> tokio::sync::MutexGuard<'static, ()> {
+    static GATE: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    GATE.get_or_init(|| tokio::sync::Mutex::new(()))
+        .lock()
+        .await
 }

@@ -1,11 +1,9 @@
 //! Orders flowing from Fortnox to INVOICED, driving the real server over HTTP against the
 //! Fortnox sandbox, on SQLite and PostgreSQL.
-mod common;
-mod flow;
 
 use std::time::Duration;
 
-use flow::{Flow, TENANT};
+use crate::flow::{Flow, TENANT};
 use fortnox_fulfilment::domain::OrderState;
 use serde_json::json;
 
@@ -28,6 +26,7 @@ fn api_calls(counters: &fortnox_sandbox::Counters) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_done_orders_are_invoiced_once_each_within_the_call_budget() {
+    let _gate = crate::common::timing_gate().await;
     let flow = Flow::start().await;
     flow.standard_setup().await;
     const ORDERS: usize = 100;

@@ -1,9 +1,7 @@
 //! The client against the sandbox, over HTTP on loopback, for every call; and
 //! fault injection ending in success without duplicated effects.
 
-mod fortnox_common;
-
-use fortnox_common::*;
+use crate::fortnox_common::*;
 use fortnox_fulfilment::fortnox::types::{DocumentNumber, Quantity, RowUpdate};
 use fortnox_fulfilment::fortnox::{ErrorClass, FortnoxError, OrderFilter, OrderQuery};
 use fortnox_sandbox::FaultSpec;

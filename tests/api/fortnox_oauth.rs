@@ -1,11 +1,9 @@
 //! OAuth against the sandbox: the authorize round trip, the single-flight
 //! refresh, and a revoked refresh token without a retry storm.
 
-mod fortnox_common;
-
 use std::collections::HashMap;
 
-use fortnox_common::*;
+use crate::fortnox_common::*;
 use fortnox_fulfilment::fortnox::types::DocumentNumber;
 use fortnox_fulfilment::fortnox::{ErrorClass, FortnoxClient, FortnoxError, TokenSet, TokenState};
 

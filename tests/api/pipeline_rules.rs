@@ -1,12 +1,11 @@
 //! The pipeline's rules, each against the sandbox: checks that stop an order in RESERVED
 //! and the fixes that bring it on, ignoreMissingProducts, Fortnox's warehouse states,
 //! crash safety of invoicing, partial shipments, cancellation and duplicate imports.
-mod common;
-mod flow;
+use crate::common;
 
 use std::time::Duration;
 
-use flow::{Flow, TENANT};
+use crate::flow::{Flow, TENANT};
 use fortnox_fulfilment::domain::OrderState;
 use serde_json::json;
 

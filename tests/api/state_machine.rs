@@ -1,8 +1,8 @@
 //! The transition function against a real database (no workers running, so the jobs it
 //! queues stay in the queue where we can see them).
-mod common;
+use crate::common;
 
-use common::{create_merchant, insert_order, order_state, TestDb};
+use crate::common::{create_merchant, insert_order, order_state, TestDb};
 use fortnox_fulfilment::domain::state_machine::TRANSITIONS;
 use fortnox_fulfilment::domain::OrderState;
 use fortnox_fulfilment::events::EventBus;

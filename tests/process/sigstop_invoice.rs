@@ -4,12 +4,11 @@
 //! result is one Fortnox invoice, or a duplicate that is detected, reported on the order and
 //! credited; never a silent second invoice. The process stops itself at the named step (`FF_TEST_SIGSTOP_AT`, honoured by
 //! debug builds only), so the pause lands exactly there; SIGCONT resumes it.
-mod common;
 
 use std::time::Duration;
 
-use common::process::{ProcessHarness, ServerProcess, TENANT};
-use common::{admin_token, eventually, token};
+use crate::common::{admin_token, eventually, token};
+use crate::harness::{ProcessHarness, ServerProcess, TENANT};
 use fortnox_fulfilment::auth::Role;
 use fortnox_fulfilment::domain::OrderState;
 use serde_json::{json, Value};

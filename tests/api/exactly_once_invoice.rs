@@ -2,12 +2,11 @@
 //! for three leases while `retryOrder` is pressed, and a worker frozen (lease renewal
 //! stopped) at each step of the invoice job while another job takes the order over. The
 //! sandbox is the ground truth: it keeps every invoice Fortnox would hold.
-mod common;
-mod flow;
+use crate::common;
 
 use std::time::Duration;
 
-use flow::{Flow, TENANT};
+use crate::flow::{Flow, TENANT};
 use fortnox_fulfilment::domain::OrderState;
 use fortnox_fulfilment::jobs::faults::InvoicePoint;
 use fortnox_sandbox::FaultSpec;

@@ -1,11 +1,10 @@
 //! The real binary, killed with SIGKILL while jobs are queued and running, then started
 //! again: every job completes, and none ran its transition twice.
-mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{create_ready_merchant, eventually, fixture_order, TestDb, JWT_SECRET};
+use crate::common::{create_ready_merchant, eventually, fixture_order, TestDb, JWT_SECRET};
 use fortnox_fulfilment::domain::OrderState;
 use fortnox_fulfilment::store::orders::{OrderFilter, TenantScope};
 use fortnox_fulfilment::store::Store;

@@ -3,11 +3,9 @@
 //! casings, the OAuth error bodies and content types, the rate limit, the
 //! RowId and warehouse rules.
 
-mod fortnox_common;
-
 use std::time::Duration;
 
-use fortnox_common::*;
+use crate::fortnox_common::*;
 use fortnox_fulfilment::fortnox::limiter::RateLimit;
 use fortnox_sandbox::{FaultSpec, Sandbox, SandboxConfig, TenantSettings};
 use serde_json::{json, Value};

@@ -1,11 +1,13 @@
 //! The catalogue over HTTP: products, shipping rules, and the way-of-delivery mapping
 //! preview against the in-process Fortnox sandbox; tenant scope and roles; and the
 //! revalidation of RESERVED orders that a new product or rule queues.
-mod common;
 
 use std::collections::HashSet;
 
-use common::{admin_token, create_merchant, insert_order, order_tasks, token, TestApp};
+use crate::common::{
+    admin_token, assert_code, create_merchant, error_code, error_message, error_reason,
+    insert_order, order_tasks, token, TestApp,
+};
 use fortnox_fulfilment::auth::Role;
 use fortnox_fulfilment::fortnox::crypto::TokenCipher;
 use fortnox_fulfilment::fortnox::types::WayOfDelivery;
@@ -28,19 +30,6 @@ const RULES: &str = "query($m: ID!) { shippingRules(merchantId: $m) { id pattern
 const REMOVE_RULE: &str = "mutation($id: ID!) { removeShippingRule(id: $id) { id pattern } }";
 const MAPPINGS: &str = "query($m: ID!) { wayOfDeliveryMappings(merchantId: $m) {
     code description outcome message rule { id pattern } shippingMethod { code } conflictingRules { id pattern shippingMethod { code } } } }";
-
-fn error_code(body: &Value) -> Option<&str> {
-    body["errors"][0]["extensions"]["code"].as_str()
-}
-
-/// `extensions.reason`: the finer kind within a code (e.g. DUPLICATE_SKU within CONFLICT).
-fn error_reason(body: &Value) -> Option<&str> {
-    body["errors"][0]["extensions"]["reason"].as_str()
-}
-
-fn error_message(body: &Value) -> &str {
-    body["errors"][0]["message"].as_str().unwrap_or("")
-}
 
 async fn create(app: &TestApp, token: &str, merchant: i64, sku: &str) -> Value {
     app.graphql(token, CREATE, json!({ "m": merchant.to_string(), "sku": sku, "name": format!("Product {sku}"), "price": "10.00" })).await
@@ -89,7 +78,7 @@ async fn products_are_created_updated_and_listed_page_by_page() {
         "{body}"
     );
     let body = create(&app, &me, merchant, "   ").await;
-    assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
+    assert_code(&body, "INVALID_INPUT");
     assert!(error_message(&body).contains("sku"), "{body}");
     let body = app
         .graphql(
@@ -98,7 +87,7 @@ async fn products_are_created_updated_and_listed_page_by_page() {
             json!({ "m": merchant.to_string(), "sku": "ART-X", "name": "X", "price": "12,50" }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
+    assert_code(&body, "INVALID_INPUT");
     assert!(error_message(&body).contains("decimal point"), "{body}");
     let body = app
         .graphql(
@@ -107,7 +96,7 @@ async fn products_are_created_updated_and_listed_page_by_page() {
             json!({ "m": merchant.to_string(), "sku": "ART-X", "name": "X", "w": -1 }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
+    assert_code(&body, "INVALID_INPUT");
 
     // Update: given fields change, null clears, omitted stay; the SKU is not an argument.
     let update = "mutation($id: ID!) { updateProduct(id: $id, name: \"Blue T-shirt\", ean: null, price: \"149.00\") { id sku name ean weightGrams price } }";
@@ -144,7 +133,7 @@ async fn products_are_created_updated_and_listed_page_by_page() {
             json!({ "id": id }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
+    assert_code(&body, "INVALID_INPUT");
 
     // Seven products in all, listed three at a time in creation order.
     for n in 2..=7 {
@@ -213,9 +202,9 @@ async fn products_are_created_updated_and_listed_page_by_page() {
         .await;
     assert_eq!(body["data"]["product"]["sku"], "ART-1", "{body}");
     let body = create(&app, &partner, merchant, "ART-P").await;
-    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    assert_code(&body, "FORBIDDEN");
     let body = create(&app, &warehouse, merchant, "ART-W").await;
-    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    assert_code(&body, "FORBIDDEN");
     let body = app
         .graphql(
             &partner,
@@ -223,13 +212,13 @@ async fn products_are_created_updated_and_listed_page_by_page() {
             json!({ "id": id }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    assert_code(&body, "FORBIDDEN");
 
     // An admin may create for any merchant; a missing merchant is not found.
     let body = create(&app, &admin_token(), merchant, "ART-A").await;
     assert_eq!(body["data"]["createProduct"]["sku"], "ART-A", "{body}");
     let body = create(&app, &admin_token(), 999_999, "ART-A").await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_code(&body, "NOT_FOUND");
     app.stop().await;
 }
 
@@ -266,7 +255,7 @@ async fn another_tenants_products_are_not_found() {
             json!({ "id": their_product }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_code(&body, "NOT_FOUND");
     assert_eq!(error_message(&body), "product not found");
     let body = app
         .graphql(
@@ -283,9 +272,9 @@ async fn another_tenants_products_are_not_found() {
     let body = app
         .graphql(&me, PAGE, json!({ "m": theirs.to_string() }))
         .await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_code(&body, "NOT_FOUND");
     let body = create(&app, &me, theirs, "INTRUDER").await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_code(&body, "NOT_FOUND");
     // Each merchant has its own SKUs: the same SKU is fine for another merchant.
     let body = create(&app, &me, mine, "SECRET-1").await;
     assert_eq!(body["data"]["createProduct"]["sku"], "SECRET-1", "{body}");
@@ -364,7 +353,7 @@ async fn shipping_rules_are_added_listed_and_removed() {
             json!({ "m": m, "p": "   ", "c": "DHL_PARCEL_CONNECT" }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
+    assert_code(&body, "INVALID_INPUT");
     assert!(error_message(&body).contains("empty"), "{body}");
     let body = app
         .graphql(
@@ -373,7 +362,7 @@ async fn shipping_rules_are_added_listed_and_removed() {
             json!({ "m": m, "p": "A\tB", "c": "DHL_PARCEL_CONNECT" }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
+    assert_code(&body, "INVALID_INPUT");
     let body = app
         .graphql(
             &me,
@@ -381,7 +370,7 @@ async fn shipping_rules_are_added_listed_and_removed() {
             json!({ "m": m, "p": "x".repeat(101), "c": "DHL_PARCEL_CONNECT" }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
+    assert_code(&body, "INVALID_INPUT");
     let body = app
         .graphql(
             &me,
@@ -431,18 +420,18 @@ async fn shipping_rules_are_added_listed_and_removed() {
             json!({ "m": m, "p": "GLS*", "c": "GLS_BUSINESS_PARCEL" }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    assert_code(&body, "FORBIDDEN");
     let body = app
         .graphql(&partner, REMOVE_RULE, json!({ "id": dhl }))
         .await;
-    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    assert_code(&body, "FORBIDDEN");
     let body = app
         .graphql(&token(Role::Warehouse, vec![]), RULES, json!({ "m": m }))
         .await;
-    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    assert_code(&body, "FORBIDDEN");
     let stranger = token(Role::Merchant, vec![other]);
     let body = app.graphql(&stranger, RULES, json!({ "m": m })).await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_code(&body, "NOT_FOUND");
     let body = app
         .graphql(
             &stranger,
@@ -450,7 +439,7 @@ async fn shipping_rules_are_added_listed_and_removed() {
             json!({ "m": m, "p": "GLS*", "c": "GLS_BUSINESS_PARCEL" }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_code(&body, "NOT_FOUND");
     let body = app
         .graphql(&stranger, REMOVE_RULE, json!({ "id": dhl }))
         .await;
@@ -723,7 +712,7 @@ async fn the_mapping_preview_shows_each_fortnox_way_of_delivery() {
     let body = app
         .graphql(&token(Role::Warehouse, vec![]), MAPPINGS, json!({ "m": m }))
         .await;
-    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    assert_code(&body, "FORBIDDEN");
     let body = app
         .graphql(
             &token(Role::Merchant, vec![unconnected]),
@@ -731,7 +720,7 @@ async fn the_mapping_preview_shows_each_fortnox_way_of_delivery() {
             json!({ "m": m }),
         )
         .await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_code(&body, "NOT_FOUND");
 
     // Not connected, or access revoked: an error that says what to do.
     let body = app

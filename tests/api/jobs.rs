@@ -1,10 +1,10 @@
 //! Durable jobs: retries with backoff, the error event after the last attempt, retrying a
 //! stalled order, and the reconciler.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     admin_token, create_ready_merchant, eventually, insert_order, order_state, order_tasks, TestApp,
 };
 use fortnox_fulfilment::domain::{JobKind, OrderState};

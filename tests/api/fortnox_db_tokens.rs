@@ -1,13 +1,11 @@
 //! The database-backed Fortnox token store on SQLite and PostgreSQL: the TokenStore
 //! contract, encryption at rest, one refresh across several client instances (standing in
 //! for several processes), and `invalid_grant` marking the integration.
-mod common;
-#[path = "fortnox_common/mod.rs"]
-mod fortnox_common;
+use crate::fortnox_common;
 
 use std::sync::Arc;
 
-use common::{create_merchant, TestDb};
+use crate::common::{create_merchant, TestDb};
 use fortnox_fulfilment::fortnox::crypto::TokenCipher;
 use fortnox_fulfilment::fortnox::types::DocumentNumber;
 use fortnox_fulfilment::fortnox::{ErrorClass, FortnoxClient, TokenSet, TokenStore};

@@ -40,11 +40,8 @@ impl OrderQuery {
     ) -> async_graphql::Result<Connection<String, Order, EmptyFields, EmptyFields>> {
         let scope = principal(ctx)?.scope.clone();
         let filter = OrderFilter {
-            merchant_id: match merchant_id {
-                // An id outside the caller's scope simply matches nothing.
-                Some(id) => Some(id.parse::<i64>().unwrap_or(-1)),
-                None => None,
-            },
+            // A malformed id simply matches nothing.
+            merchant_id: merchant_id.map(|id| id.parse::<i64>().unwrap_or(-1)),
             states: states.unwrap_or_default(),
         };
         let store = store(ctx).clone();

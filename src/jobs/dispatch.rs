@@ -11,6 +11,8 @@ use crate::store::orders::TenantScope;
 use crate::store::transitions::{apply_transition, TransitionError, TransitionRequest};
 
 /// What a job step decided.
+// One outcome per job attempt, dropped at once: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(super) enum StepOutcome {
     /// Change the order's state; what the request carries (check results, references,

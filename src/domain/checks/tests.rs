@@ -311,7 +311,8 @@ fn quantities_are_read_from_fortnox_strings_and_numbers() {
 
 #[test]
 fn each_missing_customer_address_field_is_a_reason_naming_the_fortnox_field() {
-    let cases: [(fn(&mut OrderAddressFields), &str); 5] = [
+    type Blank = fn(&mut OrderAddressFields);
+    let cases: [(Blank, &str); 5] = [
         (
             |a| a.customer_name = None,
             "The delivery address has no name: fill in CustomerName in Fortnox",

@@ -44,6 +44,9 @@ const PLAN: [(Duration, Stop); 10] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_restarts_while_a_backlog_drains_earn_no_429() {
+    // One at a time: each drives real processes against Fortnox's real rate limit, and
+    // together they starve the two cores (the demo saw no invoice in 150 s).
+    let _gate = crate::common::timing_gate().await;
     // The sandbox starts first thing in `new`: its call log's times count from about here.
     let t0 = Instant::now();
     let h = ProcessHarness::new().await;

@@ -9,7 +9,7 @@ use sea_orm::{
 use serde_json::json;
 
 use super::jobs_table::{self, OrderJob};
-use super::write::{on_tx, EventKind, NewEvent};
+use super::write::{on_tx, EventKind, NewEvent, WriteTx};
 use super::{Store, StoreError};
 use crate::domain::OrderState;
 
@@ -132,21 +132,7 @@ impl Store {
         });
         // Already imported (by an earlier poll, or by another process just now).
         let Some(id) = id else { return Ok(None) };
-        for (index, line) in new.lines.iter().enumerate() {
-            on_tx!(&mut tx, |conn, sql| {
-                sqlx::query(sql(INSERT_LINE))
-                    .bind(id)
-                    .bind(index as i32 + 1)
-                    .bind(line.fortnox_row_id)
-                    .bind(line.article_number.as_deref())
-                    .bind(&line.description)
-                    .bind(&line.ordered_quantity)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected()
-            });
-        }
+        insert_lines(&mut tx, id, &new.lines, now).await?;
         let message = format!("Imported Fortnox order {}", new.fortnox_document_number);
         tx.insert_event(&NewEvent {
             order_id: id,
@@ -324,4 +310,30 @@ impl Store {
             .all(&self.db)
             .await?)
     }
+}
+
+/// The order's lines, numbered from 1 in Fortnox's order: the one writer of order lines
+/// (import and the refresh before a re-check).
+pub(super) async fn insert_lines(
+    tx: &mut WriteTx,
+    order_id: i64,
+    lines: &[NewOrderLine],
+    now: chrono::DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for (index, line) in lines.iter().enumerate() {
+        on_tx!(&mut *tx, |conn, sql| {
+            sqlx::query(sql(INSERT_LINE))
+                .bind(order_id)
+                .bind(index as i32 + 1)
+                .bind(line.fortnox_row_id)
+                .bind(line.article_number.as_deref())
+                .bind(&line.description)
+                .bind(&line.ordered_quantity)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+    }
+    Ok(())
 }

@@ -3,9 +3,8 @@
 use std::collections::HashSet;
 
 use chrono::Utc;
-use entity::{order, order_line, product, shipping_method, shipping_rule};
+use entity::{order, product, shipping_method, shipping_rule};
 use sea_orm::prelude::*;
-use sea_orm::ActiveValue::Set;
 use sea_orm::QueryOrder;
 
 use super::orders::NewOrderLine;
@@ -81,22 +80,27 @@ impl Store {
         way_of_delivery: Option<String>,
         lines: Vec<NewOrderLine>,
     ) -> Result<(), StoreError> {
-        let txn = self.begin_write().await?;
         let now = Utc::now();
-        order::Entity::update_many()
-            .col_expr(order::Column::FortnoxSnapshot, Expr::value(snapshot))
-            .col_expr(order::Column::WayOfDelivery, Expr::value(way_of_delivery))
-            .col_expr(order::Column::UpdatedAt, Expr::value(now))
-            .filter(order::Column::Id.eq(order_id))
-            .exec(&txn)
+        let mut tx = self.begin_tx().await?;
+        on_tx!(&mut tx, |conn, sql| {
+            sqlx::query(sql(
+                "UPDATE orders SET fortnox_snapshot = ?, way_of_delivery = ?, updated_at = ? \
+                 WHERE id = ?",
+            ))
+            .bind(sqlx::types::Json(&snapshot))
+            .bind(way_of_delivery.as_deref())
+            .bind(now)
+            .bind(order_id)
+            .execute(&mut *conn)
             .await?;
-        order_line::Entity::delete_many()
-            .filter(order_line::Column::OrderId.eq(order_id))
-            .exec(&txn)
-            .await?;
-        insert_lines(&txn, order_id, lines).await?;
-        txn.commit().await?;
-        Ok(())
+            sqlx::query(sql("DELETE FROM order_lines WHERE order_id = ?"))
+                .bind(order_id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        super::orders::insert_lines(&mut tx, order_id, &lines, now).await?;
+        tx.commit().await
     }
 
     /// A RESERVED order checked again and still failing: new reasons, an INFO event saying
@@ -134,29 +138,4 @@ impl Store {
         }
         tx.commit().await
     }
-}
-
-pub(super) async fn insert_lines(
-    txn: &sea_orm::DatabaseTransaction,
-    order_id: i64,
-    lines: Vec<NewOrderLine>,
-) -> Result<(), StoreError> {
-    let now = Utc::now();
-    for (index, line) in lines.into_iter().enumerate() {
-        order_line::ActiveModel {
-            order_id: Set(order_id),
-            position: Set(index as i32 + 1),
-            fortnox_row_id: Set(line.fortnox_row_id),
-            article_number: Set(line.article_number),
-            description: Set(line.description),
-            ordered_quantity: Set(line.ordered_quantity),
-            pick_quantity: Set(None),
-            shipped_quantity: Set(None),
-            created_at: Set(now),
-            ..Default::default()
-        }
-        .insert(txn)
-        .await?;
-    }
-    Ok(())
 }

@@ -94,18 +94,32 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         }
     });
 
-    println!("\n  Fortnox fulfilment demo is running.\n");
-    println!("  GraphiQL:     {}/graphql", config.server.public_url);
-    println!("  Header:       {{\"Authorization\": \"Bearer {admin_token}\"}}");
-    println!("  Merchant:     {merchant}");
-    println!(
-        "  Sandbox:      {} (a stand-in for Fortnox)",
-        sandbox.api_base()
+    // Written at once and without `println!`: a reader that closes our stdout early (a
+    // pipe into `head`, a script that only wanted the token) must not kill the demo.
+    let banner = format!(
+        "\n  Fortnox fulfilment demo is running.\n\n\
+         \x20 GraphiQL:     {url}/graphql\n\
+         \x20 Header:       {{\"Authorization\": \"Bearer {admin_token}\"}}\n\
+         \x20 Merchant:     {merchant}\n\
+         \x20 Sandbox:      {sandbox} (a stand-in for Fortnox)\n\n\
+         \x20 Paste this into GraphiQL (with the header) and run it a few times:\n\n\
+         \x20 {{ orders(first: 60) {{ edges {{ node {{ fortnoxDocumentNumber state reasons invoiceNumber trackingNumbers }} }} }} }}\n\n\
+         \x20 Or watch the changes live:  subscription {{ orderStateChanged {{ orderId fromState toState cause }} }}\n\
+         \x20 Stop with Ctrl-C.\n\n",
+        url = config.server.public_url,
+        sandbox = sandbox.api_base(),
     );
-    println!("\n  Paste this into GraphiQL (with the header) and run it a few times:\n");
-    println!("  {{ orders(first: 60) {{ edges {{ node {{ fortnoxDocumentNumber state reasons invoiceNumber trackingNumbers }} }} }} }}\n");
-    println!("  Or watch the changes live:  subscription {{ orderStateChanged {{ orderId fromState toState cause }} }}");
-    println!("  Stop with Ctrl-C.\n");
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        if stdout
+            .write_all(banner.as_bytes())
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            tracing::warn!(target: "demo", "stdout is closed; the demo goes on without its banner");
+        }
+    }
     server.await??;
     sandbox.shutdown().await;
     Ok(())

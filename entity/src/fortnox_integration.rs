@@ -8,8 +8,7 @@ pub struct Model {
     pub id: i64,
     #[sea_orm(unique)]
     pub merchant_id: i64,
-    /// NOT_CONNECTED, CONNECTED, NEEDS_REAUTHORIZATION, DISCONNECTED
-    pub status: String,
+    pub status: crate::IntegrationStatus,
     pub access_token_encrypted: Option<String>,
     pub refresh_token_encrypted: Option<String>,
     pub access_token_expires_at: Option<DateTimeUtc>,

@@ -1,7 +1,10 @@
-//! sea-orm entities: one module per table. The domain never sees these types directly;
-//! the store converts them.
+//! sea-orm entities: one module per table. The domain never sees the models directly;
+//! the store converts them. The enums of fixed-value columns (`enums`) are plain values
+//! shared with the domain and the API.
 pub mod duplicate_invoice;
+pub mod enums;
 pub mod fortnox_integration;
+pub mod json;
 pub mod merchant;
 pub mod order;
 pub mod order_event;
@@ -9,3 +12,6 @@ pub mod order_line;
 pub mod product;
 pub mod shipping_method;
 pub mod shipping_rule;
+
+pub use enums::{EventKind, IntegrationStatus, OrderState, UnknownState};
+pub use json::{StoredAddress, TextList};

@@ -9,18 +9,20 @@ pub struct Model {
     pub id: i64,
     pub merchant_id: i64,
     pub fortnox_document_number: String,
-    pub state: String,
-    /// JSON array of human-readable reasons why the order is RESERVED.
-    pub reasons: Json,
-    /// JSON object: name, street, street2, zip, city, country, country_code.
-    pub delivery_address: Option<Json>,
+    pub state: crate::OrderState,
+    /// Human-readable reasons why the order is RESERVED (a JSON array).
+    pub reasons: crate::TextList,
+    /// Set by validation (a JSON object).
+    pub delivery_address: Option<crate::StoredAddress>,
     pub way_of_delivery: Option<String>,
     pub shipping_method_id: Option<i64>,
     pub warehouse_reference: Option<String>,
-    /// JSON array of tracking numbers.
-    pub tracking_numbers: Json,
+    /// The warehouse's tracking numbers (a JSON array).
+    pub tracking_numbers: crate::TextList,
     pub invoice_number: Option<String>,
-    /// The Fortnox order as it was read, kept for audits and re-checks.
+    /// The Fortnox order as it was read, kept for audits and re-checks. Kept verbatim as
+    /// JSON, fields we do not model included; `jobs::fortnox_glue` decodes it into the
+    /// Fortnox client's typed order where it is used.
     pub fortnox_snapshot: Json,
     /// Set just before `createinvoice` is sent: a later attempt then reads the Fortnox
     /// order first and adopts an invoice that already exists.

@@ -8,10 +8,9 @@ pub struct Model {
     pub id: i64,
     pub order_id: i64,
     pub merchant_id: i64,
-    /// TRANSITION or ERROR
-    pub kind: String,
-    pub from_state: Option<String>,
-    pub to_state: Option<String>,
+    pub kind: crate::EventKind,
+    pub from_state: Option<crate::OrderState>,
+    pub to_state: Option<crate::OrderState>,
     pub cause: String,
     pub actor: String,
     pub message: Option<String>,

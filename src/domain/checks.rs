@@ -11,7 +11,6 @@
 //! in Fortnox or here. Reasons never contain `;`, which callers may use to join them.
 
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -20,6 +19,7 @@ use super::address::{
     address_source, delivery_address, AddressField, AddressSource, DeliveryAddress,
     OrderAddressFields,
 };
+use super::quantity::Quantity;
 use super::shipping::{match_way_of_delivery, RuleMatch, ShippingRule};
 
 /// An order row's `OrderedQuantity`. Fortnox sends quantities as strings (`"1"`, `"1.12"`)
@@ -33,14 +33,10 @@ pub enum RowQuantity {
 }
 
 impl RowQuantity {
-    /// Reads a quantity sent as text. Plain decimals and scientific notation are accepted;
-    /// a decimal comma is not, since Fortnox never sends one and guessing could turn
-    /// `1,000` into one unit.
+    /// Reads a quantity sent as text, by the one quantity policy (`domain::quantity`).
     pub fn parse(text: &str) -> Self {
-        let trimmed = text.trim();
-        Decimal::from_str(trimmed)
-            .or_else(|_| Decimal::from_scientific(trimmed))
-            .map(RowQuantity::Number)
+        Quantity::parse(text)
+            .map(|q| RowQuantity::Number(q.value()))
             .unwrap_or_else(|_| RowQuantity::Unparseable(text.to_owned()))
     }
 

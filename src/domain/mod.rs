@@ -3,8 +3,10 @@ pub mod address;
 pub mod cancel;
 pub mod checks;
 pub mod country;
+pub mod quantity;
 pub mod shipment;
 pub mod shipping;
 pub mod state_machine;
 
-pub use state_machine::{JobKind, OrderState, TransitionRefused};
+pub use quantity::{Quantity, QuantityError};
+pub use state_machine::{actionable_states, JobKind, OrderState, TransitionRefused};

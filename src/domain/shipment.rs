@@ -1,6 +1,6 @@
 //! Checking a shipment the warehouse reports against what it was asked to pick.
+use super::quantity::Quantity;
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
@@ -32,12 +32,9 @@ pub fn shipped_quantities(
                 line.line_id
             ));
         };
-        let quantity = Decimal::from_str(line.quantity.trim()).map_err(|_| {
-            format!(
-                "quantity `{}` of line {} is not a number",
-                line.quantity, line.line_id
-            )
-        })?;
+        let quantity = Quantity::parse(&line.quantity)
+            .map_err(|e| format!("quantity of line {}: {e}", line.line_id))?
+            .value();
         if quantity < Decimal::ZERO {
             return Err(format!("quantity of line {} is negative", line.line_id));
         }
@@ -104,7 +101,7 @@ mod tests {
         let result = shipped_quantities(&picks(), &[shipped(1, "1.5")]).unwrap();
         assert_eq!(
             result,
-            vec![(1, Decimal::from_str("1.5").unwrap()), (2, Decimal::ZERO)]
+            vec![(1, Decimal::new(15, 1)), (2, Decimal::ZERO)]
         );
     }
 

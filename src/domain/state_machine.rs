@@ -8,20 +8,7 @@
 //! ```
 //! plus CANCELLED from IMPORTED, VALIDATED, RESERVED and SENT.
 
-use std::fmt;
-use std::str::FromStr;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, async_graphql::Enum)]
-#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
-pub enum OrderState {
-    Imported,
-    Validated,
-    Reserved,
-    Sent,
-    Shipped,
-    Invoiced,
-    Cancelled,
-}
+pub use entity::{OrderState, UnknownState};
 
 use OrderState::*;
 
@@ -90,60 +77,23 @@ impl JobKind {
     }
 }
 
-impl OrderState {
-    pub const ALL: [OrderState; 7] = [
-        Imported, Validated, Reserved, Sent, Shipped, Invoiced, Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Imported => "IMPORTED",
-            Validated => "VALIDATED",
-            Reserved => "RESERVED",
-            Sent => "SENT",
-            Shipped => "SHIPPED",
-            Invoiced => "INVOICED",
-            Cancelled => "CANCELLED",
-        }
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(self, Invoiced | Cancelled)
-    }
-
-    pub fn job(self) -> Option<JobKind> {
-        match self {
+impl JobKind {
+    /// The job queued when an order enters `state`, if that state has work to do.
+    pub fn queued_in(state: OrderState) -> Option<JobKind> {
+        match state {
             Imported => Some(JobKind::ValidateOrder),
             Validated => Some(JobKind::SendToWarehouse),
             Shipped => Some(JobKind::InvoiceOrder),
             Reserved | Sent | Invoiced | Cancelled => None,
         }
     }
-
-    /// States whose job the reconciler makes sure is queued.
-    pub fn actionable() -> impl Iterator<Item = OrderState> {
-        Self::ALL.into_iter().filter(|s| s.job().is_some())
-    }
 }
 
-impl fmt::Display for OrderState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown order state `{0}`")]
-pub struct UnknownState(pub String);
-
-impl FromStr for OrderState {
-    type Err = UnknownState;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| UnknownState(s.to_owned()))
-    }
+/// States whose job the reconciler makes sure is queued.
+pub fn actionable_states() -> impl Iterator<Item = OrderState> {
+    OrderState::ALL
+        .into_iter()
+        .filter(|s| JobKind::queued_in(*s).is_some())
 }
 
 /// Why a change of state was refused. The messages are shown to API users as they are.
@@ -256,27 +206,22 @@ mod tests {
     }
 
     #[test]
-    fn states_round_trip_through_text() {
-        for state in OrderState::ALL {
-            assert_eq!(state.as_str().parse::<OrderState>(), Ok(state));
-        }
-        assert!("SHIPPING".parse::<OrderState>().is_err());
-    }
-
-    #[test]
     fn jobs_follow_the_states_that_need_them() {
-        assert_eq!(Imported.job(), Some(JobKind::ValidateOrder));
-        assert_eq!(Validated.job(), Some(JobKind::SendToWarehouse));
-        assert_eq!(Shipped.job(), Some(JobKind::InvoiceOrder));
-        assert_eq!(Reserved.job(), None);
-        assert_eq!(Sent.job(), None);
-        assert_eq!(OrderState::actionable().count(), 3);
+        assert_eq!(JobKind::queued_in(Imported), Some(JobKind::ValidateOrder));
+        assert_eq!(
+            JobKind::queued_in(Validated),
+            Some(JobKind::SendToWarehouse)
+        );
+        assert_eq!(JobKind::queued_in(Shipped), Some(JobKind::InvoiceOrder));
+        assert_eq!(JobKind::queued_in(Reserved), None);
+        assert_eq!(JobKind::queued_in(Sent), None);
+        assert_eq!(actionable_states().count(), 3);
     }
 
     #[test]
     fn every_state_runs_the_job_it_queues() {
         for state in OrderState::ALL {
-            if let Some(kind) = state.job() {
+            if let Some(kind) = JobKind::queued_in(state) {
                 assert!(kind.runs_in(state), "{kind:?} in {state}");
             }
         }

@@ -1,19 +1,15 @@
 //! The merchant's catalogue: products, shipping rules, and the way-of-delivery mapping
 //! preview. The use cases live in `services::catalog`, validation in `store::catalog`,
 //! matching in `domain::shipping`.
-use async_graphql::connection::{query, Connection, Edge, EmptyFields};
 use async_graphql::{Context, Enum, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::product;
 
-use super::query::parse_cursor;
+use super::pagination::{page_by_id, Page};
 use super::types::ShippingMethod;
-use super::{parse_id, principal, services, store, ApiError, Result, RoleGuard};
+use super::{parse_id, principal, services, store, Result, RoleGuard};
 use crate::services::catalog::{MappingOutcome, WayOfDeliveryMapping as Mapping};
 use crate::store::catalog::{NewProduct, ProductUpdate, RuleWithMethod};
-
-const DEFAULT_PAGE: usize = 50;
-const MAX_PAGE: usize = 200;
 
 /// A product the warehouse stocks for a merchant.
 #[derive(SimpleObject)]
@@ -178,31 +174,13 @@ impl CatalogQuery {
         merchant_id: ID,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Product, EmptyFields, EmptyFields>> {
+    ) -> async_graphql::Result<Page<Product>> {
         let merchant_id = scoped_merchant(ctx, &merchant_id).await?;
-        let store = store(ctx).clone();
-        query(
-            after,
-            None,
-            first,
-            None,
-            |after: Option<String>, _before: Option<String>, first, _last| async move {
-                let after_id = after.as_deref().map(parse_cursor).transpose()?;
-                let limit = first.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
-                let mut rows = store
-                    .products_page(merchant_id, after_id, limit as u64 + 1)
-                    .await?;
-                let has_next = rows.len() > limit;
-                rows.truncate(limit);
-                let mut connection = Connection::new(after_id.is_some(), has_next);
-                connection.edges.extend(
-                    rows.into_iter()
-                        .map(|row| Edge::new(row.id.to_string(), Product::from(row))),
-                );
-                Ok::<_, ApiError>(connection)
-            },
-        )
-        .await
+        let store = store(ctx);
+        let fetch = |after_id, limit| async move {
+            Ok(store.products_page(merchant_id, after_id, limit).await?)
+        };
+        page_by_id(after, first, fetch, |row| Ok((row.id, Product::from(row)))).await
     }
 
     /// One product; another tenant's product is `null`, like a missing one.

@@ -1,19 +1,11 @@
 //! The Fortnox integration: connecting, settings, and the import on demand.
-use async_graphql::{Context, Enum, Object, SimpleObject, ID};
+use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, NaiveDate, Utc};
+use entity::IntegrationStatus;
 
 use super::{parse_id, principal, services, Result, RoleGuard};
 use crate::services::fortnox_connection::Integration;
 use crate::store::integrations::SettingsUpdate;
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum IntegrationStatus {
-    NotConnected,
-    Connected,
-    /// Fortnox refused the refresh token: the merchant must connect again; jobs wait.
-    NeedsReauthorization,
-    Disconnected,
-}
 
 #[derive(SimpleObject)]
 pub struct FortnoxIntegration {
@@ -55,7 +47,7 @@ impl From<Integration> for FortnoxIntegration {
         };
         FortnoxIntegration {
             merchant_id,
-            status: IntegrationStatus::from_stored(&row.status),
+            status: row.status,
             first_order_date: row
                 .first_order_date
                 .as_deref()
@@ -66,17 +58,6 @@ impl From<Integration> for FortnoxIntegration {
             orders_synced_until: row.orders_synced_until,
             last_error: row.last_error,
             warnings,
-        }
-    }
-}
-
-impl IntegrationStatus {
-    fn from_stored(status: &str) -> IntegrationStatus {
-        match status {
-            "CONNECTED" => IntegrationStatus::Connected,
-            "NEEDS_REAUTHORIZATION" => IntegrationStatus::NeedsReauthorization,
-            "DISCONNECTED" => IntegrationStatus::Disconnected,
-            _ => IntegrationStatus::NotConnected,
         }
     }
 }

@@ -8,6 +8,7 @@ mod fortnox;
 mod guard;
 mod loaders;
 mod mutation;
+mod pagination;
 mod product_sync;
 mod query;
 mod subscription;
@@ -68,7 +69,6 @@ pub fn build_schema(
         .data(events)
         .data(duplicates)
         .data(store)
-        .data(bus)
         .data(services)
         .finish()
 }
@@ -102,8 +102,4 @@ pub(crate) fn store<'a>(ctx: &'a Context<'_>) -> &'a Store {
 
 pub(crate) fn services<'a>(ctx: &'a Context<'_>) -> &'a Services {
     ctx.data_unchecked::<Services>()
-}
-
-pub(crate) fn bus<'a>(ctx: &'a Context<'_>) -> &'a EventBus {
-    ctx.data_unchecked::<EventBus>()
 }

@@ -1,9 +1,8 @@
 use async_graphql::{Context, Subscription, ID};
 use futures::{Stream, StreamExt};
-use tokio_stream::wrappers::BroadcastStream;
 
 use super::types::OrderStateChange;
-use super::{bus, parse_id, principal, ApiError, Result};
+use super::{parse_id, principal, services, Result};
 
 pub struct SubscriptionRoot;
 
@@ -16,32 +15,11 @@ impl SubscriptionRoot {
         merchant_id: Option<ID>,
         order_id: Option<ID>,
     ) -> Result<impl Stream<Item = OrderStateChange>> {
-        let scope = principal(ctx)?.scope.clone();
-        let merchant_id = match merchant_id {
-            Some(id) => {
-                let id = parse_id(&id, "merchant")?;
-                if !scope.allows(id) {
-                    return Err(ApiError::not_found("merchant"));
-                }
-                Some(id)
-            }
-            None => None,
-        };
-        let order_id = match order_id {
-            Some(id) => Some(parse_id(&id, "order")?),
-            None => None,
-        };
-        let stream = BroadcastStream::new(bus(ctx).subscribe()).filter_map(move |event| {
-            let scope = scope.clone();
-            async move {
-                // A lagging subscriber skips what it missed rather than ending the stream.
-                let event = event.ok()?;
-                let visible = scope.allows(event.merchant_id)
-                    && merchant_id.is_none_or(|m| m == event.merchant_id)
-                    && order_id.is_none_or(|o| o == event.order_id);
-                visible.then(|| OrderStateChange::from(event))
-            }
-        });
-        Ok(stream)
+        let merchant_id = merchant_id
+            .map(|id| parse_id(&id, "merchant"))
+            .transpose()?;
+        let order_id = order_id.map(|id| parse_id(&id, "order")).transpose()?;
+        let changes = services(ctx).order_changes(principal(ctx)?, merchant_id, order_id)?;
+        Ok(changes.map(OrderStateChange::from))
     }
 }

@@ -1,7 +1,7 @@
 //! GraphQL object types, mapped from the stored models.
-use async_graphql::{ComplexObject, Context, Enum, SimpleObject, ID};
+use async_graphql::{ComplexObject, Context, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use entity::{merchant, order, order_event, order_line, shipping_method};
+use entity::{merchant, order, order_event, order_line, shipping_method, EventKind};
 
 use super::loaders::{DuplicateInvoicesLoader, OrderEventsLoader, OrderLinesLoader};
 use super::Result;
@@ -58,17 +58,16 @@ pub struct DeliveryAddress {
     pub country_code: Option<String>,
 }
 
-impl DeliveryAddress {
-    fn from_json(value: &serde_json::Value) -> DeliveryAddress {
-        let field = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+impl From<entity::StoredAddress> for DeliveryAddress {
+    fn from(a: entity::StoredAddress) -> DeliveryAddress {
         DeliveryAddress {
-            name: field("name"),
-            street: field("street"),
-            street2: field("street2"),
-            zip_code: field("zip_code"),
-            city: field("city"),
-            country: field("country"),
-            country_code: field("country_code"),
+            name: a.name,
+            street: a.street,
+            street2: a.street2,
+            zip_code: a.zip_code,
+            city: a.city,
+            country: a.country,
+            country_code: a.country_code,
         }
     }
 }
@@ -97,31 +96,19 @@ pub struct Order {
     pub db_id: i64,
 }
 
-fn strings(value: &serde_json::Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 impl Order {
     pub fn from_model(o: order::Model) -> Result<Order> {
-        let state = o.state.parse::<OrderState>()?;
+        let state = o.state;
         Ok(Order {
             id: o.id.into(),
             merchant_id: o.merchant_id.into(),
             fortnox_document_number: o.fortnox_document_number,
             state,
-            reasons: strings(&o.reasons),
+            reasons: o.reasons.0,
             way_of_delivery: o.way_of_delivery,
-            delivery_address: o.delivery_address.as_ref().map(DeliveryAddress::from_json),
+            delivery_address: o.delivery_address.map(DeliveryAddress::from),
             warehouse_reference: o.warehouse_reference,
-            tracking_numbers: strings(&o.tracking_numbers),
+            tracking_numbers: o.tracking_numbers.0,
             invoice_number: o.invoice_number,
             last_error: o.last_error,
             stalled: o.stalled_at.is_some(),
@@ -226,20 +213,10 @@ impl From<order_line::Model> for OrderLine {
     }
 }
 
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum OrderEventKind {
-    /// The order changed state.
-    Transition,
-    /// A job for the order failed; the message says why and what to do.
-    Error,
-    /// Something worth knowing that changed no state (e.g. a re-check that still fails).
-    Info,
-}
-
 #[derive(SimpleObject)]
 pub struct OrderEvent {
     pub id: ID,
-    pub kind: OrderEventKind,
+    pub kind: EventKind,
     pub from_state: Option<OrderState>,
     pub to_state: Option<OrderState>,
     pub cause: String,
@@ -254,13 +231,9 @@ impl From<order_event::Model> for OrderEvent {
     fn from(e: order_event::Model) -> Self {
         OrderEvent {
             id: e.id.into(),
-            kind: match e.kind.as_str() {
-                "ERROR" => OrderEventKind::Error,
-                "INFO" => OrderEventKind::Info,
-                _ => OrderEventKind::Transition,
-            },
-            from_state: e.from_state.and_then(|s| s.parse().ok()),
-            to_state: e.to_state.and_then(|s| s.parse().ok()),
+            kind: e.kind,
+            from_state: e.from_state,
+            to_state: e.to_state,
             cause: e.cause,
             actor: e.actor,
             message: e.message,

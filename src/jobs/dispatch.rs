@@ -38,7 +38,7 @@ pub(super) async fn handle(kind: JobKind, order_id: i64, ctx: &JobContext) -> Re
     };
     let (mut lease, order) = match ctx
         .store
-        .claim(order_id, state.as_str(), ctx.settings.lease_terms())
+        .claim(order_id, state, ctx.settings.lease_terms())
         .await?
     {
         Ok(claimed) => claimed,
@@ -64,11 +64,7 @@ fn runnable_state(
     kind: JobKind,
     order: &entity::order::Model,
 ) -> Result<Option<OrderState>, JobError> {
-    let state = order
-        .state
-        .parse::<OrderState>()
-        .map_err(|e| JobError::NeedsAttention(e.to_string()))?;
-    Ok(kind.runs_in(state).then_some(state))
+    Ok(kind.runs_in(order.state).then_some(order.state))
 }
 
 async fn run_step(

@@ -11,8 +11,8 @@ use super::{JobContext, JobError};
 use crate::domain::OrderState;
 use crate::fortnox::types::{invoice_reference, Order, OrderListItem};
 use crate::fortnox::{OrderFilter, OrderQuery};
-use crate::store::fortnox_tokens::STATUS_CONNECTED;
 use crate::store::transitions::{TransitionError, TransitionRequest};
+use entity::IntegrationStatus;
 
 const OVERLAP_MINUTES: i64 = 5;
 const ACTOR: &str = "system:import_orders";
@@ -30,7 +30,7 @@ pub async fn import_orders(ctx: &JobContext, merchant_id: i64) -> Result<ImportS
     let Some(integration) = ctx.store.integration(merchant_id).await? else {
         return Ok(ImportSummary::default());
     };
-    if integration.status != STATUS_CONNECTED {
+    if integration.status != IntegrationStatus::Connected {
         // Paused until the merchant (re)connects.
         return Ok(ImportSummary::default());
     }
@@ -139,9 +139,7 @@ async fn cancel_local(
     else {
         return Ok(false);
     };
-    let Ok(state) = order.state.parse::<OrderState>() else {
-        return Ok(false);
-    };
+    let state = order.state;
     if !matches!(
         state,
         OrderState::Imported | OrderState::Validated | OrderState::Reserved

@@ -14,16 +14,13 @@
 //! If the order has a different invoice, the new one is a duplicate: a
 //! `credit_duplicate_invoice` job records it (ERROR event naming both), counts it, and
 //! credits it in Fortnox.
-use std::str::FromStr;
-
-use rust_decimal::Decimal;
 
 use super::dispatch::{ensure_held, StepOutcome};
 use super::faults::{self, InvoicePoint};
 use super::fortnox_glue::fortnox_error;
 use super::{JobContext, JobError};
 use crate::domain::checks::delivery_state_allows_delivery;
-use crate::domain::OrderState;
+use crate::domain::{self, OrderState};
 use crate::fortnox::types::{DocumentNumber, Order, Quantity, RowUpdate};
 use crate::fortnox::{ErrorClass, FortnoxError, TenantClient};
 use crate::store::leases::Lease;
@@ -191,16 +188,18 @@ fn row_updates(
                 })
             }
             // Services and free-text rows are delivered as ordered, so they are invoiced.
-            (None, _) => Some(line.ordered_quantity.as_str()).filter(|q| Decimal::from_str(q).is_ok_and(|q| q > Decimal::ZERO)),
+            (None, _) => Some(line.ordered_quantity.as_str()).filter(|q| domain::Quantity::parse(q).is_ok_and(|q| q.is_positive())),
         };
         let delivered_quantity = match delivered {
-            Some(text) => Some(Quantity(Decimal::from_str(text).map_err(|_| {
-                FortnoxError::Document {
-                    status: 400,
-                    code: None,
-                    message: format!("quantity `{text}` of row {} is not a number", line.position),
-                }
-            })?)),
+            Some(text) => Some(Quantity(
+                domain::Quantity::parse(text)
+                    .map_err(|e| FortnoxError::Document {
+                        status: 400,
+                        code: None,
+                        message: format!("quantity of row {}: {e}", line.position),
+                    })?
+                    .value(),
+            )),
             None => None,
         };
         rows.push(RowUpdate {

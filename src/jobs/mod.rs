@@ -25,7 +25,7 @@ pub use import::import_orders;
 pub use reconciler::reconcile_once;
 pub use workers::run_workers;
 
-use crate::domain::OrderState;
+use crate::domain::{JobKind, OrderState};
 use crate::events::EventBus;
 use crate::fortnox::RetryPolicy;
 use crate::store::jobs_table::{self, OrderJob};
@@ -128,7 +128,7 @@ pub async fn enqueue_state_job(
     order_id: i64,
     state: OrderState,
 ) -> Result<bool, StoreError> {
-    let Some(kind) = state.job() else {
+    let Some(kind) = JobKind::queued_in(state) else {
         return Ok(false);
     };
     let task = jobs_table::order_task(

@@ -1,7 +1,6 @@
 //! Re-enqueues orders left in an actionable state with no live job: the safety net for a
 //! job lost between a commit and a crash, or a task apalis gave up on.
 use super::{enqueue_state_job, JobContext};
-use crate::domain::OrderState;
 use crate::store::jobs_table;
 use crate::store::StoreError;
 
@@ -14,7 +13,7 @@ pub async fn reconcile_once(ctx: &JobContext) -> Result<usize, StoreError> {
     let idle = chrono::Duration::from_std(ctx.settings.reconcile_idle)
         .unwrap_or(chrono::Duration::seconds(60));
     let mut requeued = 0;
-    for state in OrderState::actionable() {
+    for state in crate::domain::actionable_states() {
         for order in ctx.store.idle_orders(state, idle, BATCH).await? {
             if jobs_table::has_live_job(&ctx.store.pool, order.id).await? {
                 continue;

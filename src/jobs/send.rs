@@ -1,12 +1,9 @@
 //! VALIDATED → SENT (the warehouse took it) or RESERVED (the warehouse refused it).
-use std::str::FromStr;
-
-use rust_decimal::Decimal;
 
 use super::dispatch::{ensure_held, StepOutcome};
 use super::{JobContext, JobError};
 use crate::domain::address::DeliveryAddress;
-use crate::domain::OrderState;
+use crate::domain::{OrderState, Quantity};
 use crate::store::leases::Lease;
 use crate::store::transitions::TransitionRequest;
 use crate::warehouse::{PickLine, WarehouseError, WarehouseOrder};
@@ -25,23 +22,23 @@ pub(super) async fn run(
         let Some(quantity) = line
             .pick_quantity
             .as_deref()
-            .and_then(|q| Decimal::from_str(q).ok())
+            .and_then(|q| Quantity::parse(q).ok())
         else {
             continue;
         };
-        if quantity > Decimal::ZERO {
+        if quantity.is_positive() {
             picks.push(PickLine {
                 line_id: line.id,
                 sku: line.article_number.unwrap_or_default(),
                 description: line.description,
-                quantity,
+                quantity: quantity.value(),
             });
         }
     }
     let address: DeliveryAddress = order
         .delivery_address
         .clone()
-        .and_then(|a| serde_json::from_value(a).ok())
+        .map(DeliveryAddress::from)
         .unwrap_or_default();
     let shipping_method_code = match order.shipping_method_id {
         Some(id) => ctx.store.shipping_method(id).await?.map(|m| m.code),

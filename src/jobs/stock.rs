@@ -12,9 +12,9 @@ use apalis::prelude::{BoxDynError, Data};
 use super::JobContext;
 use crate::fortnox::types::Quantity;
 use crate::fortnox::ErrorClass;
-use crate::store::fortnox_tokens::STATUS_CONNECTED;
 use crate::store::jobs_table::{self, PushStock};
 use crate::store::StoreError;
+use entity::IntegrationStatus;
 
 /// The apalis handler of the `push_stock` queue. Only a failure to record the outcome
 /// reaches apalis (which then re-runs the task).
@@ -36,7 +36,7 @@ async fn run(ctx: &JobContext, job: PushStock) -> Result<(), StoreError> {
         .store
         .integration(merchant_id)
         .await?
-        .is_some_and(|i| i.status == STATUS_CONNECTED);
+        .is_some_and(|i| i.status == IntegrationStatus::Connected);
     if !connected {
         let message = format!(
             "Stock levels of {} were stored but not pushed to Fortnox: Fortnox is not connected (or needs to be connected again); connect Fortnox, then report the stock levels again",

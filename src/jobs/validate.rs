@@ -11,10 +11,10 @@ use crate::domain::checks::{
 };
 use crate::domain::OrderState;
 use crate::fortnox::types::{DocumentNumber, Order};
-use crate::store::fortnox_tokens::STATUS_CONNECTED;
 use crate::store::pipeline::CheckResults;
 use crate::store::transitions::TransitionRequest;
 use entity::order;
+use entity::IntegrationStatus;
 
 const ACTOR: &str = "system:validate_order";
 
@@ -26,7 +26,7 @@ pub(super) async fn run(
     let integration = ctx.store.integration(order.merchant_id).await?;
     let connected = integration
         .as_ref()
-        .is_some_and(|i| i.status == STATUS_CONNECTED);
+        .is_some_and(|i| i.status == IntegrationStatus::Connected);
     let order = if state == OrderState::Reserved && connected {
         // The merchant may have fixed the cause in Fortnox: check what Fortnox has now.
         refresh_from_fortnox(ctx, &order).await?;

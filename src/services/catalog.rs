@@ -9,7 +9,7 @@ use super::{Result, ServiceError, Services};
 use crate::auth::Principal;
 use crate::domain::shipping::{self, match_way_of_delivery, RuleMatch};
 use crate::store::catalog::{NewProduct, ProductUpdate, RuleWithMethod};
-use crate::store::fortnox_tokens::{STATUS_CONNECTED, STATUS_NEEDS_REAUTHORIZATION};
+use entity::IntegrationStatus;
 
 /// Where one of the merchant's Fortnox ways of delivery goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,8 +110,8 @@ impl Services {
     /// Refuses, with what to do, when the merchant's Fortnox cannot be called.
     pub(crate) async fn require_fortnox_connected(&self, merchant_id: i64) -> Result<()> {
         match self.store.integration(merchant_id).await?.map(|i| i.status) {
-            Some(status) if status == STATUS_CONNECTED => Ok(()),
-            Some(status) if status == STATUS_NEEDS_REAUTHORIZATION => {
+            Some(IntegrationStatus::Connected) => Ok(()),
+            Some(IntegrationStatus::NeedsReauthorization) => {
                 Err(ServiceError::FortnoxNeedsReauthorization {
                     reason: "the refresh token is no longer valid".into(),
                 })

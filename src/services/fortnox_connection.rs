@@ -5,13 +5,12 @@ use entity::fortnox_integration;
 
 use super::{Result, ServiceError, Services};
 use crate::auth::Principal;
-use crate::domain::OrderState;
 use crate::fortnox::oauth;
 use crate::jobs::enqueue_state_job;
-use crate::store::fortnox_tokens::{STATUS_CONNECTED, STATUS_NEEDS_REAUTHORIZATION};
 use crate::store::integrations::SettingsUpdate;
 use crate::store::jobs_table;
 use crate::store::{Store, StoreError};
+use entity::IntegrationStatus;
 
 /// How long the `state` of a started connection stays valid, as long as Fortnox's code.
 const OAUTH_STATE_TTL_MINUTES: i64 = 10;
@@ -34,9 +33,9 @@ impl Integration {
             return vec![NOT_CONNECTED_WARNING.into()];
         };
         let mut warnings = Vec::new();
-        match row.status.as_str() {
-            STATUS_CONNECTED => {}
-            STATUS_NEEDS_REAUTHORIZATION => warnings.push("Fortnox refused our access (the refresh token is no longer valid): connect Fortnox again; imports and invoicing wait until then".into()),
+        match row.status {
+            IntegrationStatus::Connected => {}
+            IntegrationStatus::NeedsReauthorization => warnings.push("Fortnox refused our access (the refresh token is no longer valid): connect Fortnox again; imports and invoicing wait until then".into()),
             _ => warnings.push(NOT_CONNECTED_WARNING.into()),
         }
         if row.ignore_missing_products {
@@ -145,9 +144,7 @@ pub async fn after_connected(store: &Store, merchant_id: i64) {
 pub async fn resume_stalled(store: &Store, merchant_id: i64) -> Result<usize, StoreError> {
     let mut resumed = 0;
     for order in store.stalled_orders(merchant_id).await? {
-        let Ok(state) = order.state.parse::<OrderState>() else {
-            continue;
-        };
+        let state = order.state;
         store.clear_stall(order.id).await?;
         if enqueue_state_job(store, order.id, state).await? {
             resumed += 1;

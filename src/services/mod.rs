@@ -8,6 +8,7 @@
 pub mod catalog;
 mod error;
 pub mod fortnox_connection;
+mod order_changes;
 pub mod orders;
 pub mod product_sync;
 

@@ -1,15 +1,13 @@
 //! Use cases on one order: forcing a state, cancelling, checking a RESERVED order again,
 //! the warehouse's shipment report, and running the current state's job again.
-use std::str::FromStr;
 
 use entity::{merchant, order};
-use rust_decimal::Decimal;
 
 use super::{validate_task, Result, ServiceError, Services};
 use crate::auth::{Principal, Role};
 use crate::domain::cancel::{check_cancel, Canceller};
 use crate::domain::shipment::{shipped_quantities, Pick, Shipped};
-use crate::domain::OrderState;
+use crate::domain::{OrderState, Quantity};
 use crate::jobs::enqueue_state_job;
 use crate::store::jobs_table;
 use crate::store::transitions::{apply_transition, TransitionRequest};
@@ -95,7 +93,7 @@ impl Services {
         order_id: i64,
         reason: Option<String>,
     ) -> Result<order::Model> {
-        let state = order_state(&self.order_in_scope(actor, order_id).await?)?;
+        let state = self.order_in_scope(actor, order_id).await?.state;
         let by = match actor.role {
             Role::Warehouse => Canceller::Warehouse,
             _ => Canceller::Owner,
@@ -116,7 +114,7 @@ impl Services {
     /// Queues a check of a RESERVED order; returns the order as it was before the check.
     pub async fn revalidate_order(&self, actor: &Principal, order_id: i64) -> Result<order::Model> {
         let order = self.order_in_scope(actor, order_id).await?;
-        let state = order_state(&order)?;
+        let state = order.state;
         if state != OrderState::Reserved {
             return Err(ServiceError::TransitionRefused(format!(
                 "only RESERVED orders are revalidated; this one is {state}"
@@ -136,7 +134,7 @@ impl Services {
     ) -> Result<order::Model> {
         let id = report.order_id;
         let order = self.order_in_scope(actor, id).await?;
-        let state = order_state(&order)?;
+        let state = order.state;
         if matches!(state, OrderState::Shipped | OrderState::Invoiced) {
             return Ok(order);
         }
@@ -162,7 +160,7 @@ impl Services {
     /// Runs the job of the order's current state again, e.g. after its cause was fixed;
     /// refused when the state has no job (it waits for a person or the warehouse, or is final).
     pub async fn retry_order(&self, actor: &Principal, order_id: i64) -> Result<order::Model> {
-        let state = order_state(&self.order_in_scope(actor, order_id).await?)?;
+        let state = self.order_in_scope(actor, order_id).await?.state;
         self.store.clear_stall(order_id).await?;
         if !enqueue_state_job(&self.store, order_id, state).await? {
             return Err(ServiceError::TransitionRefused(format!(
@@ -180,18 +178,14 @@ impl Services {
             .await?
             .into_iter()
             .filter_map(|line| {
-                let quantity = Decimal::from_str(line.pick_quantity.as_deref()?).ok()?;
-                (quantity > Decimal::ZERO).then_some(Pick {
+                let quantity = Quantity::parse(line.pick_quantity.as_deref()?).ok()?;
+                quantity.is_positive().then_some(Pick {
                     line_id: line.id,
-                    quantity,
+                    quantity: quantity.value(),
                 })
             })
             .collect())
     }
-}
-
-fn order_state(order: &order::Model) -> Result<OrderState> {
-    Ok(order.state.parse::<OrderState>()?)
 }
 
 /// Line ids are ours, so one that is no number cannot be a line of the order.

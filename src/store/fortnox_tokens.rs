@@ -7,16 +7,14 @@
 //! The rotated tokens are committed before the new access token is handed out.
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use entity::IntegrationStatus;
+use sea_orm::ActiveEnum;
 use sqlx::{Postgres, Transaction};
 
 use super::{numbered_placeholders, Pool};
 use crate::fortnox::crypto::TokenCipher;
 use crate::fortnox::keyed_locks::{KeyedGuard, KeyedLocks};
 use crate::fortnox::oauth::{RefreshLease, StoreError, TokenSet, TokenState, TokenStore};
-
-pub const STATUS_CONNECTED: &str = "CONNECTED";
-pub const STATUS_NEEDS_REAUTHORIZATION: &str = "NEEDS_REAUTHORIZATION";
-pub const STATUS_DISCONNECTED: &str = "DISCONNECTED";
 
 #[derive(Clone)]
 pub struct DbTokenStore {
@@ -39,13 +37,14 @@ impl DbTokenStore {
         let Some(row) = row else {
             return Ok(TokenState::Missing);
         };
-        match row.status.as_str() {
-            STATUS_NEEDS_REAUTHORIZATION => Ok(TokenState::NeedsReauthorization {
+        // A status this program does not know reads as "not connected", like no row.
+        match IntegrationStatus::try_from_value(&row.status).ok() {
+            Some(IntegrationStatus::NeedsReauthorization) => Ok(TokenState::NeedsReauthorization {
                 reason: row
                     .last_error
                     .unwrap_or_else(|| "Fortnox refused the refresh token".into()),
             }),
-            STATUS_CONNECTED => match (row.access, row.refresh, row.expires_at) {
+            Some(IntegrationStatus::Connected) => match (row.access, row.refresh, row.expires_at) {
                 (Some(access), Some(refresh), Some(expires_at)) => {
                     Ok(TokenState::Active(TokenSet {
                         access_token: self.decrypt(&access)?,
@@ -144,7 +143,7 @@ impl TokenStore for DbTokenStore {
             ($pool:expr, $pg:expr) => {
                 sqlx::query(sql($pg, UPSERT))
                     .bind(id)
-                    .bind(STATUS_CONNECTED)
+                    .bind(IntegrationStatus::Connected.as_str())
                     .bind(&access)
                     .bind(&refresh)
                     .bind(tokens.access_expires_at)
@@ -236,7 +235,7 @@ impl RefreshLease for DbLease {
             ($tx:expr, $pg:expr) => {{
                 let mut tx = $tx;
                 sqlx::query(sql($pg, ROTATE))
-                    .bind(STATUS_CONNECTED)
+                    .bind(IntegrationStatus::Connected.as_str())
                     .bind(&access)
                     .bind(&refresh)
                     .bind(tokens.access_expires_at)
@@ -264,7 +263,7 @@ impl RefreshLease for DbLease {
             ($tx:expr, $pg:expr) => {{
                 let mut tx = $tx;
                 sqlx::query(sql($pg, NEEDS_REAUTH))
-                    .bind(STATUS_NEEDS_REAUTHORIZATION)
+                    .bind(IntegrationStatus::NeedsReauthorization.as_str())
                     .bind(reason)
                     .bind(now)
                     .bind(self.merchant_id)

@@ -5,10 +5,8 @@ use entity::fortnox_integration as integration;
 use sea_orm::prelude::*;
 use sea_orm::ActiveValue::Set;
 
-use super::fortnox_tokens::{STATUS_CONNECTED, STATUS_DISCONNECTED};
 use super::{Store, StoreError};
-
-pub const STATUS_NOT_CONNECTED: &str = "NOT_CONNECTED";
+use entity::IntegrationStatus;
 
 /// Settings a merchant may change; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default)]
@@ -40,7 +38,7 @@ impl Store {
         let now = Utc::now();
         let row = integration::ActiveModel {
             merchant_id: Set(merchant_id),
-            status: Set(STATUS_NOT_CONNECTED.into()),
+            status: Set(IntegrationStatus::NotConnected),
             ignore_missing_products: Set(false),
             credit_duplicate_invoices: Set(true),
             created_at: Set(now),
@@ -130,7 +128,7 @@ impl Store {
     pub async fn disconnect(&self, merchant_id: i64) -> Result<integration::Model, StoreError> {
         let row = self.ensure_integration(merchant_id).await?;
         let mut active: integration::ActiveModel = row.into();
-        active.status = Set(STATUS_DISCONNECTED.into());
+        active.status = Set(IntegrationStatus::Disconnected);
         active.access_token_encrypted = Set(None);
         active.refresh_token_encrypted = Set(None);
         active.access_token_expires_at = Set(None);
@@ -140,7 +138,7 @@ impl Store {
 
     pub async fn connected_merchants(&self) -> Result<Vec<i64>, StoreError> {
         let rows = integration::Entity::find()
-            .filter(integration::Column::Status.eq(STATUS_CONNECTED))
+            .filter(integration::Column::Status.eq(IntegrationStatus::Connected))
             .all(&self.db)
             .await?;
         Ok(rows.into_iter().map(|r| r.merchant_id).collect())

@@ -120,7 +120,7 @@ impl Store {
     pub async fn claim(
         &self,
         order_id: i64,
-        state: &str,
+        state: crate::domain::OrderState,
         terms: LeaseTerms,
     ) -> Result<Result<(Lease, order::Model), Held>, StoreError> {
         let now = Utc::now();
@@ -209,7 +209,7 @@ impl Store {
                 Expr::value(Some(lease.token.clone())),
             )
             .filter(order::Column::Id.eq(lease.order_id))
-            .filter(order::Column::State.eq(crate::domain::OrderState::Shipped.as_str()))
+            .filter(order::Column::State.eq(crate::domain::OrderState::Shipped))
             .filter(order::Column::LeaseToken.eq(lease.token.as_str()))
             .filter(order::Column::LeaseUntil.gt(now + lease.margin))
             .exec(&self.db)

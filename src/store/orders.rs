@@ -11,7 +11,7 @@ use serde_json::json;
 use super::jobs_table::{self, OrderJob};
 use super::write::{on_tx, EventKind, NewEvent, WriteTx};
 use super::{Store, StoreError};
-use crate::domain::OrderState;
+use crate::domain::{JobKind, OrderState};
 
 const INSERT_ORDER: &str = "INSERT INTO orders \
     (merchant_id, fortnox_document_number, state, reasons, delivery_address, way_of_delivery, \
@@ -139,7 +139,7 @@ impl Store {
             merchant_id: new.merchant_id,
             kind: EventKind::Transition,
             from_state: None,
-            to_state: Some(OrderState::Imported.as_str()),
+            to_state: Some(OrderState::Imported),
             cause: "imported",
             actor: "system:import",
             message: Some(&message),
@@ -147,7 +147,7 @@ impl Store {
             at: now,
         })
         .await?;
-        if let Some(kind) = OrderState::Imported.job() {
+        if let Some(kind) = JobKind::queued_in(OrderState::Imported) {
             let job = OrderJob {
                 order_id: id,
                 attempt: 0,
@@ -182,8 +182,7 @@ impl Store {
             query = query.filter(order::Column::MerchantId.eq(merchant_id));
         }
         if !filter.states.is_empty() {
-            query =
-                query.filter(order::Column::State.is_in(filter.states.iter().map(|s| s.as_str())));
+            query = query.filter(order::Column::State.is_in(filter.states.iter().copied()));
         }
         if let Some(after) = after_id {
             query = query.filter(order::Column::Id.lt(after));
@@ -295,7 +294,7 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<order::Model>, StoreError> {
         Ok(order::Entity::find()
-            .filter(order::Column::State.eq(state.as_str()))
+            .filter(order::Column::State.eq(state))
             .filter(order::Column::StalledAt.is_null())
             .filter(order::Column::UpdatedAt.lt(Utc::now() - idle))
             .order_by_asc(order::Column::Id)
@@ -336,4 +335,19 @@ pub(super) async fn insert_lines(
         });
     }
     Ok(())
+}
+
+/// The stored address as the domain's (the same keys; see `entity::json`).
+impl From<entity::StoredAddress> for crate::domain::address::DeliveryAddress {
+    fn from(a: entity::StoredAddress) -> Self {
+        crate::domain::address::DeliveryAddress {
+            name: a.name,
+            street: a.street,
+            street2: a.street2,
+            zip_code: a.zip_code,
+            city: a.city,
+            country: a.country,
+            country_code: a.country_code,
+        }
+    }
 }

@@ -2,17 +2,16 @@
 //! stock levels the warehouse reports, stored and queued for Fortnox (`jobs::stock` pushes
 //! them). Reading Fortnox's stock articles is a use case (`services::product_sync`).
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use entity::product;
-use rust_decimal::Decimal;
 use sea_orm::prelude::*;
 use sea_orm::QueryOrder;
 
 use super::catalog::{normalize_sku, CatalogError};
 use super::jobs_table::{self, PushStock};
 use super::{numbered_placeholders, Pool, Store};
+use crate::domain::Quantity;
 
 /// A stock level the warehouse reports for a product.
 #[derive(Clone, Debug)]
@@ -32,26 +31,15 @@ pub(crate) fn quoted(items: &[String]) -> String {
 
 /// A stock quantity: a non-negative decimal with a decimal point, no thousands separator.
 fn parse_quantity(sku: &str, quantity: &str) -> Result<String, CatalogError> {
-    let t = quantity.trim();
-    let invalid = || {
-        CatalogError::Invalid(format!(
-            "quantity `{quantity}` for SKU `{sku}` is not a decimal number: write it with a decimal point and no thousands separator, e.g. 12 or 2.5"
-        ))
-    };
-    if t.is_empty()
-        || !t
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+')
-    {
-        return Err(invalid());
-    }
-    let value = Decimal::from_str(t).map_err(|_| invalid())?;
-    if value.is_sign_negative() && !value.is_zero() {
+    let value = Quantity::parse(quantity)
+        .map_err(|e| CatalogError::Invalid(format!("quantity for SKU `{sku}`: {e}")))?;
+    if value.is_negative() {
         return Err(CatalogError::Invalid(format!(
-            "quantity for SKU `{sku}` must not be negative (got {t})"
+            "quantity for SKU `{sku}` must not be negative (got {value})"
         )));
     }
-    Ok(value.abs().normalize().to_string())
+    // `-0` is zero.
+    Ok(Quantity::new(value.value().abs()).to_string())
 }
 
 const UPDATE_STOCK: &str =

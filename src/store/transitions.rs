@@ -13,7 +13,7 @@ use super::pipeline::CheckResults;
 use super::write::{on_tx, EventKind, NewEvent, WriteTx};
 use super::{Store, StoreError};
 use crate::domain::state_machine::check_transition;
-use crate::domain::{OrderState, TransitionRefused};
+use crate::domain::{JobKind, OrderState, TransitionRefused};
 use crate::events::{EventBus, OrderStateChanged};
 
 #[derive(Clone, Debug)]
@@ -109,7 +109,7 @@ const SET_PICK: &str =
     "UPDATE order_lines SET pick_quantity = ? WHERE order_id = ? AND position = ?";
 
 fn jobs_for(order_id: i64, state: OrderState) -> Result<Vec<QueuedTask>, StoreError> {
-    match state.job() {
+    match JobKind::queued_in(state) {
         Some(kind) => Ok(vec![jobs_table::order_task(
             kind,
             &OrderJob {
@@ -200,8 +200,8 @@ impl WriteTx {
                 order_id: req.order_id,
                 merchant_id,
                 kind: EventKind::Transition,
-                from_state: Some(current.as_str()),
-                to_state: Some(req.to.as_str()),
+                from_state: Some(current),
+                to_state: Some(req.to),
                 cause: &req.cause,
                 actor: &req.actor,
                 message: req.message.as_deref(),

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::jobs_table::{self, QueuedTask};
 use super::{numbered_placeholders, Pool, Store, StoreError};
+use crate::domain::OrderState;
 
 pub enum WriteTx {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
@@ -37,26 +38,7 @@ macro_rules! on_tx {
 }
 pub(crate) use on_tx;
 
-/// What kind of entry an order event is. Stored as text; the values never change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    /// A change of state (forced or not); the first one, at import, has no `from`.
-    Transition,
-    /// Something went wrong and may need a person.
-    Error,
-    /// Worth knowing, no action needed (new reasons on a RESERVED order, a credit).
-    Info,
-}
-
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Transition => "TRANSITION",
-            EventKind::Error => "ERROR",
-            EventKind::Info => "INFO",
-        }
-    }
-}
+pub use entity::EventKind;
 
 /// One entry of an order's history.
 #[derive(Clone, Debug)]
@@ -64,8 +46,8 @@ pub struct NewEvent<'a> {
     pub order_id: i64,
     pub merchant_id: i64,
     pub kind: EventKind,
-    pub from_state: Option<&'a str>,
-    pub to_state: Option<&'a str>,
+    pub from_state: Option<OrderState>,
+    pub to_state: Option<OrderState>,
     pub cause: &'a str,
     pub actor: &'a str,
     pub message: Option<&'a str>,
@@ -102,8 +84,8 @@ impl WriteTx {
                 .bind(event.order_id)
                 .bind(event.merchant_id)
                 .bind(event.kind.as_str())
-                .bind(event.from_state)
-                .bind(event.to_state)
+                .bind(event.from_state.map(OrderState::as_str))
+                .bind(event.to_state.map(OrderState::as_str))
                 .bind(event.cause)
                 .bind(event.actor)
                 .bind(event.message)
@@ -169,12 +151,15 @@ impl WriteTx {
         let Some((state, merchant_id)) = row else {
             return Ok(false);
         };
+        let state = state
+            .parse::<OrderState>()
+            .map_err(|e| StoreError::Corrupt(format!("order {order_id}: {e}")))?;
         self.insert_event(&NewEvent {
             order_id,
             merchant_id,
             kind,
-            from_state: Some(&state),
-            to_state: Some(&state),
+            from_state: Some(state),
+            to_state: Some(state),
             cause,
             actor,
             message: Some(message),

@@ -45,9 +45,10 @@ async fn imported_orders_flow_through_their_jobs() {
     assert!(
         reserved
             .reasons
-            .to_string()
+            .0
+            .join("; ")
             .contains("quantities must be positive"),
-        "{}",
+        "{:?}",
         reserved.reasons
     );
     let sent = app
@@ -106,7 +107,10 @@ async fn a_job_that_keeps_failing_backs_off_then_leaves_an_error_event_and_can_b
     );
 
     let events = app.store().order_events(order).await.unwrap();
-    let errors: Vec<_> = events.iter().filter(|e| e.kind == "ERROR").collect();
+    let errors: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == entity::EventKind::Error)
+        .collect();
     assert_eq!(errors.len(), 1, "one error event after the last attempt");
     let message = errors[0].message.as_deref().unwrap_or("");
     assert!(message.contains("gave up after 3 attempts"), "{message}");

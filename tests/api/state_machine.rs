@@ -4,7 +4,7 @@ use crate::common;
 
 use crate::common::{create_merchant, insert_order, order_state, TestDb};
 use fortnox_fulfilment::domain::state_machine::TRANSITIONS;
-use fortnox_fulfilment::domain::OrderState;
+use fortnox_fulfilment::domain::{JobKind, OrderState};
 use fortnox_fulfilment::events::EventBus;
 use fortnox_fulfilment::store::jobs_table::has_live_job;
 use fortnox_fulfilment::store::orders::TenantScope;
@@ -61,22 +61,19 @@ async fn every_allowed_transition_succeeds_with_an_event_and_its_job() {
         assert_eq!(order_state(&store, id).await, *to);
         let events = store.order_events(id).await.expect("events");
         let last = events.last().expect("an event");
-        assert_eq!(
-            (last.from_state.as_deref(), last.to_state.as_deref()),
-            (Some(from.as_str()), Some(to.as_str()))
-        );
+        assert_eq!((last.from_state, last.to_state), (Some(*from), Some(*to)));
         assert_eq!(
             (last.cause.as_str(), last.actor.as_str(), last.forced),
             ("test", "system:test", false)
         );
         // The job the new state needs was committed with it.
-        if to.job().is_some() {
+        if JobKind::queued_in(*to).is_some() {
             assert!(
                 has_live_job(&store.pool, id).await.expect("jobs"),
                 "{from} -> {to} queues its job"
             );
         }
-        if *from == OrderState::Imported && to.job().is_none() {
+        if *from == OrderState::Imported && JobKind::queued_in(*to).is_none() {
             assert!(
                 !has_live_job(&store.pool, id).await.expect("jobs"),
                 "{to} needs no job"

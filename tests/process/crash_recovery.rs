@@ -5,6 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::common::{create_ready_merchant, eventually, fixture_order, TestDb, JWT_SECRET};
+use entity::EventKind;
 use fortnox_fulfilment::domain::OrderState;
 use fortnox_fulfilment::store::orders::{OrderFilter, TenantScope};
 use fortnox_fulfilment::store::Store;
@@ -110,12 +111,16 @@ async fn sigkill_with_jobs_in_flight_then_restart_completes_every_job_once() {
             .await
             .unwrap()
             .into_iter()
-            .filter(|e| e.kind == "TRANSITION")
-            .map(|e| e.to_state.unwrap_or_default())
+            .filter(|e| e.kind == EventKind::Transition)
+            .filter_map(|e| e.to_state)
             .collect();
         assert_eq!(
             transitions,
-            vec!["IMPORTED", "VALIDATED", "SENT"],
+            vec![
+                OrderState::Imported,
+                OrderState::Validated,
+                OrderState::Sent
+            ],
             "order {}",
             order.id
         );

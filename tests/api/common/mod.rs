@@ -295,7 +295,7 @@ pub async fn order_state(store: &Store, order_id: i64) -> OrderState {
         .await
         .expect("read order")
         .expect("order exists");
-    order.state.parse().expect("valid state")
+    order.state
 }
 
 /// Polls until `check` holds or `timeout` passes; returns whether it held.

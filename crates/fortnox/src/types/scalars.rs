@@ -35,11 +35,17 @@ impl fmt::Display for Quantity {
 impl FromStr for Quantity {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        // The service's one quantity policy: a decimal point, never a comma. The API
+        // sends `1.12`; a comma would be a guess between a decimal and a thousands
+        // separator, and `1,000` read as 1 invoices a thousandth of a delivery.
         let t = s.trim();
-        // Fortnox UIs are Swedish: accept a decimal comma too.
-        let t = t.replace(',', ".");
-        Decimal::from_str(&t)
-            .or_else(|_| Decimal::from_scientific(&t))
+        if t.contains(',') {
+            return Err(format!(
+                "not a number: {s:?} (a comma is not read as a decimal or thousands separator)"
+            ));
+        }
+        Decimal::from_str(t)
+            .or_else(|_| Decimal::from_scientific(t))
             .map(Quantity)
             .map_err(|_| format!("not a number: {s:?}"))
     }

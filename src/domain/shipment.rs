@@ -99,10 +99,7 @@ mod tests {
     #[test]
     fn unreported_lines_ship_zero() {
         let result = shipped_quantities(&picks(), &[shipped(1, "1.5")]).unwrap();
-        assert_eq!(
-            result,
-            vec![(1, Decimal::new(15, 1)), (2, Decimal::ZERO)]
-        );
+        assert_eq!(result, vec![(1, Decimal::new(15, 1)), (2, Decimal::ZERO)]);
     }
 
     #[test]

@@ -480,8 +480,10 @@ async fn reserved_order(app: &TestApp, merchant: i64, document: &str) -> (i64, u
     let body = app
         .graphql(&admin_token(), force, json!({ "id": order.to_string() }))
         .await;
-    assert_eq!(
-        body["data"]["forceOrderState"]["state"], "RESERVED",
+    // The order's own validation may have reserved it first (no products yet): fine too.
+    let already = body["errors"][0]["message"] == "the order is already RESERVED";
+    assert!(
+        already || body["data"]["forceOrderState"]["state"] == "RESERVED",
         "{body}"
     );
     (

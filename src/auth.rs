@@ -91,8 +91,14 @@ impl Principal {
 pub enum AuthError {
     #[error("missing bearer token: send `Authorization: Bearer <JWT>`")]
     Missing,
-    #[error("invalid token: {0}")]
-    Invalid(String),
+    /// The library's reason is logged at debug level, never shown: it would tell a
+    /// prober which algorithms and claims we check.
+    #[error("invalid token")]
+    Invalid,
+    #[error("token expired")]
+    Expired,
+    #[error("the Authorization header must be `Bearer <JWT>`")]
+    NotBearer,
 }
 
 #[derive(Clone)]
@@ -120,8 +126,13 @@ impl JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 5;
-        let data = decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let data = decode::<Claims>(token, &self.decoding, &validation).map_err(|e| {
+            tracing::debug!(reason = %e, "token refused");
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid,
+            }
+        })?;
         Ok(Principal::from_claims(data.claims))
     }
 
@@ -134,9 +145,7 @@ impl JwtKeys {
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                AuthError::Invalid("the Authorization header must be `Bearer <JWT>`".into())
-            })?;
+            .ok_or(AuthError::NotBearer)?;
         self.verify(token.trim())
     }
 }

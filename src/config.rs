@@ -115,6 +115,15 @@ pub struct ServerConfig {
         global = true
     )]
     pub public_url: String,
+    /// The largest request body accepted, in bytes; a larger one is refused with 413
+    /// while it is read (a GraphQL request is a few kilobytes).
+    #[arg(
+        long = "max-body-bytes",
+        env = "MAX_BODY_BYTES",
+        default_value_t = 1024 * 1024,
+        global = true
+    )]
+    pub max_body_bytes: usize,
 }
 
 /// API tokens and the encryption of Fortnox tokens at rest.

@@ -3,6 +3,7 @@
 //! happens once, in the HTTP/WebSocket layer (`server`); role checks here, by guards; the
 //! tenant scope is applied by the use cases and the store.
 mod catalog;
+mod cost;
 mod error;
 mod fortnox;
 mod guard;
@@ -47,6 +48,7 @@ pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRo
     )
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
+    .extension(cost::QuerySizeLimit)
     .extension(error::DefaultErrorCode)
 }
 

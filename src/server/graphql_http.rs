@@ -4,8 +4,8 @@ use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
 use async_graphql::Data;
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
-use axum::extract::{FromRequestParts, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{FromRequest, FromRequestParts, State, WebSocketUpgrade};
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 
@@ -18,23 +18,45 @@ fn refused(status: StatusCode, error: ApiError) -> Response {
     (status, Json(response)).into_response()
 }
 
-/// The body is taken as a `Result` so that a request without a valid token is answered
-/// 401 whatever its body, and a malformed body gets a GraphQL error with a code.
-pub async fn graphql_post(
-    State(app): State<App>,
-    headers: HeaderMap,
-    request: Result<GraphQLRequest, GraphQLRejection>,
-) -> Response {
-    let header = headers
+/// The token is checked before a byte of the body is read, so a request without a valid
+/// token costs nothing whatever its body; the body is then read up to `max_body_bytes`
+/// and refused with 413 beyond that, while it is read.
+pub async fn graphql_post(State(app): State<App>, request: axum::extract::Request) -> Response {
+    let header = request
+        .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let principal = match app.jwt.verify_header(header) {
         Ok(principal) => principal,
         Err(error) => return refused(StatusCode::UNAUTHORIZED, error.into()),
     };
-    let request = match request {
+    let limit = app.max_body_bytes;
+    let too_large = || {
+        refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::invalid_input(format!(
+                "the request body is larger than {limit} bytes: send one GraphQL operation with its variables"
+            )),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
+    let request = axum::extract::Request::from_parts(parts, body);
+    let request = match GraphQLRequest::<GraphQLRejection>::from_request(request, &()).await {
         Ok(request) => request,
         Err(GraphQLRejection(error)) => {
+            // `Limited` stops the read with "length limit exceeded" (a chunked body).
+            if error.to_string().contains("length limit exceeded") {
+                return too_large();
+            }
             let status = match error {
                 async_graphql::ParseRequestError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
                 _ => StatusCode::BAD_REQUEST,

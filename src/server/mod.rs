@@ -40,6 +40,8 @@ pub struct App {
     pub warehouse: std::sync::Arc<dyn crate::warehouse::Warehouse>,
     pub catalog: crate::jobs::CatalogCache,
     pub import_locks: crate::jobs::ImportLocks,
+    /// Request bodies larger than this are refused while they are read.
+    pub max_body_bytes: usize,
 }
 
 /// The OAuth callback Fortnox redirects the merchant to.
@@ -104,6 +106,7 @@ impl App {
             jwt: JwtKeys::new(jwt_secret),
             schema,
             job_settings: config.job_settings(),
+            max_body_bytes: config.server.max_body_bytes,
             #[cfg(feature = "test-faults")]
             faults: FaultPoints::default(),
         })

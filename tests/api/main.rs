@@ -22,6 +22,7 @@ mod fortnox_types;
 mod catalog;
 mod exactly_once_invoice;
 mod graphql_api;
+mod hardening;
 mod health;
 mod jobs;
 mod pipeline;

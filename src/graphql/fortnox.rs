@@ -67,7 +67,8 @@ pub struct FortnoxQuery;
 
 #[Object]
 impl FortnoxQuery {
-    /// The merchant's Fortnox connection, its settings and warnings.
+    /// The merchant's Fortnox connection, its settings and warnings (not for the warehouse).
+    #[graphql(guard = "RoleGuard::merchant_partner_or_admin()")]
     async fn fortnox_integration(
         &self,
         ctx: &Context<'_>,

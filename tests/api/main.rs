@@ -28,5 +28,6 @@ mod jobs;
 mod pipeline;
 mod pipeline_rules;
 mod product_sync;
+mod roles;
 mod schema;
 mod state_machine;

@@ -5,6 +5,7 @@ use async_graphql::{Context, Enum, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::product;
 
+use super::limits::MaxChars;
 use super::pagination::{page_by_id, Page};
 use super::types::ShippingMethod;
 use super::{parse_id, principal, services, store, Result, RoleGuard};
@@ -239,14 +240,14 @@ impl CatalogMutation {
         &self,
         ctx: &Context<'_>,
         merchant_id: ID,
-        sku: String,
-        name: String,
-        ean: Option<String>,
+        #[graphql(validator(custom = "MaxChars::new(\"sku\", 100)"))] sku: String,
+        #[graphql(validator(custom = "MaxChars::new(\"name\", 500)"))] name: String,
+        #[graphql(validator(custom = "MaxChars::new(\"ean\", 50)"))] ean: Option<String>,
         weight_grams: Option<i32>,
         width_mm: Option<i32>,
         height_mm: Option<i32>,
         depth_mm: Option<i32>,
-        price: Option<String>,
+        #[graphql(validator(custom = "MaxChars::new(\"price\", 40)"))] price: Option<String>,
     ) -> Result<Product> {
         let new = NewProduct {
             merchant_id: parse_id(&merchant_id, "merchant")?,
@@ -271,13 +272,15 @@ impl CatalogMutation {
         &self,
         ctx: &Context<'_>,
         id: ID,
-        name: Option<String>,
-        ean: MaybeUndefined<String>,
+        #[graphql(validator(custom = "MaxChars::new(\"name\", 500)"))] name: Option<String>,
+        #[graphql(validator(custom = "MaxChars::new(\"ean\", 50)"))] ean: MaybeUndefined<String>,
         weight_grams: MaybeUndefined<i32>,
         width_mm: MaybeUndefined<i32>,
         height_mm: MaybeUndefined<i32>,
         depth_mm: MaybeUndefined<i32>,
-        price: MaybeUndefined<String>,
+        #[graphql(validator(custom = "MaxChars::new(\"price\", 40)"))] price: MaybeUndefined<
+            String,
+        >,
     ) -> Result<Product> {
         let id = parse_id(&id, "product")?;
         let update = ProductUpdate {
@@ -303,7 +306,8 @@ impl CatalogMutation {
         &self,
         ctx: &Context<'_>,
         merchant_id: ID,
-        pattern: String,
+        #[graphql(validator(custom = "MaxChars::new(\"pattern\", 100)"))] pattern: String,
+        #[graphql(validator(custom = "MaxChars::new(\"shippingMethodCode\", 100)"))]
         shipping_method_code: String,
     ) -> Result<ShippingRule> {
         let merchant_id = parse_id(&merchant_id, "merchant")?;

@@ -3,6 +3,7 @@ use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::IntegrationStatus;
 
+use super::limits::MaxChars;
 use super::{parse_id, principal, services, Result, RoleGuard};
 use crate::services::fortnox_connection::Integration;
 use crate::store::integrations::SettingsUpdate;
@@ -121,6 +122,7 @@ impl FortnoxMutation {
         first_order_date: Option<NaiveDate>,
         #[graphql(default = false)] clear_first_order_date: bool,
         ignore_missing_products: Option<bool>,
+        #[graphql(validator(custom = "MaxChars::new(\"stockLocation\", 100)"))]
         stock_location: Option<String>,
         credit_duplicate_invoices: Option<bool>,
     ) -> Result<FortnoxIntegration> {

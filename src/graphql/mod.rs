@@ -7,6 +7,7 @@ mod cost;
 mod error;
 mod fortnox;
 mod guard;
+mod limits;
 mod loaders;
 mod mutation;
 mod pagination;

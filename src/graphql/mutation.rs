@@ -1,5 +1,6 @@
 use async_graphql::{Context, InputObject, Object, ID};
 
+use super::limits::{MaxChars, MaxItems, MaxTexts};
 use super::types::{Merchant, Order};
 use super::{parse_id, principal, services, Result, RoleGuard};
 use crate::domain::OrderState;
@@ -11,7 +12,11 @@ pub struct OrderMutation;
 #[Object]
 impl OrderMutation {
     #[graphql(guard = "RoleGuard::admin()")]
-    async fn create_merchant(&self, ctx: &Context<'_>, name: String) -> Result<Merchant> {
+    async fn create_merchant(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(validator(custom = "MaxChars::new(\"name\", 200)", min_length = 1))] name: String,
+    ) -> Result<Merchant> {
         Ok(services(ctx).create_merchant(&name).await?.into())
     }
 
@@ -23,7 +28,7 @@ impl OrderMutation {
         ctx: &Context<'_>,
         order_id: ID,
         state: OrderState,
-        reason: String,
+        #[graphql(validator(custom = "MaxChars::new(\"reason\", 1000)"))] reason: String,
         expected_state: Option<OrderState>,
     ) -> Result<Order> {
         let input = ForceState {
@@ -45,7 +50,7 @@ impl OrderMutation {
         &self,
         ctx: &Context<'_>,
         order_id: ID,
-        reason: Option<String>,
+        #[graphql(validator(custom = "MaxChars::new(\"reason\", 1000)"))] reason: Option<String>,
     ) -> Result<Order> {
         let id = parse_id(&order_id, "order")?;
         let order = services(ctx)
@@ -70,8 +75,11 @@ impl OrderMutation {
         &self,
         ctx: &Context<'_>,
         order_id: ID,
+        #[graphql(validator(custom = "MaxTexts::new(\"trackingNumbers\", 50, 100)"))]
         tracking_numbers: Vec<String>,
-        lines: Vec<ShippedLineInput>,
+        #[graphql(validator(custom = "MaxItems::new(\"lines\", 1000)"))] lines: Vec<
+            ShippedLineInput,
+        >,
     ) -> Result<Order> {
         let report = ShipmentReport {
             order_id: parse_id(&order_id, "order")?,
@@ -98,6 +106,7 @@ impl OrderMutation {
 pub struct ShippedLineInput {
     pub line_id: ID,
     /// Decimal as text, e.g. "2" or "1.5"; at most the line's pick quantity.
+    #[graphql(validator(custom = "MaxChars::new(\"quantity\", 40)"))]
     pub quantity: String,
 }
 

@@ -4,6 +4,7 @@
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 
 use super::catalog::Product;
+use super::limits::{MaxChars, MaxItems, MaxTexts};
 use super::{parse_id, principal, services, Result, RoleGuard};
 use crate::services::product_sync::{ProductSyncView, SyncRow};
 use crate::store::product_sync::StockLevel;
@@ -94,8 +95,10 @@ impl From<ProductSyncView> for ProductSync {
 #[derive(InputObject)]
 pub struct StockLevelInput {
     /// The product's SKU (the Fortnox article number).
+    #[graphql(validator(custom = "MaxChars::new(\"sku\", 100)"))]
     pub sku: String,
     /// A non-negative decimal as text, e.g. "12" or "2.5".
+    #[graphql(validator(custom = "MaxChars::new(\"quantity\", 40)"))]
     pub quantity: String,
 }
 
@@ -133,6 +136,7 @@ impl ProductSyncMutation {
         &self,
         ctx: &Context<'_>,
         merchant_id: ID,
+        #[graphql(validator(custom = "MaxTexts::new(\"articleNumbers\", 1000, 100)"))]
         article_numbers: Option<Vec<String>>,
     ) -> Result<Vec<Product>> {
         let merchant_id = parse_id(&merchant_id, "merchant")?;
@@ -151,7 +155,9 @@ impl ProductSyncMutation {
         &self,
         ctx: &Context<'_>,
         merchant_id: ID,
-        levels: Vec<StockLevelInput>,
+        #[graphql(validator(custom = "MaxItems::new(\"levels\", 1000)"))] levels: Vec<
+            StockLevelInput,
+        >,
     ) -> Result<Vec<Product>> {
         let merchant_id = parse_id(&merchant_id, "merchant")?;
         let levels = levels

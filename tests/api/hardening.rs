@@ -115,3 +115,52 @@ async fn bodies_are_limited_while_read_and_tokens_are_checked_first() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn stored_texts_have_length_limits_named_in_the_error() {
+    let app = TestApp::spawn().await;
+    let admin = token(Role::Admin, vec![]);
+    let long = "x".repeat(5_000);
+    let cases = [
+        ("mutation($t: String!) { createMerchant(name: $t) { id } }", "name", "200"),
+        (
+            "mutation($t: String!) { forceOrderState(orderId: \"1\", state: RESERVED, reason: $t) { id } }",
+            "reason",
+            "1000",
+        ),
+        (
+            "mutation($t: String!) { confirmShipment(orderId: \"1\", trackingNumbers: [$t], lines: []) { id } }",
+            "trackingNumbers",
+            "100",
+        ),
+        (
+            "mutation($t: String!) { updateFortnoxSettings(merchantId: \"1\", stockLocation: $t) { status } }",
+            "stockLocation",
+            "100",
+        ),
+        (
+            "mutation($t: String!) { createProduct(merchantId: \"1\", sku: \"S\", name: $t) { id } }",
+            "name",
+            "500",
+        ),
+    ];
+    for (query, field, limit) in cases {
+        let body = app.graphql(&admin, query, json!({ "t": long })).await;
+        assert_eq!(error_code(&body), Some("INVALID_INPUT"), "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("`{field}`")) && message.contains(limit),
+            "{field}: {message}"
+        );
+    }
+    // Within the limit, a name is stored as given.
+    let body = app
+        .graphql(
+            &admin,
+            "mutation { createMerchant(name: \"Short AB\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["createMerchant"]["name"], "Short AB", "{body}");
+    app.stop().await;
+}

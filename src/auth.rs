@@ -64,6 +64,8 @@ pub struct Principal {
     pub sub: String,
     pub role: Role,
     pub scope: TenantScope,
+    /// The token's `exp`: a subscription opened with it ends then.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Principal {
@@ -80,6 +82,8 @@ impl Principal {
             Role::Merchant | Role::Partner => TenantScope::Merchants(claims.merchants),
         };
         Principal {
+            expires_at: chrono::DateTime::from_timestamp(claims.exp, 0)
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
             sub: claims.sub,
             role: claims.role,
             scope,

@@ -82,7 +82,7 @@ pub const INTERNAL_MESSAGE: &str =
 
 /// An error for a GraphQL client: a code, a message for people, and optionally a finer
 /// `reason` (e.g. `DUPLICATE_SKU`) for clients that need to tell cases of one code apart.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct ApiError {
     code: ErrorCode,
@@ -291,6 +291,9 @@ impl From<ServiceError> for ApiError {
                 ApiError::upstream(message).with_reason("FORTNOX_ERROR")
             }
             ServiceError::FortnoxInternal(_) => ApiError::internal(message),
+            ServiceError::TokenExpired => {
+                ApiError::unauthenticated(message).with_reason("TOKEN_EXPIRED")
+            }
             ServiceError::UnknownState(e) => e.into(),
             ServiceError::Store(e) => e.into(),
         }

@@ -41,6 +41,9 @@ pub enum ServiceError {
     /// Our configuration, or an answer we could not read: a fault on our side.
     #[error("Fortnox call failed: {0}")]
     FortnoxInternal(String),
+    /// The caller's token expired while a subscription ran; it ends the subscription.
+    #[error("token expired: subscribe again with a new token")]
+    TokenExpired,
     /// A stored state we cannot read: corrupt data, not the caller's fault.
     #[error("stored order state: {0}")]
     UnknownState(#[from] UnknownState),

@@ -8,14 +8,16 @@ use crate::auth::Principal;
 use crate::events::OrderStateChanged;
 
 impl Services {
-    /// Every change from now on that the actor may see. Another tenant's merchant is "not
-    /// found", like a missing one; an order id of another tenant simply never matches.
+    /// Every change from now on that the actor may see, until the actor's token expires:
+    /// then the stream ends with `ServiceError::TokenExpired`, and the client subscribes
+    /// again with a new token. Another tenant's merchant is "not found", like a missing
+    /// one; an order id of another tenant simply never matches.
     pub fn order_changes(
         &self,
         actor: &Principal,
         merchant_id: Option<i64>,
         order_id: Option<i64>,
-    ) -> Result<impl Stream<Item = OrderStateChanged> + Send + 'static> {
+    ) -> Result<impl Stream<Item = Result<OrderStateChanged>> + Send + 'static> {
         if merchant_id.is_some_and(|id| !actor.scope.allows(id)) {
             return Err(ServiceError::NotFound("merchant"));
         }
@@ -29,6 +31,16 @@ impl Services {
             });
             std::future::ready(visible)
         });
+        let left = (actor.expires_at - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        let expiry = tokio::time::sleep(left);
+        let stream = stream
+            .take_until(expiry)
+            .map(Ok)
+            .chain(futures::stream::once(async {
+                Err(ServiceError::TokenExpired)
+            }));
         Ok(stream)
     }
 }

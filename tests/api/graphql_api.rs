@@ -807,3 +807,37 @@ async fn an_internal_error_shows_no_internals() {
     assert!(!body.to_string().contains("BROKEN_STATE_XYZ"), "{body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_subscription_ends_when_its_token_expires() {
+    let app = TestApp::spawn().await;
+    let merchant = create_merchant(app.store(), "Expiring").await;
+    let expires = chrono::Utc::now().timestamp() + 2;
+    let short = token_with_exp(Role::Partner, vec![merchant], expires);
+    let mut subscriber = Subscriber::connect(&app, &short)
+        .await
+        .expect("a token valid for two more seconds is accepted");
+    subscriber
+        .subscribe(
+            "subscription { orderStateChanged { orderId toState } }",
+            json!({}),
+        )
+        .await;
+    let ended = subscriber.next_json().await.expect("a message at expiry");
+    assert_eq!(ended["type"], "next", "{ended}");
+    assert_eq!(
+        ended["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{ended}"
+    );
+    assert_eq!(
+        ended["payload"]["errors"][0]["extensions"]["reason"], "TOKEN_EXPIRED",
+        "{ended}"
+    );
+    assert!(
+        chrono::Utc::now().timestamp() >= expires,
+        "ended at the expiry, not before"
+    );
+    let complete = subscriber.next_json().await.expect("then complete");
+    assert_eq!(complete["type"], "complete", "{complete}");
+    app.stop().await;
+}

@@ -145,6 +145,15 @@ pub struct AuthConfig {
         global = true
     )]
     pub token_encryption_key: Option<SecretString>,
+    /// When set, `/metrics` answers only `Authorization: Bearer <this>`; unset, it answers
+    /// anyone (keep it on an internal network then).
+    #[arg(
+        long = "metrics-token",
+        env = "METRICS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub metrics_token: Option<SecretString>,
 }
 
 /// The Fortnox app and API.

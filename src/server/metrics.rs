@@ -1,12 +1,15 @@
-//! `GET /metrics`: OpenMetrics text (prometheus-client). Counts only, no tenant data, so it
-//! is served without a token like the health probes; keep it on the internal network.
+//! `GET /metrics`: OpenMetrics text (prometheus-client). Counts only, no tenant data, but
+//! counts across all merchants: with `METRICS_TOKEN` set it answers only that bearer
+//! token; without, anyone (keep it on an internal network then).
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
 
 use super::App;
 use crate::fortnox::metrics::Listed;
@@ -14,7 +17,27 @@ use crate::store::Pool;
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-pub async fn metrics(State(app): State<App>) -> Response {
+pub async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &app.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Constant time, so the answer's timing tells nothing about the token.
+        let matches: bool = given
+            .as_bytes()
+            .ct_eq(expected.expose_secret().as_bytes())
+            .into();
+        if !matches {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "send the metrics token: Authorization: Bearer <METRICS_TOKEN>\n",
+            )
+                .into_response();
+        }
+    }
     let counts: Result<Vec<(String, i64)>, sqlx::Error> = match &app.store.pool {
         Pool::Sqlite(pool) => {
             sqlx::query_as("SELECT state, COUNT(*) FROM orders GROUP BY state")

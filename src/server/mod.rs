@@ -42,6 +42,8 @@ pub struct App {
     pub import_locks: crate::jobs::ImportLocks,
     /// Request bodies larger than this are refused while they are read.
     pub max_body_bytes: usize,
+    /// The bearer token `/metrics` asks for, when set.
+    pub metrics_token: Option<SecretString>,
 }
 
 /// The OAuth callback Fortnox redirects the merchant to.
@@ -107,6 +109,7 @@ impl App {
             schema,
             job_settings: config.job_settings(),
             max_body_bytes: config.server.max_body_bytes,
+            metrics_token: config.auth.metrics_token.clone(),
             #[cfg(feature = "test-faults")]
             faults: FaultPoints::default(),
         })

@@ -1,9 +1,8 @@
 //! Authentication happens here, once per request or WebSocket connection: a request
 //! without a valid token never reaches a resolver.
 use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
-use async_graphql::Data;
 use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse};
 use axum::extract::{FromRequest, FromRequestParts, State, WebSocketUpgrade};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -103,23 +102,6 @@ pub async fn graphql_get(State(app): State<App>, request: axum::extract::Request
     };
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            let jwt = app.jwt.clone();
-            GraphQLWebSocket::new(socket, app.schema.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let header = payload
-                        .get("Authorization")
-                        .or_else(|| payload.get("authorization"))
-                        .and_then(|v| v.as_str())
-                        .map(str::to_owned);
-                    let principal = jwt
-                        .verify_header(header.as_deref())
-                        .map_err(ApiError::from)?;
-                    let mut data = Data::default();
-                    data.insert(principal);
-                    Ok(data)
-                })
-                .serve()
-        })
+        .on_upgrade(move |socket| super::websocket::serve(app, socket, protocol))
         .into_response()
 }

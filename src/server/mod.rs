@@ -3,6 +3,7 @@
 mod graphql_http;
 mod metrics;
 mod oauth_callback;
+pub mod websocket;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,6 +45,8 @@ pub struct App {
     pub max_body_bytes: usize,
     /// The bearer token `/metrics` asks for, when set.
     pub metrics_token: Option<SecretString>,
+    /// Open subscription connections per token.
+    pub websockets: websocket::SocketCounts,
 }
 
 /// The OAuth callback Fortnox redirects the merchant to.
@@ -110,6 +113,7 @@ impl App {
             job_settings: config.job_settings(),
             max_body_bytes: config.server.max_body_bytes,
             metrics_token: config.auth.metrics_token.clone(),
+            websockets: Default::default(),
             #[cfg(feature = "test-faults")]
             faults: FaultPoints::default(),
         })

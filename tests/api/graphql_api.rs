@@ -5,8 +5,8 @@ use crate::common;
 use std::time::Duration;
 
 use crate::common::{
-    admin_token, assert_code, create_merchant, error_code, error_message, insert_order, token,
-    token_with_exp, TestApp,
+    admin_token, assert_code, create_merchant, error_code, error_message, eventually, insert_order,
+    token, token_with_exp, TestApp,
 };
 use base64::Engine;
 use fortnox_fulfilment::auth::Role;
@@ -839,5 +839,77 @@ async fn a_subscription_ends_when_its_token_expires() {
     );
     let complete = subscriber.next_json().await.expect("then complete");
     assert_eq!(complete["type"], "complete", "{complete}");
+    app.stop().await;
+}
+
+async fn open_socket(
+    app: &TestApp,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut request = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    tokio_tungstenite::connect_async(request)
+        .await
+        .expect("WebSocket upgrade")
+        .0
+}
+
+#[tokio::test]
+async fn a_websocket_that_never_initialises_is_closed_with_4408() {
+    let app = TestApp::spawn().await;
+    let mut socket = open_socket(&app).await;
+    let started = std::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(Ok(message)) = socket.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed within 30 s");
+    assert_eq!(closed, Some(4408));
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "not before the timeout"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn one_token_holds_a_bounded_number_of_websockets() {
+    let app = TestApp::spawn().await;
+    let partner = token(Role::Partner, vec![]);
+    let max = fortnox_fulfilment::server::websocket::MAX_SOCKETS_PER_TOKEN;
+    let mut open = Vec::new();
+    for _ in 0..max {
+        open.push(
+            Subscriber::connect(&app, &partner)
+                .await
+                .expect("within the cap"),
+        );
+    }
+    let refused = Subscriber::connect(&app, &partner)
+        .await
+        .err()
+        .unwrap_or_default();
+    assert!(refused.contains("not acknowledged"), "{refused}");
+    // Another identity (the cap counts per role and subject) is not affected.
+    let other = admin_token();
+    assert!(Subscriber::connect(&app, &other).await.is_ok());
+    // A closed connection gives its place back.
+    let mut first = open.remove(0);
+    first.socket.close(None).await.expect("close");
+    drop(first);
+    let reopened = eventually(Duration::from_secs(10), || async {
+        Subscriber::connect(&app, &partner).await.is_ok()
+    })
+    .await;
+    assert!(reopened, "a place was given back");
     app.stop().await;
 }

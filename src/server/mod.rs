@@ -1,9 +1,11 @@
 //! The HTTP server: GraphQL (POST, GraphiQL on GET, WebSocket subscriptions on the same
 //! path), health probes, and the job workers running beside it until shutdown.
 mod graphql_http;
+mod http;
 mod metrics;
 mod oauth_callback;
 pub mod websocket;
+pub use http::HEADER_READ_TIMEOUT;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -171,9 +173,7 @@ impl App {
             ));
         }
         tracing::info!(%addr, "listening; GraphiQL at http://{addr}/graphql");
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(wait(stop_rx))
-            .await?;
+        http::serve(listener, self.router(), wait(stop_rx)).await?;
         tracing::info!("HTTP server stopped; waiting for running jobs");
         workers.await??;
         self.store.close().await;

@@ -164,3 +164,56 @@ async fn stored_texts_have_length_limits_named_in_the_error() {
     assert_eq!(body["data"]["createMerchant"]["name"], "Short AB", "{body}");
     app.stop().await;
 }
+
+/// Reads until the server closes the connection (or 40 s pass); returns what it sent and
+/// how long the connection stayed open.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> (String, Duration) {
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(40), stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buffer[..n]),
+        }
+    }
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn half_sent_headers_and_idle_connections_are_closed() {
+    let app = TestApp::spawn().await;
+    let limit = fortnox_fulfilment::server::HEADER_READ_TIMEOUT;
+
+    // Headers started and never finished.
+    let mut slow = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    // A kept-alive connection that goes quiet after one request.
+    let mut idle = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+
+    let ((_, slow_open), (idle_answer, idle_open)) =
+        tokio::join!(until_closed(&mut slow), until_closed(&mut idle));
+    assert!(idle_answer.starts_with("HTTP/1.1 200"), "{idle_answer}");
+    for (what, open) in [
+        ("half-sent headers", slow_open),
+        ("idle keep-alive", idle_open),
+    ] {
+        assert!(
+            open >= limit - Duration::from_secs(2) && open < limit + Duration::from_secs(20),
+            "{what}: closed after {open:?}, the limit is {limit:?}"
+        );
+    }
+    app.stop().await;
+}

@@ -3,26 +3,13 @@
 //! decide; they never write the order's state themselves, so every transition error is
 //! mapped here, once.
 use super::counters::{self, bump};
+use super::outcome::StepOutcome;
 use super::{invoice, send, validate, JobContext, JobError};
 use crate::domain::{JobKind, OrderState};
 use crate::store::jobs_table::{self, CreditDuplicate};
 use crate::store::leases::Lease;
 use crate::store::orders::TenantScope;
 use crate::store::transitions::{apply_transition, TransitionError, TransitionRequest};
-
-/// What a job step decided.
-// One outcome per job attempt, dropped at once: boxing the large variant buys nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub(super) enum StepOutcome {
-    /// Change the order's state; what the request carries (check results, references,
-    /// the invoice number) is saved in the same transaction.
-    Transition(TransitionRequest),
-    /// A RESERVED order checked again and still failing, for these reasons.
-    StillReserved { reasons: Vec<String> },
-    /// Nothing (left) to do.
-    Done,
-}
 
 pub(super) async fn handle(kind: JobKind, order_id: i64, ctx: &JobContext) -> Result<(), JobError> {
     if super::faults::should_fail(ctx, kind) {
@@ -183,20 +170,5 @@ async fn invoiced_meanwhile(
                 .await?;
             Ok(())
         }
-    }
-}
-
-/// Stops the step unless the job still holds the order's lease: called before each
-/// external effect. A lost lease means another job has the order; this task comes back
-/// later and finds the order moved on (or waits its turn).
-pub(super) async fn ensure_held(ctx: &JobContext, lease: &Lease) -> Result<(), JobError> {
-    if ctx.store.ensure_held(lease).await? {
-        Ok(())
-    } else {
-        tracing::warn!(
-            order_id = lease.order_id,
-            "lease lost before an external effect; stopping without it"
-        );
-        Err(JobError::Busy(None))
     }
 }

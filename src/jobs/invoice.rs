@@ -15,9 +15,9 @@
 //! `credit_duplicate_invoice` job records it (ERROR event naming both), counts it, and
 //! credits it in Fortnox.
 
-use super::dispatch::{ensure_held, StepOutcome};
 use super::faults::{self, InvoicePoint};
 use super::fortnox_glue::fortnox_error;
+use super::outcome::{ensure_held, StepOutcome};
 use super::{JobContext, JobError};
 use crate::domain::checks::delivery_state_allows_delivery;
 use crate::domain::{self, OrderState};

@@ -11,6 +11,7 @@ pub mod faults;
 mod fortnox_glue;
 mod import;
 mod invoice;
+mod outcome;
 mod reconciler;
 mod send;
 mod stock;

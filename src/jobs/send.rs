@@ -1,6 +1,6 @@
 //! VALIDATED → SENT (the warehouse took it) or RESERVED (the warehouse refused it).
 
-use super::dispatch::{ensure_held, StepOutcome};
+use super::outcome::{ensure_held, StepOutcome};
 use super::{JobContext, JobError};
 use crate::domain::address::DeliveryAddress;
 use crate::domain::{OrderState, Quantity};

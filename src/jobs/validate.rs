@@ -2,8 +2,8 @@
 //! docs/rules.md rule 5.
 use rust_decimal::Decimal;
 
-use super::dispatch::StepOutcome;
 use super::fortnox_glue::{fortnox_error, new_order};
+use super::outcome::StepOutcome;
 use super::{JobContext, JobError};
 use crate::domain::address::OrderAddressFields;
 use crate::domain::checks::{

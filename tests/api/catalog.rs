@@ -486,6 +486,15 @@ async fn reserved_order(app: &TestApp, merchant: i64, document: &str) -> (i64, u
         already || body["data"]["forceOrderState"]["state"] == "RESERVED",
         "{body}"
     );
+    // Count only once that validation (and any retry of it) is over, so that the tasks
+    // counted later are the re-checks the test is about.
+    let settled = crate::common::eventually(std::time::Duration::from_secs(60), || async {
+        !fortnox_fulfilment::store::jobs_table::has_live_job(&app.store().pool, order)
+            .await
+            .unwrap_or(true)
+    })
+    .await;
+    assert!(settled, "the order's own validation finished");
     (
         order,
         order_tasks(app.store(), "validate_order", order)

@@ -58,8 +58,10 @@ pub struct DeliveryAddress {
     pub country_code: Option<String>,
 }
 
-impl From<entity::StoredAddress> for DeliveryAddress {
-    fn from(a: entity::StoredAddress) -> DeliveryAddress {
+/// From the domain's address, which the store reads from the stored one (one conversion
+/// from storage, in `store::orders`).
+impl From<crate::domain::address::DeliveryAddress> for DeliveryAddress {
+    fn from(a: crate::domain::address::DeliveryAddress) -> DeliveryAddress {
         DeliveryAddress {
             name: a.name,
             street: a.street,
@@ -106,7 +108,10 @@ impl Order {
             state,
             reasons: o.reasons.0,
             way_of_delivery: o.way_of_delivery,
-            delivery_address: o.delivery_address.map(DeliveryAddress::from),
+            delivery_address: o
+                .delivery_address
+                .map(crate::domain::address::DeliveryAddress::from)
+                .map(DeliveryAddress::from),
             warehouse_reference: o.warehouse_reference,
             tracking_numbers: o.tracking_numbers.0,
             invoice_number: o.invoice_number,

@@ -293,16 +293,7 @@ struct Subscriber {
 
 impl Subscriber {
     async fn connect(app: &TestApp, token: &str) -> Result<Subscriber, String> {
-        let mut request = format!("ws://{}/graphql", app.addr)
-            .into_client_request()
-            .unwrap();
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            "graphql-transport-ws".parse().unwrap(),
-        );
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut socket = open_socket(app).await;
         let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
         socket
             .send(Message::Text(init.to_string().into()))

@@ -533,13 +533,20 @@ async fn on_postgresql_a_subscriber_sees_changes_made_by_another_process() {
         body["data"]["forceOrderState"]["state"], "CANCELLED",
         "{body}"
     );
-    let msg = subscriber
-        .next_json()
-        .await
-        .expect("the change made on the other process");
-    assert_eq!(
-        msg["payload"]["data"]["orderStateChanged"]["toState"], "CANCELLED",
-        "{msg}"
+    // The import's check may have run before its task was deleted (RESERVED first): the
+    // forced change is the one this test is about.
+    let mut seen = Vec::new();
+    while let Some(msg) = subscriber.next_json().await {
+        let to = msg["payload"]["data"]["orderStateChanged"]["toState"].clone();
+        seen.push(msg);
+        if to == "CANCELLED" || seen.len() > 3 {
+            break;
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|m| m["payload"]["data"]["orderStateChanged"]["toState"] == "CANCELLED"),
+        "the change made on the other process: {seen:?}"
     );
     let _ = stop.send(());
     let _ = other_task.await;

@@ -16,6 +16,13 @@ pub struct Model {
     /// Single-use OAuth `state` bound to this merchant while a connection is pending.
     pub oauth_state: Option<String>,
     pub oauth_state_expires_at: Option<DateTimeUtc>,
+    /// Who started the pending connection (`role:subject`): only they may complete it.
+    pub oauth_started_by: Option<String>,
+    /// The connected Fortnox company (its DatabaseNumber); unique, so one company feeds
+    /// one merchant. Cleared on disconnect.
+    pub fortnox_tenant_id: Option<String>,
+    pub fortnox_company_name: Option<String>,
+    pub fortnox_organization_number: Option<String>,
     /// `YYYY-MM-DD`; orders dated before it are never imported.
     pub first_order_date: Option<String>,
     pub ignore_missing_products: bool,

@@ -4,6 +4,7 @@
 pub mod duplicate_invoice;
 pub mod enums;
 pub mod fortnox_integration;
+pub mod import_failure;
 pub mod json;
 pub mod merchant;
 pub mod order;

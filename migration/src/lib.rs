@@ -3,6 +3,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_initial;
 mod m20261128_000001_invoice_fencing;
+mod m20261128_000002_edges;
 
 pub struct Migrator;
 
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_initial::Migration),
             Box::new(m20261128_000001_invoice_fencing::Migration),
+            Box::new(m20261128_000002_edges::Migration),
         ]
     }
 }

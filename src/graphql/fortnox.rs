@@ -1,7 +1,7 @@
 //! The Fortnox integration: connecting, settings, and the import on demand.
 use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::IntegrationStatus;
+use entity::{import_failure, IntegrationStatus};
 
 use super::limits::MaxChars;
 use super::{parse_id, principal, services, Result, RoleGuard};
@@ -27,12 +27,43 @@ pub struct FortnoxIntegration {
     pub last_error: Option<String>,
     /// Things the merchant should know about the current settings or state.
     pub warnings: Vec<String>,
+    /// Fortnox orders the import could not read or store. They are retried at every poll
+    /// and never hold back the merchant's other orders; fix them in Fortnox.
+    pub import_failures: Vec<ImportFailure>,
+}
+
+/// A Fortnox order that could not be imported, and why.
+#[derive(SimpleObject)]
+pub struct ImportFailure {
+    pub document_number: String,
+    pub reason: String,
+    /// Polls that tried it so far.
+    pub attempts: i32,
+    pub first_failed_at: DateTime<Utc>,
+    pub last_failed_at: DateTime<Utc>,
+}
+
+impl From<import_failure::Model> for ImportFailure {
+    fn from(row: import_failure::Model) -> Self {
+        ImportFailure {
+            document_number: row.document_number,
+            reason: row.reason,
+            attempts: row.attempts,
+            first_failed_at: row.first_failed_at,
+            last_failed_at: row.last_failed_at,
+        }
+    }
 }
 
 impl From<Integration> for FortnoxIntegration {
     fn from(integration: Integration) -> Self {
         let warnings = integration.warnings();
         let merchant_id = integration.merchant_id.into();
+        let import_failures = integration
+            .import_failures
+            .into_iter()
+            .map(ImportFailure::from)
+            .collect();
         let Some(row) = integration.row else {
             return FortnoxIntegration {
                 merchant_id,
@@ -44,6 +75,7 @@ impl From<Integration> for FortnoxIntegration {
                 orders_synced_until: None,
                 last_error: None,
                 warnings,
+                import_failures,
             };
         };
         FortnoxIntegration {
@@ -59,6 +91,7 @@ impl From<Integration> for FortnoxIntegration {
             orders_synced_until: row.orders_synced_until,
             last_error: row.last_error,
             warnings,
+            import_failures,
         }
     }
 }

@@ -4,18 +4,24 @@
 //! Incremental by `lastmodified`, starting a few minutes before the previous poll began so
 //! that an order changed during a poll is never missed; the overlap is harmless because an
 //! order is stored once per merchant and document number.
+use std::collections::HashSet;
+
 use chrono::{Duration, NaiveDate, Utc};
+use entity::import_failure;
 
 use super::fortnox_glue::{fortnox_error, new_order};
 use super::{JobContext, JobError};
 use crate::domain::OrderState;
-use crate::fortnox::types::{invoice_reference, Order, OrderListItem};
-use crate::fortnox::{OrderFilter, OrderQuery};
+use crate::fortnox::types::{invoice_reference, DocumentNumber, Order, OrderListItem};
+use crate::fortnox::{ErrorClass, OrderFilter, OrderQuery, TenantClient};
 use crate::store::transitions::{TransitionError, TransitionRequest};
 use entity::IntegrationStatus;
 
 const OVERLAP_MINUTES: i64 = 5;
 const ACTOR: &str = "system:import_orders";
+/// Failed orders retried per poll, so that many broken orders cannot spend the merchant's
+/// Fortnox budget on every poll; the rest wait for the next poll.
+const RETRIES_PER_POLL: usize = 20;
 
 /// What one import did, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -23,6 +29,8 @@ pub struct ImportSummary {
     pub imported: usize,
     pub skipped: usize,
     pub cancelled: usize,
+    /// Orders that could not be read or stored; recorded and retried at the next poll.
+    pub failed: usize,
 }
 
 pub async fn import_orders(ctx: &JobContext, merchant_id: i64) -> Result<ImportSummary, JobError> {
@@ -45,6 +53,26 @@ pub async fn import_orders(ctx: &JobContext, merchant_id: i64) -> Result<ImportS
     let tenant = ctx.fortnox.tenant(merchant_id.to_string());
     let mut summary = ImportSummary::default();
 
+    // Orders that failed before are tried again first; each is looked at once per poll.
+    let mut looked_at = HashSet::new();
+    for failed in ctx
+        .store
+        .import_failures(merchant_id)
+        .await?
+        .into_iter()
+        .take(RETRIES_PER_POLL)
+    {
+        looked_at.insert(failed.document_number.clone());
+        let Ok(document) = DocumentNumber::parse(&failed.document_number) else {
+            // Stored by an older version under a number Fortnox cannot have: forget it.
+            ctx.store
+                .clear_import_failure(merchant_id, &failed.document_number)
+                .await?;
+            continue;
+        };
+        import_one(ctx, &tenant, merchant_id, &document, first_order_date, &mut summary).await?;
+    }
+
     let done = OrderQuery {
         last_modified: since,
         from_date: first_order_date,
@@ -53,6 +81,7 @@ pub async fn import_orders(ctx: &JobContext, merchant_id: i64) -> Result<ImportS
     };
     for item in tenant.list_orders(&done).await.map_err(fortnox_error)? {
         if item.cancelled
+            || !looked_at.insert(item.document_number.as_str().to_owned())
             || ctx
                 .store
                 .order_by_document(merchant_id, item.document_number.as_str())
@@ -62,19 +91,7 @@ pub async fn import_orders(ctx: &JobContext, merchant_id: i64) -> Result<ImportS
             summary.skipped += 1;
             continue;
         }
-        let order = tenant
-            .get_order(&item.document_number)
-            .await
-            .map_err(fortnox_error)?;
-        if !importable(&order, first_order_date) {
-            summary.skipped += 1;
-            continue;
-        }
-        let stored = new_order(merchant_id, &order).map_err(JobError::NeedsAttention)?;
-        // Stored with its first event and its first job, in one transaction.
-        if ctx.store.insert_order(stored).await?.is_some() {
-            summary.imported += 1;
-        }
+        import_one(ctx, &tenant, merchant_id, &item.document_number, first_order_date, &mut summary).await?;
     }
 
     if since.is_some() {
@@ -93,8 +110,9 @@ pub async fn import_orders(ctx: &JobContext, merchant_id: i64) -> Result<ImportS
             }
         }
     }
+    let failures = ctx.store.import_failures(merchant_id).await?;
     ctx.store
-        .set_orders_synced_until(merchant_id, started)
+        .set_orders_synced_until(merchant_id, started, failures_message(&failures))
         .await?;
     if summary.imported + summary.cancelled > 0 {
         tracing::info!(
@@ -105,6 +123,92 @@ pub async fn import_orders(ctx: &JobContext, merchant_id: i64) -> Result<ImportS
         );
     }
     Ok(summary)
+}
+
+/// Reads, checks and stores one order. An order that cannot be read or stored is recorded
+/// as an import failure (retried at the next poll) and the import goes on; only what stops
+/// every order (revoked access, the database) ends the import.
+async fn import_one(
+    ctx: &JobContext,
+    tenant: &TenantClient,
+    merchant_id: i64,
+    document: &DocumentNumber,
+    first_order_date: Option<NaiveDate>,
+    summary: &mut ImportSummary,
+) -> Result<(), JobError> {
+    let number = document.as_str();
+    let order = match tenant.get_order(document).await {
+        Ok(order) => order,
+        Err(error) if error.is_not_found() => {
+            // Deleted in Fortnox since it was listed: nothing to import or retry.
+            ctx.store.clear_import_failure(merchant_id, number).await?;
+            summary.skipped += 1;
+            return Ok(());
+        }
+        Err(error) if error.class() == ErrorClass::NeedsReauthorization => {
+            return Err(fortnox_error(error))
+        }
+        Err(error) => {
+            let reason = format!("Fortnox order {number} could not be read: {error}");
+            return failed(ctx, merchant_id, number, &reason, summary).await;
+        }
+    };
+    if !importable(&order, first_order_date) {
+        ctx.store.clear_import_failure(merchant_id, number).await?;
+        summary.skipped += 1;
+        return Ok(());
+    }
+    let stored = match new_order(merchant_id, &order) {
+        Ok(stored) => stored,
+        Err(error) => {
+            let reason = format!("Fortnox order {number} could not be stored: {error}");
+            return failed(ctx, merchant_id, number, &reason, summary).await;
+        }
+    };
+    // Stored with its first event and its first job, in one transaction.
+    if ctx.store.insert_order(stored).await?.is_some() {
+        summary.imported += 1;
+    }
+    ctx.store.clear_import_failure(merchant_id, number).await?;
+    Ok(())
+}
+
+async fn failed(
+    ctx: &JobContext,
+    merchant_id: i64,
+    number: &str,
+    reason: &str,
+    summary: &mut ImportSummary,
+) -> Result<(), JobError> {
+    tracing::warn!(merchant_id, document_number = number, reason, "order not imported; retried at the next poll");
+    ctx.store
+        .record_import_failure(merchant_id, number, reason)
+        .await?;
+    summary.failed += 1;
+    Ok(())
+}
+
+/// The integration's last error while orders fail to import: which ones, and why.
+fn failures_message(failures: &[import_failure::Model]) -> Option<String> {
+    let first = failures.first()?;
+    let mut message = match failures.len() {
+        1 => String::from("1 Fortnox order could not be imported"),
+        n => format!("{n} Fortnox orders could not be imported"),
+    };
+    message.push_str(" and will be retried at every poll (fix them in Fortnox, or see importFailures): ");
+    message.push_str(&first.reason);
+    if failures.len() > 1 {
+        let others: Vec<&str> = failures[1..]
+            .iter()
+            .take(5)
+            .map(|f| f.document_number.as_str())
+            .collect();
+        message.push_str(&format!("; also order {}", others.join(", ")));
+        if failures.len() > 6 {
+            message.push_str(", ...");
+        }
+    }
+    Some(message)
 }
 
 /// Rule 3: done, not cancelled, not invoiced, not dated before `firstOrderDate`.

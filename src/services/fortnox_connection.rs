@@ -1,7 +1,7 @@
 //! Use cases of the merchant's Fortnox connection: connecting (OAuth), disconnecting,
 //! settings, the import on demand, and resuming the orders that waited for a connection.
 use chrono::Utc;
-use entity::fortnox_integration;
+use entity::{fortnox_integration, import_failure};
 
 use super::{Result, ServiceError, Services};
 use crate::auth::Principal;
@@ -20,6 +20,8 @@ const OAUTH_STATE_TTL_MINUTES: i64 = 10;
 pub struct Integration {
     pub merchant_id: i64,
     pub row: Option<fortnox_integration::Model>,
+    /// Fortnox orders the import could not read or store, retried at every poll.
+    pub import_failures: Vec<import_failure::Model>,
 }
 
 /// What the merchant is told while Fortnox is not connected.
@@ -109,7 +111,12 @@ impl Services {
 
     async fn integration(&self, merchant_id: i64) -> Result<Integration> {
         let row = self.store.integration(merchant_id).await?;
-        Ok(Integration { merchant_id, row })
+        let import_failures = self.store.import_failures(merchant_id).await?;
+        Ok(Integration {
+            merchant_id,
+            row,
+            import_failures,
+        })
     }
 }
 

@@ -144,20 +144,19 @@ impl Store {
         Ok(rows.into_iter().map(|r| r.merchant_id).collect())
     }
 
+    /// The import's cursor, and its last error (`None` when every order imported).
     pub async fn set_orders_synced_until(
         &self,
         merchant_id: i64,
         until: DateTime<Utc>,
+        last_error: Option<String>,
     ) -> Result<(), StoreError> {
         integration::Entity::update_many()
             .col_expr(
                 integration::Column::OrdersSyncedUntil,
                 Expr::value(Some(until)),
             )
-            .col_expr(
-                integration::Column::LastError,
-                Expr::value(Option::<String>::None),
-            )
+            .col_expr(integration::Column::LastError, Expr::value(last_error))
             .filter(integration::Column::MerchantId.eq(merchant_id))
             .exec(&self.db)
             .await?;

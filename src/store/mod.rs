@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod duplicates;
 pub mod fortnox_tokens;
+pub mod import_failures;
 pub mod integrations;
 pub mod jobs_table;
 pub mod leases;

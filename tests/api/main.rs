@@ -23,6 +23,7 @@ mod catalog;
 mod exactly_once_invoice;
 mod graphql_api;
 mod hardening;
+mod import;
 mod health;
 mod jobs;
 mod pipeline;

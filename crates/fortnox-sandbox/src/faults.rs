@@ -30,6 +30,10 @@ pub struct FaultSpec {
     /// Answer the next N API calls with 429.
     #[serde(default)]
     pub burst_429: Option<u32>,
+    /// Answer the next N API calls with 200 and an HTML page instead of JSON (a proxy or
+    /// maintenance page in front of Fortnox), before they take effect.
+    #[serde(default)]
+    pub html_next: Option<u32>,
     /// Hold the answer of API calls back this long, *after* the call took
     /// effect (a slow or lost answer: the client times out, Fortnox acted).
     /// Held answers wait without blocking any other request, and clearing the
@@ -79,12 +83,14 @@ impl Scope {
 pub struct Faults {
     fail: Vec<(u32, u16, Scope)>,
     burst_429: Vec<(u32, Scope)>,
+    html: Vec<(u32, Scope)>,
     latency: Vec<(Duration, Option<u32>, Scope)>,
 }
 
 enum Injected {
     Fail(u16),
     TooMany,
+    Html,
 }
 
 impl Faults {
@@ -96,6 +102,9 @@ impl Faults {
         }
         if let Some(n) = spec.burst_429 {
             self.burst_429.push((n, scope.clone()));
+        }
+        if let Some(n) = spec.html_next {
+            self.html.push((n, scope.clone()));
         }
         if let Some(ms) = spec.latency_ms {
             self.latency
@@ -123,6 +132,14 @@ impl Faults {
         {
             b.0 -= 1;
             return Some(Injected::TooMany);
+        }
+        if let Some(h) = self
+            .html
+            .iter_mut()
+            .find(|h| h.0 > 0 && h.1.matches(method, path))
+        {
+            h.0 -= 1;
+            return Some(Injected::Html);
         }
         None
     }
@@ -222,8 +239,16 @@ fn admit(
             )))
         }
         Some(Injected::TooMany) => Err(Box::new((too_many(), Some(tenant)))),
+        Some(Injected::Html) => Err(Box::new((html_page(), Some(tenant)))),
         None => Ok((tenant, st.faults.latency(method, path))),
     }
+}
+
+fn html_page() -> Response {
+    axum::response::Html(
+        "<!doctype html><html><head><title>Fortnox</title></head><body><h1>Service temporarily unavailable</h1></body></html>",
+    )
+    .into_response()
 }
 
 fn too_many() -> Response {

@@ -190,6 +190,13 @@ pub struct FortnoxSettings {
         global = true
     )]
     pub processes: u32,
+    /// How long the API may show a merchant's ways of delivery and stock articles as read
+    /// from Fortnox before reading them again (0: every request reads, concurrent requests
+    /// still share one read). Keeps aliases and refreshes from spending the merchant's
+    /// Fortnox budget, which imports and invoicing need.
+    #[arg(long = "fortnox-live-read-cache-secs", env = "FORTNOX_LIVE_READ_CACHE_SECS",
+        default_value = "20", value_parser = whole(Duration::from_secs), global = true)]
+    pub live_read_cache: Duration,
 }
 
 /// The durable jobs. Durations are `Duration`s, read as whole seconds or milliseconds as

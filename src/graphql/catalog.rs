@@ -8,7 +8,7 @@ use entity::product;
 use super::limits::MaxChars;
 use super::pagination::{page_by_id, Page};
 use super::types::ShippingMethod;
-use super::{parse_id, principal, services, store, Result, RoleGuard};
+use super::{cost, parse_id, principal, services, store, Result, RoleGuard};
 use crate::services::catalog::{MappingOutcome, WayOfDeliveryMapping as Mapping};
 use crate::store::catalog::{NewProduct, ProductUpdate, RuleWithMethod};
 
@@ -169,6 +169,7 @@ pub struct CatalogQuery;
 impl CatalogQuery {
     /// A merchant's products in the order they were created, as a Relay connection
     /// (`first` at most 200).
+    #[graphql(complexity = "cost::page(first) * child_complexity")]
     async fn products(
         &self,
         ctx: &Context<'_>,
@@ -194,7 +195,10 @@ impl CatalogQuery {
     }
 
     /// A merchant's shipping rules, most specific (most literal characters) first.
-    #[graphql(guard = "RoleGuard::merchant_partner_or_admin()")]
+    #[graphql(
+        guard = "RoleGuard::merchant_partner_or_admin()",
+        complexity = "cost::LIST * child_complexity"
+    )]
     async fn shipping_rules(
         &self,
         ctx: &Context<'_>,
@@ -209,7 +213,10 @@ impl CatalogQuery {
 
     /// For every way of delivery in the merchant's Fortnox (read live, by code), the rule
     /// and shipping method its orders map to, or why they map to none.
-    #[graphql(guard = "RoleGuard::merchant_partner_or_admin()")]
+    #[graphql(
+        guard = "RoleGuard::merchant_partner_or_admin()",
+        complexity = "cost::LIVE_FORTNOX + cost::LIST * child_complexity"
+    )]
     async fn way_of_delivery_mappings(
         &self,
         ctx: &Context<'_>,

@@ -369,6 +369,16 @@ impl Extension for DefaultErrorCode {
 
 fn with_codes(mut response: Response) -> Response {
     for error in &mut response.errors {
+        // async-graphql's words for its own limits say neither the limit nor the way out.
+        if error.message == "Query is too complex." {
+            error.message = format!(
+                "the query is too complex: its cost exceeds {}. Each field costs 1, a list its element's cost times its size (a page's `first`, {} for an order's lines, {} for other lists), a field read live from Fortnox {} more: ask for smaller pages, fewer aliases or fewer fields",
+                super::cost::MAX_COMPLEXITY,
+                super::cost::LONG_LIST,
+                super::cost::LIST,
+                super::cost::LIVE_FORTNOX
+            );
+        }
         let extensions = error.extensions.get_or_insert_with(Default::default);
         if extensions.get("code").is_none() {
             extensions.set("code", ErrorCode::InvalidInput.as_str());

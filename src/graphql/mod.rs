@@ -30,6 +30,7 @@ use query::OrderQuery;
 use subscription::SubscriptionRoot;
 
 use crate::auth::Principal;
+use crate::config::FortnoxSettings;
 use crate::events::EventBus;
 use crate::fortnox::FortnoxClient;
 use crate::services::Services;
@@ -39,7 +40,6 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Nesting and cost limits keep a single query from walking the whole database.
 const MAX_DEPTH: usize = 12;
-const MAX_COMPLEXITY: usize = 2000;
 
 pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(
@@ -48,7 +48,7 @@ pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRo
         SubscriptionRoot,
     )
     .limit_depth(MAX_DEPTH)
-    .limit_complexity(MAX_COMPLEXITY)
+    .limit_complexity(cost::MAX_COMPLEXITY)
     .extension(cost::QuerySizeLimit)
     .extension(error::DefaultErrorCode)
 }
@@ -57,7 +57,7 @@ pub fn build_schema(
     store: Store,
     bus: EventBus,
     fortnox: FortnoxClient,
-    fortnox_configured: bool,
+    settings: &FortnoxSettings,
 ) -> AppSchema {
     // The loaders keep no cache, so sharing them across requests serves no stale data.
     let lines = DataLoader::new(loaders::OrderLinesLoader(store.clone()), tokio::spawn);
@@ -66,7 +66,7 @@ pub fn build_schema(
         loaders::DuplicateInvoicesLoader(store.clone()),
         tokio::spawn,
     );
-    let services = Services::new(store.clone(), bus.clone(), fortnox, fortnox_configured);
+    let services = Services::new(store.clone(), bus.clone(), fortnox, settings);
     schema_builder()
         .data(lines)
         .data(events)

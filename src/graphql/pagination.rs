@@ -33,7 +33,7 @@ where
         None,
         |after: Option<String>, _, first, _| async move {
             let after_id = after.as_deref().map(parse_cursor).transpose()?;
-            let limit = first.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+            let limit = page_limit(first);
             let mut rows = fetch(after_id, limit as u64 + 1).await?;
             let has_next = rows.len() > limit;
             rows.truncate(limit);
@@ -46,6 +46,11 @@ where
         },
     )
     .await
+}
+
+/// The rows a page holds for `first`: the default when absent, cut to the largest served.
+pub(super) fn page_limit(first: Option<usize>) -> usize {
+    first.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE)
 }
 
 /// A page cursor (`after`) as this API hands them out: the id of the last row seen.

@@ -5,7 +5,7 @@ use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 
 use super::catalog::Product;
 use super::limits::{MaxChars, MaxItems, MaxTexts};
-use super::{parse_id, principal, services, Result, RoleGuard};
+use super::{cost, parse_id, principal, services, Result, RoleGuard};
 use crate::services::product_sync::{ProductSyncView, SyncRow};
 use crate::store::product_sync::StockLevel;
 
@@ -62,9 +62,11 @@ pub struct ProductSync {
     /// equals it are listed; `null`: every active stock article.
     pub stock_location: Option<String>,
     /// Active stock articles (Type STOCK / StockGoods) after the filter, by article number.
+    #[graphql(complexity = "cost::LONG_LIST * child_complexity")]
     pub articles: Vec<ProductSyncArticle>,
     /// Products we hold whose SKU is none of `articles` (no such active stock article in
     /// Fortnox, or one at another stock location).
+    #[graphql(complexity = "cost::LONG_LIST * child_complexity")]
     pub products_not_in_fortnox: Vec<Product>,
     /// How many of `articles` have no product yet (what createProductsFromFortnox would create).
     pub missing_products: i32,
@@ -110,7 +112,10 @@ impl ProductSyncQuery {
     /// The merchant's active stock articles in Fortnox (read live; with a stockLocation
     /// set, each article is read on its own, which takes longer) beside the products we
     /// hold: which exist, which are missing, and which products match no article.
-    #[graphql(guard = "RoleGuard::merchant_partner_or_admin()")]
+    #[graphql(
+        guard = "RoleGuard::merchant_partner_or_admin()",
+        complexity = "cost::LIVE_FORTNOX + child_complexity"
+    )]
     async fn product_sync(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<ProductSync> {
         let merchant_id = parse_id(&merchant_id, "merchant")?;
         let view = services(ctx)
@@ -131,7 +136,10 @@ impl ProductSyncMutation {
     /// ArticleNumber, name = Description, EAN, weight (g), width/height/depth (mm), price =
     /// SalesPrice. When products were created, RESERVED orders of the merchant are
     /// re-checked, since they may have waited for them.
-    #[graphql(guard = "RoleGuard::merchant_or_admin()")]
+    #[graphql(
+        guard = "RoleGuard::merchant_or_admin()",
+        complexity = "cost::LIVE_FORTNOX + cost::LIST * child_complexity"
+    )]
     async fn create_products_from_fortnox(
         &self,
         ctx: &Context<'_>,

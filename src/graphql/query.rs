@@ -2,7 +2,7 @@ use async_graphql::{Context, Object, ID};
 
 use super::pagination::{page_by_id, Page};
 use super::types::{Merchant, Order, ShippingMethod};
-use super::{parse_id, principal, store, Result};
+use super::{cost, parse_id, principal, store, Result};
 use crate::domain::OrderState;
 use crate::store::orders::OrderFilter;
 
@@ -12,6 +12,7 @@ pub struct OrderQuery;
 #[Object]
 impl OrderQuery {
     /// The merchants the caller may see.
+    #[graphql(complexity = "cost::LIST * child_complexity")]
     async fn merchants(&self, ctx: &Context<'_>) -> Result<Vec<Merchant>> {
         let scope = &principal(ctx)?.scope;
         let merchants = store(ctx).merchants(scope).await?;
@@ -27,6 +28,7 @@ impl OrderQuery {
     }
 
     /// Orders, newest first, as a Relay connection (`first` at most 200).
+    #[graphql(complexity = "cost::page(first) * child_complexity")]
     async fn orders(
         &self,
         ctx: &Context<'_>,
@@ -64,6 +66,7 @@ impl OrderQuery {
     }
 
     /// The warehouse's carrier services that shipping rules can map to.
+    #[graphql(complexity = "cost::LIST * child_complexity")]
     async fn shipping_methods(&self, ctx: &Context<'_>) -> Result<Vec<ShippingMethod>> {
         principal(ctx)?;
         let methods = store(ctx).shipping_methods().await?;

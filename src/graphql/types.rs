@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::{merchant, order, order_event, order_line, shipping_method, EventKind};
 
 use super::loaders::{DuplicateInvoicesLoader, OrderEventsLoader, OrderLinesLoader};
-use super::Result;
+use super::{cost, Result};
 use crate::domain::OrderState;
 use crate::events::OrderStateChanged;
 use async_graphql::dataloader::DataLoader;
@@ -126,6 +126,7 @@ impl Order {
 
 #[ComplexObject]
 impl Order {
+    #[graphql(complexity = "cost::LONG_LIST * child_complexity")]
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
         let loader = ctx.data_unchecked::<DataLoader<OrderLinesLoader>>();
         let lines = loader.load_one(self.db_id).await?;
@@ -137,6 +138,7 @@ impl Order {
     }
 
     /// The order's history, oldest first.
+    #[graphql(complexity = "cost::LIST * child_complexity")]
     async fn events(&self, ctx: &Context<'_>) -> Result<Vec<OrderEvent>> {
         let loader = ctx.data_unchecked::<DataLoader<OrderEventsLoader>>();
         let events = loader.load_one(self.db_id).await?;
@@ -149,6 +151,7 @@ impl Order {
 
     /// Second Fortnox invoices found for this order (each named in an ERROR event), and
     /// how they were credited. Empty in normal operation.
+    #[graphql(complexity = "cost::LIST * child_complexity")]
     async fn duplicate_invoices(&self, ctx: &Context<'_>) -> Result<Vec<DuplicateInvoice>> {
         let loader = ctx.data_unchecked::<DataLoader<DuplicateInvoicesLoader>>();
         let duplicates = loader.load_one(self.db_id).await?;

@@ -70,7 +70,15 @@ pub async fn import_orders(ctx: &JobContext, merchant_id: i64) -> Result<ImportS
                 .await?;
             continue;
         };
-        import_one(ctx, &tenant, merchant_id, &document, first_order_date, &mut summary).await?;
+        import_one(
+            ctx,
+            &tenant,
+            merchant_id,
+            &document,
+            first_order_date,
+            &mut summary,
+        )
+        .await?;
     }
 
     let done = OrderQuery {
@@ -91,7 +99,15 @@ pub async fn import_orders(ctx: &JobContext, merchant_id: i64) -> Result<ImportS
             summary.skipped += 1;
             continue;
         }
-        import_one(ctx, &tenant, merchant_id, &item.document_number, first_order_date, &mut summary).await?;
+        import_one(
+            ctx,
+            &tenant,
+            merchant_id,
+            &item.document_number,
+            first_order_date,
+            &mut summary,
+        )
+        .await?;
     }
 
     if since.is_some() {
@@ -180,7 +196,12 @@ async fn failed(
     reason: &str,
     summary: &mut ImportSummary,
 ) -> Result<(), JobError> {
-    tracing::warn!(merchant_id, document_number = number, reason, "order not imported; retried at the next poll");
+    tracing::warn!(
+        merchant_id,
+        document_number = number,
+        reason,
+        "order not imported; retried at the next poll"
+    );
     ctx.store
         .record_import_failure(merchant_id, number, reason)
         .await?;
@@ -195,7 +216,9 @@ fn failures_message(failures: &[import_failure::Model]) -> Option<String> {
         1 => String::from("1 Fortnox order could not be imported"),
         n => format!("{n} Fortnox orders could not be imported"),
     };
-    message.push_str(" and will be retried at every poll (fix them in Fortnox, or see importFailures): ");
+    message.push_str(
+        " and will be retried at every poll (fix them in Fortnox, or see importFailures): ",
+    );
     message.push_str(&first.reason);
     if failures.len() > 1 {
         let others: Vec<&str> = failures[1..]

@@ -95,14 +95,7 @@ impl App {
         store.migrate().await?;
         let bus = EventBus::new();
         let fortnox = fortnox_client(config, &store)?;
-        let fortnox_configured =
-            config.fortnox.client_id.is_some() && config.fortnox.client_secret.is_some();
-        let schema = build_schema(
-            store.clone(),
-            bus.clone(),
-            fortnox.clone(),
-            fortnox_configured,
-        );
+        let schema = build_schema(store.clone(), bus.clone(), fortnox.clone(), &config.fortnox);
         Ok(App {
             fortnox,
             warehouse: std::sync::Arc::new(crate::warehouse::BuiltinWarehouse),

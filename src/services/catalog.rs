@@ -93,16 +93,19 @@ impl Services {
     ) -> Result<Vec<WayOfDeliveryMapping>> {
         self.merchant_in_scope(actor, merchant_id).await?;
         self.require_fortnox_connected(merchant_id).await?;
-        let mut ways = self
-            .fortnox
-            .tenant(merchant_id.to_string())
-            .list_ways_of_delivery()
+        let tenant = self.fortnox.tenant(merchant_id.to_string());
+        let ways = self
+            .live_reads
+            .ways_of_delivery(merchant_id, async { tenant.list_ways_of_delivery().await })
             .await?;
-        ways.sort_by(|a, b| a.code.cmp(&b.code));
-        let ways: Vec<(String, Option<String>)> = ways
-            .into_iter()
-            .map(|w| (w.code, w.description.or(w.description_english)))
+        let mut ways: Vec<(String, Option<String>)> = ways
+            .iter()
+            .map(|w| {
+                let description = w.description.clone().or(w.description_english.clone());
+                (w.code.clone(), description)
+            })
             .collect();
+        ways.sort_by(|a, b| a.0.cmp(&b.0));
         let rules = self.store.merchant_rules_with_methods(merchant_id).await?;
         Ok(map_ways_of_delivery(&rules, &ways))
     }

@@ -102,8 +102,14 @@ impl Services {
     }
 
     /// Queues an import of the merchant's done orders now, instead of at the next poll.
+    /// An import already waiting or running for the merchant is that import: repeated
+    /// calls do not queue more, so they cannot spend the merchant's Fortnox budget.
     pub async fn sync_orders(&self, actor: &Principal, merchant_id: i64) -> Result<()> {
         self.merchant_in_scope(actor, merchant_id).await?;
+        let _one_at_a_time = self.sync_locks.lock(merchant_id).await;
+        if jobs_table::has_pending_import(&self.store.pool, merchant_id).await? {
+            return Ok(());
+        }
         let task = jobs_table::import_task(merchant_id)?;
         jobs_table::push(&self.store.pool, vec![task]).await?;
         Ok(())

@@ -8,6 +8,7 @@
 pub mod catalog;
 mod error;
 pub mod fortnox_connection;
+mod live_reads;
 mod order_changes;
 pub mod orders;
 pub mod product_sync;
@@ -17,6 +18,7 @@ use entity::merchant;
 pub use error::ServiceError;
 
 use crate::auth::Principal;
+use crate::config::FortnoxSettings;
 use crate::domain::JobKind;
 use crate::domain::OrderState;
 use crate::events::EventBus;
@@ -36,6 +38,11 @@ pub struct Services {
     pub fortnox: FortnoxClient,
     /// Whether FORTNOX_CLIENT_ID and FORTNOX_CLIENT_SECRET are set, so connecting can work.
     pub fortnox_configured: bool,
+    /// Live Fortnox reads behind a short per-merchant cache.
+    live_reads: live_reads::LiveReads,
+    /// Makes "is an import queued? if not, queue one" one step per merchant in this
+    /// process, so that concurrent `syncOrders` calls queue one import, not one each.
+    sync_locks: crate::fortnox::KeyedLocks<i64>,
 }
 
 impl Services {
@@ -43,13 +50,15 @@ impl Services {
         store: Store,
         bus: EventBus,
         fortnox: FortnoxClient,
-        fortnox_configured: bool,
+        settings: &FortnoxSettings,
     ) -> Services {
         Services {
             store,
             bus,
             fortnox,
-            fortnox_configured,
+            fortnox_configured: settings.client_id.is_some() && settings.client_secret.is_some(),
+            live_reads: live_reads::LiveReads::new(settings.live_read_cache),
+            sync_locks: Default::default(),
         }
     }
 

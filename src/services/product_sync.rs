@@ -10,6 +10,7 @@ use rust_decimal::prelude::ToPrimitive;
 use super::{Result, ServiceError, Services};
 use crate::auth::Principal;
 use crate::fortnox::types::{Amount, Article};
+use crate::fortnox::{FortnoxError, TenantClient};
 use crate::store::catalog::{CatalogError, NewProduct};
 use crate::store::product_sync::{quoted, StockLevel};
 
@@ -207,8 +208,7 @@ impl Services {
     }
 
     /// The merchant's active stock articles in Fortnox after the stock-location filter,
-    /// and the filter applied. With a stock location set, every stock article is read on
-    /// its own, since only the single article carries `DefaultStockLocation`.
+    /// and the filter applied; read live, through the short cache of `live_reads`.
     async fn fortnox_stock_articles(
         &self,
         merchant_id: i64,
@@ -220,35 +220,50 @@ impl Services {
             .await?
             .and_then(|i| text(&i.stock_location));
         let tenant = self.fortnox.tenant(merchant_id.to_string());
-        let listed: Vec<Article> = tenant
-            .list_articles(Some("active"))
-            .await?
-            .into_iter()
-            .filter(is_stock_article)
-            .collect();
-        let mut articles = Vec::with_capacity(listed.len());
-        match &location {
-            None => articles.extend(listed.iter().map(StockArticle::from)),
-            Some(location) => {
-                for item in &listed {
-                    let full = match tenant.get_article(&item.article_number).await {
-                        Ok(full) => full,
-                        // Deleted since the list was read: not there any more.
-                        Err(e) if e.is_not_found() => continue,
-                        Err(e) => return Err(e.into()),
-                    };
-                    if is_stock_article(&full)
-                        && text(&full.default_stock_location).as_deref() == Some(location.as_str())
-                    {
-                        articles.push(StockArticle::from(&full));
-                    }
+        let articles = self
+            .live_reads
+            .stock_articles(merchant_id, location.clone(), async {
+                read_stock_articles(&tenant, location.as_deref()).await
+            })
+            .await?;
+        Ok((location, articles.as_ref().clone()))
+    }
+}
+
+/// Reads the stock articles from Fortnox. With a stock location set, every stock article
+/// is read on its own, since only the single article carries `DefaultStockLocation`.
+async fn read_stock_articles(
+    tenant: &TenantClient,
+    location: Option<&str>,
+) -> Result<Vec<StockArticle>, FortnoxError> {
+    let listed: Vec<Article> = tenant
+        .list_articles(Some("active"))
+        .await?
+        .into_iter()
+        .filter(is_stock_article)
+        .collect();
+    let mut articles = Vec::with_capacity(listed.len());
+    match location {
+        None => articles.extend(listed.iter().map(StockArticle::from)),
+        Some(location) => {
+            for item in &listed {
+                let full = match tenant.get_article(&item.article_number).await {
+                    Ok(full) => full,
+                    // Deleted since the list was read: not there any more.
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e),
+                };
+                if is_stock_article(&full)
+                    && text(&full.default_stock_location).as_deref() == Some(location)
+                {
+                    articles.push(StockArticle::from(&full));
                 }
             }
         }
-        articles.sort_by(|a, b| a.article_number.cmp(&b.article_number));
-        articles.dedup_by(|a, b| a.article_number == b.article_number);
-        Ok((location, articles))
     }
+    articles.sort_by(|a, b| a.article_number.cmp(&b.article_number));
+    articles.dedup_by(|a, b| a.article_number == b.article_number);
+    Ok(articles)
 }
 
 /// The rows asked for: all, or those whose article numbers are listed (trimmed, each

@@ -125,8 +125,40 @@ pub fn import_task(merchant_id: i64) -> Result<QueuedTask, StoreError> {
         queue: IMPORT_QUEUE,
         task: TaskBuilder::new(payload)
             .max_attempts(TASK_MAX_ATTEMPTS)
+            .idempotency_key(format!(
+                "import:{merchant_id}:now:{}",
+                uuid::Uuid::new_v4().simple()
+            ))
             .build(),
     })
+}
+
+/// Is an import of the merchant waiting or running (queued on demand or by the schedule;
+/// both keys start `import:{merchant_id}:`)? An import asked for meanwhile is that one.
+pub async fn has_pending_import(pool: &Pool, merchant_id: i64) -> Result<bool, StoreError> {
+    const PENDING: &str = "status IN ('Pending', 'Queued', 'Running')";
+    let prefix = format!("import:{merchant_id}:%");
+    let count: i64 = match pool {
+        Pool::Sqlite(pool) => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM Jobs WHERE job_type = ? AND idempotency_key LIKE ? AND {PENDING}"
+            )))
+            .bind(IMPORT_QUEUE)
+            .bind(prefix)
+            .fetch_one(pool)
+            .await?
+        }
+        Pool::Postgres(pool) => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM apalis.jobs WHERE job_type = $1 AND idempotency_key LIKE $2 AND {PENDING}"
+            )))
+            .bind(IMPORT_QUEUE)
+            .bind(prefix)
+            .fetch_one(pool)
+            .await?
+        }
+    };
+    Ok(count > 0)
 }
 
 pub fn push_stock_task(job: &PushStock, delay: Option<Duration>) -> Result<QueuedTask, StoreError> {

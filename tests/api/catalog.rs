@@ -586,6 +586,8 @@ async fn the_mapping_preview_shows_each_fortnox_way_of_delivery() {
         config.fortnox.client_id = Some("sandbox-client".into());
         config.fortnox.client_secret = Some("sandbox-secret".into());
         config.auth.token_encryption_key = Some(KEY.into());
+        // Fortnox read at every request, so that the revoked access below shows at once.
+        config.fortnox.live_read_cache = std::time::Duration::ZERO;
     })
     .await;
     let merchant = create_merchant(app.store(), "Connected").await;

@@ -457,7 +457,8 @@ async fn reported_stock_levels_are_stored_and_pushed_to_fortnox() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_tenants_and_a_missing_connection_are_answered_clearly() {
-    let flow = Flow::start().await;
+    // Fortnox read at every request, so that the revoked access below shows at once.
+    let flow = Flow::start_with(|c| c.fortnox.live_read_cache = Duration::ZERO).await;
     let me = flow.merchant_token();
     let partner = token(Role::Partner, vec![flow.merchant]);
     let other = token(Role::Merchant, vec![flow.merchant + 1000]);

@@ -506,8 +506,8 @@ impl TenantClient {
 }
 
 impl FortnoxClient {
-    /// One logical call: limiter, token, retries, one refresh on 401 (the
-    /// last two only with a merchant's stored tokens).
+    /// One logical call: token, retries; with a merchant's stored tokens
+    /// also the merchant's limiter and one refresh on 401.
     async fn call<T: serde::de::DeserializeOwned, B: Serialize>(
         &self,
         bearer: Bearer<'_>,

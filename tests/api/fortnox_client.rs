@@ -3,8 +3,8 @@
 
 use crate::fortnox_common::*;
 use fortnox_fulfilment::fortnox::types::{DocumentNumber, Quantity, RowUpdate};
-use fortnox_fulfilment::fortnox::{ErrorClass, FortnoxError, OrderFilter, OrderQuery};
-use fortnox_sandbox::FaultSpec;
+use fortnox_fulfilment::fortnox::{ErrorClass, FortnoxError, OrderFilter, OrderQuery, TokenState};
+use fortnox_sandbox::{CompanySettings, FaultSpec};
 use serde_json::json;
 
 fn doc(n: &str) -> DocumentNumber {
@@ -529,4 +529,106 @@ async fn raw_credit_does_not_retry_ambiguous_failures() {
         .sb
         .invoice(TENANT, invoice.as_str())
         .is_some_and(|i| i.credited_by().is_none()));
+}
+
+#[tokio::test]
+async fn company_information_of_a_connected_tenant() {
+    let e = env().await;
+    let company = e
+        .client
+        .tenant(MERCHANT)
+        .company_information()
+        .await
+        .expect("company");
+    assert_eq!(company, e.sb.company(TENANT));
+    assert_eq!(company.company_name, format!("Sandbox company {TENANT}"));
+    assert!(company.organization_number.is_some());
+    assert!(company.tenant_id().is_some());
+    assert_eq!(e.client.counters().count("companyinformation", 200), 1);
+}
+
+#[tokio::test]
+async fn exchange_code_for_company_reads_the_authorized_company_and_saves_nothing() {
+    let e = env().await;
+    let acme =
+        e.sb.create_tenant_with_company(
+            "t2",
+            None,
+            CompanySettings {
+                company_name: Some("Acme AB".into()),
+                organization_number: Some("556677-8899".into()),
+                database_number: Some(123456),
+            },
+        )
+        .expect("tenant t2");
+    // Two failures on the read first: it goes the way of every call.
+    e.sb.inject(FaultSpec {
+        fail_next: Some(2),
+        status: Some(503),
+        path_contains: Some("/3/companyinformation".into()),
+        ..Default::default()
+    });
+    let code = authorize_code(&e, "t2").await;
+    let (tokens, company) = e
+        .client
+        .exchange_code_for_company(&code)
+        .await
+        .expect("exchange and read");
+    assert_eq!(company, acme);
+    assert_eq!(company.company_name, "Acme AB");
+    assert_eq!(company.organization_number.as_deref(), Some("556677-8899"));
+    assert_eq!(company.database_number, Some(123456));
+    assert_ne!(company, e.sb.company(TENANT), "t2's company, not t1's");
+    assert_eq!(e.store.state("m2"), TokenState::Missing, "nothing saved");
+    assert_eq!(e.sb.counters().calls_with("companyinformation", 503), 2);
+    let counters = e.client.counters();
+    assert_eq!(counters.count("companyinformation", 503), 2);
+    assert_eq!(counters.count("companyinformation", 200), 1);
+    assert_eq!(counters.count("oauth/token", 200), 1);
+
+    // The caller keeps the tokens once it is content with the company.
+    e.client.save_tokens("m2", &tokens).await.expect("save");
+    assert!(matches!(e.store.state("m2"), TokenState::Active(t) if t == tokens));
+    let again = e
+        .client
+        .tenant("m2")
+        .company_information()
+        .await
+        .expect("with the saved tokens");
+    assert_eq!(again, acme);
+
+    // A code is single use, whichever way it is exchanged.
+    let err = e
+        .client
+        .exchange_code_for_company(&code)
+        .await
+        .expect_err("code reused");
+    assert_eq!(err.class(), ErrorClass::NeedsReauthorization);
+}
+
+#[tokio::test]
+async fn exchange_code_for_company_does_not_refresh_a_refused_token() {
+    let e = env().await;
+    let code = authorize_code(&e, "t2").await;
+    // Fortnox refuses every access token of the tenant as soon as it is made.
+    e.sb.inject(FaultSpec {
+        fail_next: Some(1),
+        status: Some(401),
+        path_contains: Some("/3/companyinformation".into()),
+        ..Default::default()
+    });
+    let err = e
+        .client
+        .exchange_code_for_company(&code)
+        .await
+        .expect_err("401");
+    assert_eq!(err.class(), ErrorClass::NeedsReauthorization, "{err}");
+    let c = e.sb.counters();
+    assert_eq!(c.calls_with("companyinformation", 401), 1);
+    assert_eq!(
+        c.token_requests.get("refresh_token ok"),
+        None,
+        "no refresh of tokens nobody saved"
+    );
+    assert_eq!(e.store.state("m2"), TokenState::Missing);
 }

@@ -86,3 +86,23 @@ pub fn order_json(customer: &str) -> serde_json::Value {
         ]
     })
 }
+
+/// The browser step of OAuth for sandbox tenant `tenant` (the sandbox-only
+/// `tenant` parameter on the client's authorize URL): the callback's `code`.
+pub async fn authorize_code(e: &Env, tenant: &str) -> String {
+    let url = e.client.oauth().authorize_url("state-1").expect("url");
+    let mut url = reqwest::Url::parse(&url).expect("parse");
+    url.query_pairs_mut().append_pair("tenant", tenant);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http");
+    let resp = http.get(url).send().await.expect("authorize");
+    assert!(resp.status().is_redirection(), "{}", resp.status());
+    let location = resp.headers()["location"].to_str().expect("location");
+    let back = reqwest::Url::parse(location).expect("location url");
+    back.query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code")
+}

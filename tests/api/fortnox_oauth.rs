@@ -20,7 +20,10 @@ async fn authorize_redirects_with_code_and_state_and_code_is_single_use() {
     let parsed = reqwest::Url::parse(&url).expect("parse");
     let q: HashMap<String, String> = parsed.query_pairs().into_owned().collect();
     assert_eq!(parsed.path(), "/oauth-v1/auth");
-    assert_eq!(q["scope"], "order article invoice settings");
+    assert_eq!(
+        q["scope"],
+        "order article invoice settings companyinformation"
+    );
     assert_eq!(q["access_type"], "offline");
     assert_eq!(q["response_type"], "code");
     assert_eq!(q["state"], "state-123");

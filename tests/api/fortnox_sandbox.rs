@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::fortnox_common::*;
 use fortnox_fulfilment::fortnox::limiter::RateLimit;
-use fortnox_sandbox::{FaultSpec, Sandbox, SandboxConfig, TenantSettings};
+use fortnox_sandbox::{CompanySettings, FaultSpec, Sandbox, SandboxConfig, TenantSettings};
 use serde_json::{json, Value};
 
 struct Raw {
@@ -405,6 +405,24 @@ async fn demo_seed_and_control_endpoints() {
         .filter_map(|w| w["Code"].as_str())
         .collect();
     assert!(codes.contains(&"DHL") && codes.contains(&"PN"));
+    let company: Value = http
+        .get(format!("{}/3/companyinformation", sandbox.api_base()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    let company = &company["CompanyInformation"];
+    assert_eq!(
+        company["CompanyName"],
+        fortnox_sandbox::demo::DEMO_COMPANY_NAME
+    );
+    assert_eq!(
+        company["DatabaseNumber"],
+        fortnox_sandbox::demo::DEMO_DATABASE_NUMBER
+    );
     let r = http
         .post(format!("{ctl}/faults"))
         .json(&json!({"fail_next": 1, "status": 503}))
@@ -712,4 +730,164 @@ async fn expire_access_tokens_takes_an_empty_json_body() {
     assert!(!works(token).await);
     let r = expire("{").send().await.expect("send");
     assert_eq!(r.status().as_u16(), 400, "malformed JSON is still an error");
+}
+
+/// `NNNNNN-NNNN`, the shape of a Swedish organisation number.
+fn org_number_shaped(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 11
+        && b[6] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 6 || c.is_ascii_digit())
+}
+
+#[tokio::test]
+async fn each_tenant_answers_its_own_company_information() {
+    let e = env().await;
+    e.sb.create_tenant_with_company(
+        "t2",
+        None,
+        CompanySettings {
+            company_name: Some("Acme AB".into()),
+            organization_number: Some("556677-8899".into()),
+            database_number: Some(123456),
+        },
+    )
+    .expect("tenant t2");
+    let t1 = Raw::new(&e).await;
+    let t2 = Raw {
+        http: reqwest::Client::new(),
+        base: e.sandbox.api_base(),
+        token: e.sb.issue_tokens("t2").access_token,
+    };
+
+    let (s, one) = t1.get("/3/companyinformation").await;
+    assert_eq!(s, 200, "{one}");
+    let one = &one["CompanyInformation"];
+    assert_eq!(one["CompanyName"], "Sandbox company t1");
+    let org = one["OrganizationNumber"].as_str().expect("org number");
+    assert!(org_number_shaped(org), "{org}");
+    assert!(one["DatabaseNumber"].is_i64(), "{one}");
+    assert_eq!(one["CountryCode"], "SE");
+    let (s, two) = t2.get("/3/companyinformation").await;
+    assert_eq!(s, 200, "{two}");
+    let two = &two["CompanyInformation"];
+    assert_eq!(two["CompanyName"], "Acme AB");
+    assert_eq!(two["OrganizationNumber"], "556677-8899");
+    assert_eq!(two["DatabaseNumber"], 123456);
+
+    // Defaults differ per tenant, and are the same on every run.
+    e.sb.create_tenant("t3", None);
+    let (t1c, t3c) = (e.sb.company(TENANT), e.sb.company("t3"));
+    assert_ne!(t1c.database_number, t3c.database_number);
+    assert_ne!(t1c.organization_number, t3c.organization_number);
+    let other = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    other.handle().create_tenant("t3", None);
+    assert_eq!(other.handle().company("t3"), t3c, "deterministic");
+    other.shutdown().await;
+
+    // A DatabaseNumber names one tenant only.
+    let taken = CompanySettings {
+        database_number: Some(123456),
+        ..Default::default()
+    };
+    e.sb.create_tenant_with_company("t4", None, taken)
+        .expect_err("t2's DatabaseNumber");
+
+    let c = e.sb.counters();
+    assert_eq!(c.calls_with("companyinformation", 200), 2);
+    let tenants: Vec<Option<String>> =
+        e.sb.calls()
+            .into_iter()
+            .filter(|c| c.resource == "companyinformation")
+            .map(|c| c.tenant)
+            .collect();
+    assert_eq!(tenants, [Some("t1".into()), Some("t2".into())]);
+}
+
+#[tokio::test]
+async fn company_information_needs_a_token_and_takes_faults() {
+    let e = env().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/3/companyinformation", e.sandbox.api_base());
+    let r = http.get(&url).send().await.expect("send");
+    assert_eq!(r.status().as_u16(), 401, "no token");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["ErrorInformation"]["code"], 2000311);
+    let r = http
+        .get(&url)
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 401, "unknown token");
+    let raw = Raw::new(&e).await;
+    e.sb.expire_access_tokens(Some(TENANT));
+    let (s, _) = raw.get("/3/companyinformation").await;
+    assert_eq!(s, 401, "expired token");
+
+    let raw = Raw::new(&e).await;
+    e.sb.inject(FaultSpec {
+        fail_next: Some(1),
+        status: Some(503),
+        path_contains: Some("companyinformation".into()),
+        ..Default::default()
+    });
+    let (s, _) = raw.get("/3/companyinformation").await;
+    assert_eq!(s, 503, "faults apply");
+    let (s, _) = raw.get("/3/companyinformation").await;
+    assert_eq!(s, 200);
+    let c = e.sb.counters();
+    assert_eq!(c.calls_with("companyinformation", 401), 3);
+    assert_eq!(c.calls_with("companyinformation", 503), 1);
+    assert_eq!(c.calls_with("companyinformation", 200), 1);
+}
+
+#[tokio::test]
+async fn control_endpoint_creates_a_tenant_with_its_company() {
+    let e = env().await;
+    let http = reqwest::Client::new();
+    let ctl = format!("{}/sandbox", e.sandbox.api_base());
+    let r = http
+        .post(format!("{ctl}/tenants"))
+        .json(&json!({"id": "acme", "company": {
+            "company_name": "Acme AB", "organization_number": "556677-8899", "database_number": 424242
+        }}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 201);
+    let created: Value = r.json().await.expect("json");
+    assert_eq!(created["CompanyInformation"]["CompanyName"], "Acme AB");
+    let r = http
+        .post(format!("{ctl}/tenants"))
+        .json(&json!({"id": "other", "company": {"database_number": 424242}}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 409, "the DatabaseNumber is acme's");
+    // Only the name given: the rest are the tenant's defaults.
+    let r = http
+        .post(format!("{ctl}/tenants"))
+        .json(&json!({"id": "named", "company": {"company_name": "Named AB"}}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 201);
+    let named: Value = http
+        .get(format!("{ctl}/tenants/named/company"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let named = &named["CompanyInformation"];
+    assert_eq!(named["CompanyName"], "Named AB");
+    assert!(named["DatabaseNumber"].is_i64());
+    assert_ne!(named["DatabaseNumber"], 424242);
+    assert_eq!(e.sb.company("acme").database_number, Some(424242));
 }

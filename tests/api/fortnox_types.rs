@@ -263,3 +263,36 @@ fn invoice_round_trips_with_and_without_credit_fields() {
         }
     }
 }
+
+#[test]
+fn company_information_reads_loosely() {
+    let recorded = br#"{"CompanyInformation":{"Address":"Storgatan 1","City":"Stockholm",
+     "CountryCode":"SE","DatabaseNumber":123456,"CompanyName":"Acme AB",
+     "OrganizationNumber":"556677-8899","VisitAddress":"","VisitCity":"","VisitCountryCode":"",
+     "VisitZipCode":"","ZipCode":"111 22","Unknown":{"x":1}}}"#;
+    let c: CompanyInformationEnvelope = decode(recorded).expect("recorded");
+    let c = c.company_information;
+    assert_eq!(c.company_name, "Acme AB");
+    assert_eq!(c.organization_number.as_deref(), Some("556677-8899"));
+    assert_eq!(c.tenant_id(), Some(123456));
+    assert_eq!(c.zip_code.as_deref(), Some("111 22"));
+
+    // A numeric string, nulls and blanks; nothing at all.
+    let c: CompanyInformation =
+        decode(br#"{"DatabaseNumber":"654321","CompanyName":null,"OrganizationNumber":" "}"#)
+            .expect("loose");
+    assert_eq!(c.database_number, Some(654321));
+    assert_eq!(c.company_name, "");
+    assert_eq!(c.organization_number, None);
+    let c: CompanyInformation = decode(br#"{"DatabaseNumber":""}"#).expect("blank");
+    assert_eq!(c.database_number, None);
+    assert_eq!(
+        decode::<CompanyInformation>(b"{}").expect("empty"),
+        Default::default()
+    );
+
+    // The tenant id is never guessed.
+    let err =
+        decode::<CompanyInformation>(br#"{"DatabaseNumber":"12a"}"#).expect_err("not a number");
+    assert!(err.to_string().contains("DatabaseNumber"), "{err}");
+}

@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/wayofdeliveries/{code}", get(get_way))
         .route("/invoices/{n}", get(get_invoice))
         .route("/invoices/{n}/credit", put(credit_invoice))
+        .route("/companyinformation", get(company_information))
 }
 
 type S = AxState<Arc<Shared>>;
@@ -375,4 +376,14 @@ async fn credit_invoice(
         .credit_invoice(&n, &sh.base_url)
         .map(|invoice| InvoiceEnvelope { invoice });
     respond(StatusCode::OK, r)
+}
+
+async fn company_information(AxState(sh): S, Extension(TenantId(t)): T) -> Response {
+    let company_information = sh.lock().tenant_mut(&t).company.clone();
+    fortnox_json(
+        StatusCode::OK,
+        &CompanyInformationEnvelope {
+            company_information,
+        },
+    )
 }

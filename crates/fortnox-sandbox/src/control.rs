@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::faults::FaultSpec;
 use super::handle::SandboxHandle;
-use super::state::TenantSettings;
+use super::state::{CompanySettings, TenantSettings};
 use super::Shared;
 use fortnox::types::{Article, WayOfDelivery};
 
@@ -22,6 +22,7 @@ pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/tenants", post(create_tenant))
         .route("/tenants/{t}/settings", put(set_settings).get(get_settings))
+        .route("/tenants/{t}/company", get(get_company))
         .route("/tenants/{t}/articles", post(add_articles))
         .route("/tenants/{t}/wayofdeliveries", post(add_ways))
         .route("/tenants/{t}/orders", post(add_orders).get(list_orders))
@@ -56,11 +57,30 @@ struct NewTenant {
     id: String,
     #[serde(default)]
     settings: Option<TenantSettings>,
+    /// `company_name`, `organization_number`, `database_number`, each optional.
+    #[serde(default)]
+    company: Option<CompanySettings>,
 }
 
 async fn create_tenant(AxState(sh): S, Json(t): Json<NewTenant>) -> Response {
-    handle(sh).create_tenant(&t.id, t.settings);
-    (StatusCode::CREATED, Json(serde_json::json!({ "id": t.id }))).into_response()
+    let company =
+        handle(sh).create_tenant_with_company(&t.id, t.settings, t.company.unwrap_or_default());
+    match company {
+        Ok(c) => (
+            StatusCode::CREATED,
+            Json(serde_json::json!({ "id": t.id, "CompanyInformation": c })),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+async fn get_company(AxState(sh): S, Path(t): Path<String>) -> Response {
+    Json(serde_json::json!({ "CompanyInformation": handle(sh).company(&t) })).into_response()
 }
 
 async fn set_settings(

@@ -4,9 +4,14 @@
 use serde_json::json;
 
 use super::handle::SandboxHandle;
+use super::state::CompanySettings;
 use fortnox::types::{Article, Quantity, WayOfDelivery};
 
 pub const DEMO_TENANT: &str = "demo";
+/// The demo tenant's company (made up, like the organisation number).
+pub const DEMO_COMPANY_NAME: &str = "Järnhandeln Demo AB";
+pub const DEMO_ORGANIZATION_NUMBER: &str = "559900-0417";
+pub const DEMO_DATABASE_NUMBER: i64 = 1_042_317;
 /// Orders seeded; seven stop in RESERVED (one per reason) and one is not done.
 pub const DEMO_ORDERS: usize = 50;
 
@@ -93,7 +98,15 @@ fn ways() -> Vec<WayOfDelivery> {
 
 /// Seeds tenant `demo` and makes it the authorize page's default.
 pub fn seed(h: &SandboxHandle) -> anyhow::Result<()> {
-    h.create_tenant(DEMO_TENANT, None);
+    h.create_tenant_with_company(
+        DEMO_TENANT,
+        None,
+        CompanySettings {
+            company_name: Some(DEMO_COMPANY_NAME.into()),
+            organization_number: Some(DEMO_ORGANIZATION_NUMBER.into()),
+            database_number: Some(DEMO_DATABASE_NUMBER),
+        },
+    )?;
     h.set_authorize_tenant(DEMO_TENANT);
     h.add_articles(DEMO_TENANT, articles());
     h.add_ways_of_delivery(DEMO_TENANT, ways());

@@ -12,10 +12,11 @@ use tokio::time::Instant;
 
 use super::faults::FaultSpec;
 use super::state::{
-    AccessToken, CallRecord, RefreshToken, SResult, SandboxError, State, TenantSettings,
+    AccessToken, CallRecord, CompanySettings, RefreshToken, SResult, SandboxError, State,
+    TenantSettings,
 };
 use super::Shared;
-use fortnox::types::{Article, Invoice, Order, TokenResponse, WayOfDelivery};
+use fortnox::types::{Article, CompanyInformation, Invoice, Order, TokenResponse, WayOfDelivery};
 
 #[derive(Clone)]
 pub struct SandboxHandle {
@@ -110,7 +111,7 @@ pub(crate) fn issue_tokens(shared: &Shared, st: &mut State, tenant: &str) -> Tok
     TokenResponse {
         access_token: access,
         refresh_token: refresh,
-        scope: Some("article invoice order settings".into()),
+        scope: Some("article companyinformation invoice order settings".into()),
         expires_in: shared.cfg.access_token_ttl.as_secs() as i64,
         token_type: Some("bearer".into()),
     }
@@ -131,6 +132,31 @@ impl SandboxHandle {
         if let Some(s) = settings {
             t.settings = s;
         }
+    }
+
+    /// Like [`Self::create_tenant`], and gives the tenant `company`'s fields
+    /// (the others keep their defaults). Also on an existing tenant. Fails if
+    /// another tenant has the `DatabaseNumber`. Returns what
+    /// `GET /3/companyinformation` will answer.
+    pub fn create_tenant_with_company(
+        &self,
+        tenant: &str,
+        settings: Option<TenantSettings>,
+        company: CompanySettings,
+    ) -> anyhow::Result<CompanyInformation> {
+        let mut st = self.shared.lock();
+        st.set_company(tenant, company)
+            .map_err(anyhow::Error::msg)?;
+        let t = st.tenant_mut(tenant);
+        if let Some(s) = settings {
+            t.settings = s;
+        }
+        Ok(t.company.clone())
+    }
+
+    /// The tenant's company, as `GET /3/companyinformation` answers it.
+    pub fn company(&self, tenant: &str) -> CompanyInformation {
+        self.shared.lock().tenant_mut(tenant).company.clone()
     }
 
     pub fn set_settings(&self, tenant: &str, settings: TenantSettings) {

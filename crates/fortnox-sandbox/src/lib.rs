@@ -1,7 +1,8 @@
 //! A local Fortnox for tests and the demo: OAuth, `/3/orders`, `/3/articles`,
-//! `/3/wayofdeliveries`, `/3/invoices`, the rate limit and the warehouse rules
-//! of docs/fortnox.md, plus control endpoints under `/sandbox` (never under
-//! `/3`) to seed data, inject faults and read the call log.
+//! `/3/wayofdeliveries`, `/3/invoices`, `/3/companyinformation`, the rate limit
+//! and the warehouse rules of docs/fortnox.md, plus control endpoints under
+//! `/sandbox` (never under `/3`) to seed data, inject faults and read the call
+//! log. Each tenant is one Fortnox company, with its own company information.
 //!
 //! In-process: `Sandbox::start(SandboxConfig::default()).await?` binds
 //! `127.0.0.1:0`; `sandbox.handle()` does everything the control endpoints do.
@@ -27,7 +28,7 @@ use tokio::time::Instant;
 
 pub use faults::FaultSpec;
 pub use handle::{BackOrder, Counters, SandboxHandle};
-pub use state::{CallRecord, SandboxError, TenantSettings};
+pub use state::{CallRecord, CompanySettings, SandboxError, TenantSettings};
 pub use token_store::InMemoryTokenStore;
 
 use fortnox::limiter::RateLimit;

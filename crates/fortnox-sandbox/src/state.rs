@@ -3,7 +3,7 @@
 //! Orders, articles and invoices are kept as the shared wire types, so what the
 //! sandbox serves is by construction what the client parses.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{NaiveDateTime, Utc};
 use rust_decimal::Decimal;
@@ -85,6 +85,66 @@ impl Default for TenantSettings {
     }
 }
 
+/// Company information to give a tenant when creating it; a field left out
+/// keeps the tenant's default (name `Sandbox company <tenant>`, a made-up
+/// organisation number, a `DatabaseNumber` derived from the tenant id).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompanySettings {
+    #[serde(default)]
+    pub company_name: Option<String>,
+    /// `NNNNNN-NNNN`; not checked, and several tenants may share one (a
+    /// company can have more than one Fortnox database).
+    #[serde(default)]
+    pub organization_number: Option<String>,
+    /// The Fortnox tenant id; unique among the sandbox's tenants.
+    #[serde(default)]
+    pub database_number: Option<i64>,
+}
+
+/// Default `DatabaseNumber`s are six digits.
+const DATABASE_NUMBERS: std::ops::RangeInclusive<i64> = 100_000..=999_999;
+
+/// The default `DatabaseNumber` of tenant `id`: a hash of the id (FNV-1a,
+/// stable across runs and Rust versions), moved on to the next free number
+/// if another tenant has it.
+fn claim_database_number(used: &mut BTreeSet<i64>, id: &str) -> i64 {
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let (low, high) = (*DATABASE_NUMBERS.start(), *DATABASE_NUMBERS.end());
+    let span = (high - low + 1) as u64;
+    let mut n = low + (hash % span) as i64;
+    // Far fewer tenants than numbers: this ends.
+    while used.contains(&n) {
+        n = if n == high { low } else { n + 1 };
+    }
+    used.insert(n);
+    n
+}
+
+/// The default company of tenant `id` with `database_number`.
+fn default_company(id: &str, database_number: i64) -> CompanyInformation {
+    // Made up, `NNNNNN-NNNN`, one per database number.
+    let organization_number = format!(
+        "559{:03}-{:04}",
+        (database_number / 10_000) % 1_000,
+        database_number % 10_000
+    );
+    CompanyInformation {
+        company_name: format!("Sandbox company {id}"),
+        organization_number: Some(organization_number),
+        database_number: Some(database_number),
+        address: Some("Sandlådevägen 1".into()),
+        zip_code: Some("111 22".into()),
+        city: Some("Stockholm".into()),
+        country_code: Some("SE".into()),
+        visit_address: Some("Sandlådevägen 1".into()),
+        visit_zip_code: Some("111 22".into()),
+        visit_city: Some("Stockholm".into()),
+        visit_country_code: Some("SE".into()),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct StoredOrder {
     pub order: Order,
@@ -96,6 +156,8 @@ pub struct StoredOrder {
 #[derive(Debug)]
 pub struct Tenant {
     pub settings: TenantSettings,
+    /// What `GET /3/companyinformation` answers.
+    pub company: CompanyInformation,
     pub orders: BTreeMap<u64, StoredOrder>,
     pub articles: BTreeMap<String, Article>,
     pub ways: Vec<WayOfDelivery>,
@@ -153,11 +215,45 @@ pub struct State {
     pub calls: Vec<CallRecord>,
     /// Tenant that the authorize page approves for when none is named.
     pub authorize_tenant: Option<String>,
+    /// Every tenant's `DatabaseNumber`, to keep them unique.
+    database_numbers: BTreeSet<i64>,
 }
 
 impl State {
+    /// The tenant, created with its defaults if it does not exist yet.
     pub fn tenant_mut(&mut self, id: &str) -> &mut Tenant {
-        self.tenants.entry(id.to_string()).or_default()
+        let used = &mut self.database_numbers;
+        self.tenants
+            .entry(id.to_string())
+            .or_insert_with(|| Tenant::new(id, claim_database_number(used, id)))
+    }
+
+    /// Overlays `company` on tenant `id`'s company information (creating the
+    /// tenant first if needed). Refuses a `DatabaseNumber` another tenant has.
+    pub fn set_company(&mut self, id: &str, company: CompanySettings) -> Result<(), String> {
+        let current = self.tenant_mut(id).company.database_number;
+        if let Some(n) = company.database_number.filter(|n| Some(*n) != current) {
+            if self.database_numbers.contains(&n) {
+                return Err(format!(
+                    "DatabaseNumber {n} belongs to another tenant; each tenant is its own Fortnox company"
+                ));
+            }
+            if let Some(old) = current {
+                self.database_numbers.remove(&old);
+            }
+            self.database_numbers.insert(n);
+        }
+        let c = &mut self.tenant_mut(id).company;
+        if let Some(name) = company.company_name {
+            c.company_name = name;
+        }
+        if let Some(org) = company.organization_number {
+            c.organization_number = Some(org);
+        }
+        if let Some(n) = company.database_number {
+            c.database_number = Some(n);
+        }
+        Ok(())
     }
 }
 
@@ -178,10 +274,11 @@ fn merge(base: &mut Value, patch: &Map<String, Value>) {
     }
 }
 
-impl Default for Tenant {
-    fn default() -> Self {
+impl Tenant {
+    fn new(id: &str, database_number: i64) -> Self {
         Tenant {
             settings: TenantSettings::default(),
+            company: default_company(id, database_number),
             orders: BTreeMap::new(),
             articles: BTreeMap::new(),
             ways: Vec::new(),
@@ -191,9 +288,7 @@ impl Default for Tenant {
             next_invoice: 1001,
         }
     }
-}
 
-impl Tenant {
     fn row_id(&mut self) -> u64 {
         let id = self.next_row_id;
         self.next_row_id += 1;

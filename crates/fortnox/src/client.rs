@@ -26,6 +26,18 @@ enum Retry {
     OnlyUnprocessed,
 }
 
+/// Whose access token a call sends.
+#[derive(Debug, Clone, Copy)]
+enum Bearer<'a> {
+    /// The merchant's stored tokens: its limiter, one refresh on 401.
+    Merchant(&'a str),
+    /// A token not (yet) stored, fresh from a code exchange: no limiter, no
+    /// refresh.
+    Unsaved(&'a str),
+}
+
+const COMPANY_INFORMATION: &str = "/3/companyinformation";
+
 /// The result of [`TenantClient::create_invoice_once`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvoiceOutcome {
@@ -108,8 +120,41 @@ impl FortnoxClient {
     /// Exchanges the callback's `code` and stores the tokens for `merchant`.
     pub async fn connect(&self, merchant: &str, code: &str) -> Result<TokenSet> {
         let tokens = self.oauth().exchange_code(code).await?;
-        self.inner.tokens.store().save(merchant, &tokens).await?;
+        self.save_tokens(merchant, &tokens).await?;
         Ok(tokens)
+    }
+
+    /// Exchanges the callback's `code` and reads, with the new access token,
+    /// which Fortnox company granted it. Stores nothing, so the caller can
+    /// check the company (already connected elsewhere?) before it keeps the
+    /// tokens with [`Self::save_tokens`]. The read goes the way of every API
+    /// call (retries, error classes, counters) but refreshes nothing: a 401
+    /// to a token this fresh is `NeedsReauthorization`. If the read fails the
+    /// tokens are dropped; the code is spent either way, so the merchant
+    /// authorizes again.
+    pub async fn exchange_code_for_company(
+        &self,
+        code: &str,
+    ) -> Result<(TokenSet, CompanyInformation)> {
+        let tokens = self.oauth().exchange_code(code).await?;
+        let env: CompanyInformationEnvelope = self
+            .call(
+                Bearer::Unsaved(&tokens.access_token),
+                Method::GET,
+                COMPANY_INFORMATION,
+                &[],
+                None::<&()>,
+                Retry::Always,
+            )
+            .await?;
+        Ok((tokens, env.company_information))
+    }
+
+    /// Stores tokens from a code exchange for `merchant` (a new or renewed
+    /// connection), e.g. those of [`Self::exchange_code_for_company`].
+    pub async fn save_tokens(&self, merchant: &str, tokens: &TokenSet) -> Result<()> {
+        self.inner.tokens.store().save(merchant, tokens).await?;
+        Ok(())
     }
 
     /// The API of one merchant's Fortnox.
@@ -409,6 +454,22 @@ impl TenantClient {
         }
     }
 
+    /// The merchant's Fortnox company (`GET /3/companyinformation`; scope
+    /// `companyinformation`, which connections made before it was requested
+    /// lack: Fortnox then refuses with a `Document` error).
+    pub async fn company_information(&self) -> Result<CompanyInformation> {
+        let env: CompanyInformationEnvelope = self
+            .call(
+                Method::GET,
+                COMPANY_INFORMATION,
+                &[],
+                None::<&()>,
+                Retry::Always,
+            )
+            .await?;
+        Ok(env.company_information)
+    }
+
     async fn list_page<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
@@ -422,7 +483,7 @@ impl TenantClient {
             .await
     }
 
-    /// One logical call: limiter, token, retries, one refresh on 401.
+    /// One logical call with the merchant's stored tokens.
     async fn call<T: serde::de::DeserializeOwned, B: Serialize>(
         &self,
         method: Method,
@@ -431,7 +492,32 @@ impl TenantClient {
         body: Option<&B>,
         retry: Retry,
     ) -> Result<T> {
-        let inner = &self.client.inner;
+        self.client
+            .call(
+                Bearer::Merchant(&self.merchant),
+                method,
+                path,
+                query,
+                body,
+                retry,
+            )
+            .await
+    }
+}
+
+impl FortnoxClient {
+    /// One logical call: token, retries; with a merchant's stored tokens
+    /// also the merchant's limiter and one refresh on 401.
+    async fn call<T: serde::de::DeserializeOwned, B: Serialize>(
+        &self,
+        bearer: Bearer<'_>,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&B>,
+        retry: Retry,
+    ) -> Result<T> {
+        let inner = &self.inner;
         let body = match body {
             Some(b) => Some(
                 serde_json::to_vec(b)
@@ -443,9 +529,20 @@ impl TenantClient {
         let resource = resource_of(path);
         let mut attempt = 0u32;
         let mut refreshed = false;
-        let mut token = inner.tokens.access_token(&self.merchant).await?;
+        let mut token = match bearer {
+            Bearer::Merchant(merchant) => inner.tokens.access_token(merchant).await?,
+            Bearer::Unsaved(token) => token.to_string(),
+        };
+        let merchant = match bearer {
+            Bearer::Merchant(merchant) => merchant,
+            Bearer::Unsaved(_) => "(connecting)",
+        };
         loop {
-            inner.limiters.acquire(&self.merchant).await;
+            // Fortnox counts per access token: an unsaved token is brand new
+            // and makes one call, and a limiter keyed by it would outlive it.
+            if let Bearer::Merchant(merchant) = bearer {
+                inner.limiters.acquire(merchant).await;
+            }
             let mut req = inner
                 .http
                 .request(method.clone(), &url)
@@ -476,26 +573,37 @@ impl TenantClient {
             };
             inner.counters.record(&resource, status_code);
             tracing::info!(target: "fortnox", method = %method, path, status = status_code, latency_ms,
-                merchant = %self.merchant, attempt, "fortnox call");
+                merchant = %merchant, attempt, "fortnox call");
 
             let (failure, retry_after) = match outcome {
                 Ok((status, _, bytes)) if status.is_success() => return Ok(decode(&bytes)?),
-                Ok((StatusCode::UNAUTHORIZED, _, _)) if !refreshed => {
-                    refreshed = true;
-                    token = inner
-                        .tokens
-                        .refresh_after_unauthorized(&self.merchant, &token)
-                        .await?;
-                    continue;
-                }
-                Ok((StatusCode::UNAUTHORIZED, _, bytes)) => {
-                    return Err(FortnoxError::NeedsReauthorization {
-                        reason: format!(
-                            "Fortnox answered 401 after a refresh: {}",
-                            error_message(&bytes)
-                        ),
-                    })
-                }
+                Ok((StatusCode::UNAUTHORIZED, _, bytes)) => match bearer {
+                    Bearer::Merchant(merchant) if !refreshed => {
+                        refreshed = true;
+                        token = inner
+                            .tokens
+                            .refresh_after_unauthorized(merchant, &token)
+                            .await?;
+                        continue;
+                    }
+                    Bearer::Merchant(_) => {
+                        return Err(FortnoxError::NeedsReauthorization {
+                            reason: format!(
+                                "Fortnox answered 401 after a refresh: {}",
+                                error_message(&bytes)
+                            ),
+                        })
+                    }
+                    // Nothing stored to refresh: the new connection failed.
+                    Bearer::Unsaved(_) => {
+                        return Err(FortnoxError::NeedsReauthorization {
+                            reason: format!(
+                                "Fortnox answered 401 to a new access token: {}",
+                                error_message(&bytes)
+                            ),
+                        })
+                    }
+                },
                 Ok((StatusCode::TOO_MANY_REQUESTS, ra, bytes)) => (
                     FortnoxError::Retryable {
                         status: Some(429),

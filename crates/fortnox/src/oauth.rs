@@ -21,7 +21,15 @@ use super::keyed_locks::KeyedLocks;
 use super::metrics::CallCounters;
 use super::types::{decode, OAuthErrorBody, TokenResponse};
 
-pub const DEFAULT_SCOPES: &[&str] = &["order", "article", "invoice", "settings"];
+/// `companyinformation` lets the service see which Fortnox company a merchant
+/// connected (`GET /3/companyinformation`).
+pub const DEFAULT_SCOPES: &[&str] = &[
+    "order",
+    "article",
+    "invoice",
+    "settings",
+    "companyinformation",
+];
 
 /// Debug prints the client secret as `[REDACTED]` (a `SecretString`).
 #[derive(Debug, Clone)]

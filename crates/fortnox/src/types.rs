@@ -468,3 +468,82 @@ pub struct InvoiceEnvelope {
     #[serde(rename = "Invoice")]
     pub invoice: Invoice,
 }
+
+// ---------------------------------------------------------------- company
+
+/// `GET /3/companyinformation`: the Fortnox company (one Fortnox database) the
+/// access token belongs to. We take `DatabaseNumber` as the Fortnox tenant id
+/// (**assumed** in docs/fortnox.md): use [`CompanyInformation::tenant_id`].
+/// Every field tolerates null and absence; the address fields are kept for
+/// display only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CompanyInformation {
+    /// Empty when Fortnox sends none (null or absent).
+    #[serde(default, deserialize_with = "string_or_null")]
+    pub company_name: String,
+    /// `556677-8899` as Fortnox writes it; empty reads as `None`.
+    #[serde(default, deserialize_with = "opt_text_loose")]
+    pub organization_number: Option<String>,
+    /// A number or a numeric string; empty reads as `None`, anything else
+    /// is an error (it identifies the company).
+    #[serde(default, deserialize_with = "opt_id_loose")]
+    pub database_number: Option<i64>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub zip_code: Option<String>,
+    #[serde(default)]
+    pub city: Option<String>,
+    #[serde(default)]
+    pub country_code: Option<String>,
+    #[serde(default)]
+    pub visit_address: Option<String>,
+    #[serde(default)]
+    pub visit_zip_code: Option<String>,
+    #[serde(default)]
+    pub visit_city: Option<String>,
+    #[serde(default)]
+    pub visit_country_code: Option<String>,
+}
+
+impl CompanyInformation {
+    /// The Fortnox tenant id: `DatabaseNumber` (**assumed** to be unique per
+    /// Fortnox company and stable; see docs/fortnox.md).
+    pub fn tenant_id(&self) -> Option<i64> {
+        self.database_number
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompanyInformationEnvelope {
+    #[serde(rename = "CompanyInformation")]
+    pub company_information: CompanyInformation,
+}
+
+/// A text field that may be null: null reads as empty.
+fn string_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Like `opt_string_loose`, and blank means absent (Fortnox sends `""` for
+/// fields never filled in).
+fn opt_text_loose<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(opt_string_loose(d)?
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty()))
+}
+
+/// An integer id sent as a number or a numeric string; null, absent or blank
+/// mean none. Anything else is an error rather than a guess.
+fn opt_id_loose<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match opt_string_loose(d)? {
+        None => Ok(None),
+        Some(s) if s.trim().is_empty() => Ok(None),
+        Some(s) => s
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| de::Error::custom(format!("expected an integer, got {s:?}"))),
+    }
+}

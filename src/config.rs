@@ -197,6 +197,15 @@ pub struct FortnoxSettings {
     #[arg(long = "fortnox-live-read-cache-secs", env = "FORTNOX_LIVE_READ_CACHE_SECS",
         default_value = "20", value_parser = whole(Duration::from_secs), global = true)]
     pub live_read_cache: Duration,
+    /// The frontend page Fortnox's OAuth callback hands `code` and `state` on to (as query
+    /// parameters), where the person who started the connection completes it with
+    /// `completeFortnoxConnection`. Unset: the callback shows them on a page instead.
+    #[arg(
+        long = "fortnox-connect-return-url",
+        env = "FORTNOX_CONNECT_RETURN_URL",
+        global = true
+    )]
+    pub connect_return_url: Option<String>,
 }
 
 /// The durable jobs. Durations are `Duration`s, read as whole seconds or milliseconds as

@@ -183,15 +183,39 @@ async fn setup_merchant(api: &Api, sandbox: &Sandbox) -> anyhow::Result<String> 
             .await?;
         }
     }
-    // The real OAuth flow: the authorize page approves at once and redirects to our callback.
+    // The real OAuth flow: the authorize page approves at once and sends us back with a
+    // code and state, which the same caller hands to completeFortnoxConnection (what the
+    // frontend does at FORTNOX_CONNECT_RETURN_URL).
     let data = api
         .call("mutation($m: ID!) { connectFortnox(merchantId: $m) }", vars)
         .await?;
     let authorize = data["connectFortnox"].as_str().unwrap_or_default();
-    let page = reqwest::get(authorize).await?.text().await?;
-    if !page.contains("Fortnox connected") {
-        anyhow::bail!("connecting the sandbox failed: {page}");
-    }
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let answer = no_redirects.get(authorize).send().await?;
+    let back = answer
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| reqwest::Url::parse(l).ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the sandbox's authorize page did not send us back: HTTP {}",
+                answer.status()
+            )
+        })?;
+    let param = |name: &str| {
+        back.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| anyhow::anyhow!("the sandbox sent us back without `{name}`: {back}"))
+    };
+    api.call(
+        "mutation($m: ID!, $c: String!, $s: String!) { completeFortnoxConnection(merchantId: $m, code: $c, state: $s) { status } }",
+        json!({ "m": merchant, "c": param("code")?, "s": param("state")? }),
+    )
+    .await?;
     Ok(merchant)
 }
 

@@ -282,6 +282,18 @@ impl From<ServiceError> for ApiError {
             ServiceError::FortnoxNeedsReauthorization { .. } => {
                 ApiError::conflict(message).with_reason("FORTNOX_NEEDS_REAUTHORIZATION")
             }
+            ServiceError::ConnectionLinkInvalid => {
+                ApiError::invalid_input(message).with_reason("OAUTH_STATE_INVALID")
+            }
+            ServiceError::ConnectionNotYours => {
+                ApiError::forbidden(message).with_reason("OAUTH_STARTED_BY_ANOTHER")
+            }
+            ServiceError::FortnoxCompanyTaken { .. } => {
+                ApiError::conflict(message).with_reason("FORTNOX_COMPANY_TAKEN")
+            }
+            ServiceError::FortnoxCompanyChanged { .. } => {
+                ApiError::conflict(message).with_reason("FORTNOX_COMPANY_CHANGED")
+            }
             // The detail may come from our token store (the database), so it stays in the log.
             ServiceError::FortnoxUnavailable(detail) => {
                 tracing::warn!(%detail, "Fortnox unavailable while answering a GraphQL request");

@@ -12,6 +12,9 @@ use crate::store::integrations::SettingsUpdate;
 pub struct FortnoxIntegration {
     pub merchant_id: ID,
     pub status: IntegrationStatus,
+    /// The Fortnox company the orders come from, as Fortnox named it when the connection
+    /// was made; `null` until connected (and after a disconnect).
+    pub company: Option<FortnoxCompany>,
     /// Orders dated before it are never imported (`YYYY-MM-DD`).
     pub first_order_date: Option<NaiveDate>,
     /// When on, order lines whose product is missing are dropped from the warehouse order
@@ -30,6 +33,15 @@ pub struct FortnoxIntegration {
     /// Fortnox orders the import could not read or store. They are retried at every poll
     /// and never hold back the merchant's other orders; fix them in Fortnox.
     pub import_failures: Vec<ImportFailure>,
+}
+
+/// A Fortnox company (one Fortnox database), from Fortnox's company information.
+#[derive(SimpleObject)]
+pub struct FortnoxCompany {
+    pub name: String,
+    pub organization_number: Option<String>,
+    /// Fortnox's DatabaseNumber. One company feeds one merchant.
+    pub tenant_id: String,
 }
 
 /// A Fortnox order that could not be imported, and why.
@@ -68,6 +80,7 @@ impl From<Integration> for FortnoxIntegration {
             return FortnoxIntegration {
                 merchant_id,
                 status: IntegrationStatus::NotConnected,
+                company: None,
                 first_order_date: None,
                 ignore_missing_products: false,
                 credit_duplicate_invoices: true,
@@ -78,9 +91,15 @@ impl From<Integration> for FortnoxIntegration {
                 import_failures,
             };
         };
+        let company = row.fortnox_tenant_id.map(|tenant_id| FortnoxCompany {
+            name: row.fortnox_company_name.unwrap_or_default(),
+            organization_number: row.fortnox_organization_number,
+            tenant_id,
+        });
         FortnoxIntegration {
             merchant_id,
             status: row.status,
+            company,
             first_order_date: row
                 .first_order_date
                 .as_deref()
@@ -121,14 +140,35 @@ pub struct FortnoxMutation;
 
 #[Object]
 impl FortnoxMutation {
-    /// Starts connecting Fortnox: returns the URL to send the merchant to. The `state` in
-    /// it is single-use, bound to this merchant, and expires in 10 minutes.
+    /// Starts connecting Fortnox: returns the URL to send the person to. The `state` in
+    /// it is single-use, bound to this merchant and to the caller, and expires in 10
+    /// minutes. Fortnox sends the person back with `code` and `state`, which the caller
+    /// passes to `completeFortnoxConnection`.
     #[graphql(guard = "RoleGuard::merchant_or_admin()")]
     async fn connect_fortnox(&self, ctx: &Context<'_>, merchant_id: ID) -> Result<String> {
         let merchant_id = parse_id(&merchant_id, "merchant")?;
         Ok(services(ctx)
             .connect_fortnox(principal(ctx)?, merchant_id)
             .await?)
+    }
+
+    /// Completes a connection started with `connectFortnox`, with the `code` and `state`
+    /// Fortnox sent back. Only the caller who started it may complete it (same role and
+    /// subject). Refused when that Fortnox company is connected to another merchant, or
+    /// when this merchant is connected to another company (disconnect first).
+    #[graphql(guard = "RoleGuard::merchant_or_admin()")]
+    async fn complete_fortnox_connection(
+        &self,
+        ctx: &Context<'_>,
+        merchant_id: ID,
+        #[graphql(validator(custom = "MaxChars::new(\"code\", 2_000)"))] code: String,
+        #[graphql(validator(custom = "MaxChars::new(\"state\", 200)"))] state: String,
+    ) -> Result<FortnoxIntegration> {
+        let merchant_id = parse_id(&merchant_id, "merchant")?;
+        let integration = services(ctx)
+            .complete_fortnox_connection(principal(ctx)?, merchant_id, &code, &state)
+            .await?;
+        Ok(integration.into())
     }
 
     #[graphql(guard = "RoleGuard::merchant_or_admin()")]

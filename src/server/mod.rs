@@ -45,6 +45,8 @@ pub struct App {
     pub import_locks: crate::jobs::ImportLocks,
     /// Request bodies larger than this are refused while they are read.
     pub max_body_bytes: usize,
+    /// Where the OAuth callback hands `code` and `state` on to, when set.
+    pub connect_return_url: Option<reqwest::Url>,
     /// The bearer token `/metrics` asks for, when set.
     pub metrics_token: Option<SecretString>,
     /// Open subscription connections per token.
@@ -96,7 +98,18 @@ impl App {
         let bus = EventBus::new();
         let fortnox = fortnox_client(config, &store)?;
         let schema = build_schema(store.clone(), bus.clone(), fortnox.clone(), &config.fortnox);
+        let connect_return_url = config
+            .fortnox
+            .connect_return_url
+            .as_deref()
+            .map(|url| {
+                reqwest::Url::parse(url).map_err(|e| {
+                    anyhow::anyhow!("FORTNOX_CONNECT_RETURN_URL `{url}` is not a URL ({e}): give the full address of the frontend page, e.g. https://app.example.com/fortnox/connected")
+                })
+            })
+            .transpose()?;
         Ok(App {
+            connect_return_url,
             fortnox,
             warehouse: std::sync::Arc::new(crate::warehouse::BuiltinWarehouse),
             catalog: crate::jobs::CatalogCache::default(),

@@ -1,8 +1,16 @@
-//! `GET /oauth/fortnox/callback?code&state`: where Fortnox sends the merchant back after
-//! approving the connection. The answer is a small page for a person, not JSON.
+//! `GET /oauth/fortnox/callback?code&state`: where Fortnox sends the person back after
+//! they approved (or declined) the connection.
+//!
+//! The callback does not connect anything by itself. Whoever opens it holds a consent, but
+//! the callback cannot tell who they are: a merchant could have forwarded the link to
+//! someone at another company, whose approval would then connect that company's Fortnox.
+//! So `code` and `state` go back to the signed-in frontend (`FORTNOX_CONNECT_RETURN_URL`),
+//! which completes the connection with `completeFortnoxConnection` under the person's own
+//! token; the service accepts that only from the person who called `connectFortnox`.
+//! Without a frontend URL, the page shows what to complete the connection with.
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::App;
@@ -20,9 +28,10 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
+            .replace('"', "&quot;")
     };
     let body = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head>\
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\"><title>{t}</title></head>\
          <body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\"><h1>{t}</h1><p>{x}</p></body></html>",
         t = escape(title),
         x = escape(text)
@@ -31,6 +40,24 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
 }
 
 pub async fn callback(State(app): State<App>, Query(params): Query<CallbackParams>) -> Response {
+    if let Some(frontend) = &app.connect_return_url {
+        let mut url = frontend.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            let pairs = [
+                ("code", &params.code),
+                ("state", &params.state),
+                ("error", &params.error),
+                ("error_description", &params.error_description),
+            ];
+            for (name, value) in pairs {
+                if let Some(value) = value {
+                    query.append_pair(name, value);
+                }
+            }
+        }
+        return Redirect::to(url.as_str()).into_response();
+    }
     if let Some(error) = params.error {
         let detail = params.error_description.unwrap_or_default();
         return page(StatusCode::BAD_REQUEST, "Fortnox was not connected", &format!("Fortnox answered `{error}` {detail}. Start the connection again from the integration page."));
@@ -38,25 +65,14 @@ pub async fn callback(State(app): State<App>, Query(params): Query<CallbackParam
     let (Some(code), Some(state)) = (params.code, params.state) else {
         return page(StatusCode::BAD_REQUEST, "Fortnox was not connected", "The link is missing its code or state. Start the connection again from the integration page.");
     };
-    let merchant_id = match app.store.take_oauth_state(&state).await {
-        Ok(Some(merchant_id)) => merchant_id,
-        Ok(None) => {
-            return page(StatusCode::BAD_REQUEST, "Fortnox was not connected", "This connection link was already used or has expired (links live 10 minutes). Start the connection again.");
-        }
-        Err(error) => {
-            tracing::error!(%error, "OAuth callback: cannot read the state");
-            return page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "The connection could not be saved. Try again in a moment.",
-            );
-        }
-    };
-    if let Err(error) = app.fortnox.connect(&merchant_id.to_string(), &code).await {
-        tracing::warn!(merchant_id, %error, "OAuth callback: code exchange failed");
-        return page(StatusCode::BAD_GATEWAY, "Fortnox was not connected", "Fortnox did not accept the connection. Start the connection again; if it keeps failing, contact support (the details are in the service log).");
-    }
-    tracing::info!(merchant_id, "Fortnox connected");
-    crate::services::fortnox_connection::after_connected(&app.store, merchant_id).await;
-    page(StatusCode::OK, "Fortnox connected", "Your Fortnox account is connected. Orders you mark as done in Fortnox will now be imported and fulfilled.")
+    page(
+        StatusCode::OK,
+        "Fortnox approved the connection",
+        &format!(
+            "One step is left, and only the person who started the connection can take it: \
+             within 10 minutes, complete it from the integration page, or call \
+             completeFortnoxConnection(merchantId, code: \"{code}\", state: \"{state}\") with your own token. \
+             If you did not start this connection yourself, do nothing: nothing was connected."
+        ),
+    )
 }

@@ -32,6 +32,15 @@ pub enum ServiceError {
     FortnoxNotConnected,
     #[error("Fortnox refused our access ({reason}): connect Fortnox again with connectFortnox(merchantId), then try again")]
     FortnoxNeedsReauthorization { reason: String },
+    #[error("this connection link is unknown, was already used, or has expired (links live 10 minutes): start again with connectFortnox(merchantId)")]
+    ConnectionLinkInvalid,
+    /// The OAuth consent came back to someone other than the person who started it.
+    #[error("this Fortnox connection was started by someone else, or for another merchant: only the person who called connectFortnox may complete it. If you meant to connect, call connectFortnox(merchantId) yourself")]
+    ConnectionNotYours,
+    #[error("the Fortnox company {company} is already connected to another merchant; one Fortnox company feeds one merchant: disconnect it there first")]
+    FortnoxCompanyTaken { company: String },
+    #[error("this merchant is connected to the Fortnox company {connected}, and the access just approved is for {offered}: call disconnectFortnox(merchantId) first if the source of orders should change, then connect again")]
+    FortnoxCompanyChanged { connected: String, offered: String },
     /// The detail may come from our token store, so it is for the log only.
     #[error("Fortnox is unavailable right now ({0}): try again in a minute")]
     FortnoxUnavailable(String),

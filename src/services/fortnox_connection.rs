@@ -7,7 +7,7 @@ use super::{Result, ServiceError, Services};
 use crate::auth::Principal;
 use crate::fortnox::oauth;
 use crate::jobs::enqueue_state_job;
-use crate::store::integrations::SettingsUpdate;
+use crate::store::integrations::{CompanyClaim, FortnoxCompany, SettingsUpdate};
 use crate::store::jobs_table;
 use crate::store::{Store, StoreError};
 use entity::IntegrationStatus;
@@ -61,8 +61,8 @@ impl Services {
         self.integration(merchant_id).await
     }
 
-    /// Starts connecting: a single-use `state` bound to the merchant, valid for
-    /// [`OAUTH_STATE_TTL_MINUTES`], and the Fortnox URL to send the merchant to.
+    /// Starts connecting: a single-use `state` bound to the merchant and to the person
+    /// starting, valid for [`OAUTH_STATE_TTL_MINUTES`], and the Fortnox URL to send them to.
     pub async fn connect_fortnox(&self, actor: &Principal, merchant_id: i64) -> Result<String> {
         self.merchant_in_scope(actor, merchant_id).await?;
         if !self.fortnox_configured {
@@ -70,8 +70,85 @@ impl Services {
         }
         let state = oauth::new_state();
         let expires = Utc::now() + chrono::Duration::minutes(OAUTH_STATE_TTL_MINUTES);
-        self.store.begin_oauth(merchant_id, &state, expires).await?;
+        self.store
+            .begin_oauth(merchant_id, &state, expires, &actor.actor())
+            .await?;
         Ok(self.fortnox.oauth().authorize_url(&state)?)
+    }
+
+    /// Completes a connection with the `code` and `state` Fortnox sent back, for the person
+    /// who started it only: a consent given by someone else (a link forwarded to another
+    /// company) connects nothing. The code is exchanged, the company behind it read, and
+    /// the tokens stored only if that company may feed this merchant.
+    pub async fn complete_fortnox_connection(
+        &self,
+        actor: &Principal,
+        merchant_id: i64,
+        code: &str,
+        state: &str,
+    ) -> Result<Integration> {
+        self.merchant_in_scope(actor, merchant_id).await?;
+        if !self.fortnox_configured {
+            return Err(ServiceError::FortnoxNotConfigured);
+        }
+        // Consumed whoever presents it: a refused attempt leaves nothing to retry with.
+        let pending = self
+            .store
+            .take_oauth_state(state)
+            .await?
+            .ok_or(ServiceError::ConnectionLinkInvalid)?;
+        if pending.merchant_id != merchant_id || pending.started_by != Some(actor.actor()) {
+            tracing::warn!(
+                merchant_id,
+                started_for = pending.merchant_id,
+                started_by = pending.started_by.as_deref().unwrap_or("unknown"),
+                completed_by = %actor.actor(),
+                "a Fortnox connection was completed by someone other than who started it; refused"
+            );
+            return Err(ServiceError::ConnectionNotYours);
+        }
+        let (tokens, info) = self.fortnox.exchange_code_for_company(code).await?;
+        let Some(tenant_id) = info.tenant_id() else {
+            return Err(ServiceError::FortnoxRefused(
+                "Fortnox did not say which company approved the access (no DatabaseNumber in its company information): try connecting again".into(),
+            ));
+        };
+        let company = FortnoxCompany {
+            tenant_id: tenant_id.to_string(),
+            name: info.company_name.clone(),
+            organization_number: info.organization_number.clone(),
+        };
+        match self
+            .store
+            .claim_fortnox_company(merchant_id, &company)
+            .await?
+        {
+            CompanyClaim::Claimed => {}
+            CompanyClaim::TakenByAnotherMerchant => {
+                return Err(ServiceError::FortnoxCompanyTaken {
+                    company: company.describe(),
+                })
+            }
+            CompanyClaim::ConnectedToAnotherCompany(connected) => {
+                return Err(ServiceError::FortnoxCompanyChanged {
+                    connected: connected.describe(),
+                    offered: company.describe(),
+                })
+            }
+        }
+        if let Err(error) = self
+            .fortnox
+            .save_tokens(&merchant_id.to_string(), &tokens)
+            .await
+        {
+            if let Err(release) = self.store.release_fortnox_company(merchant_id).await {
+                tracing::error!(merchant_id, %release, "could not release the Fortnox company of a failed connection");
+            }
+            return Err(error.into());
+        }
+        tracing::info!(merchant_id, company = %company.describe(), "Fortnox connected");
+        after_connected(&self.store, merchant_id).await;
+        self.integration(merchant_id).await
     }
 
     pub async fn disconnect_fortnox(

@@ -49,6 +49,62 @@ pub fn article(number: &str, stock: bool) -> Article {
     }
 }
 
+/// Starts a connection as `token`, approves it on the sandbox's authorize page (whichever
+/// tenant the sandbox authorizes), and returns the code and state Fortnox sends back.
+pub async fn approve_in_fortnox(app: &TestApp, token: &str, merchant: i64) -> (String, String) {
+    let body = app
+        .graphql(
+            token,
+            "mutation($m: ID!) { connectFortnox(merchantId: $m) }",
+            json!({ "m": merchant.to_string() }),
+        )
+        .await;
+    let url = body["data"]["connectFortnox"]
+        .as_str()
+        .unwrap_or_else(|| panic!("authorize url: {body}"))
+        .to_owned();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let answer = client.get(&url).send().await.expect("authorize");
+    let back = answer
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| reqwest::Url::parse(l).ok())
+        .unwrap_or_else(|| panic!("a redirect back to us: {answer:?}"));
+    let param = |name: &str| {
+        back.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| panic!("{name} in {back}"))
+    };
+    (param("code"), param("state"))
+}
+
+/// Completes a connection as `token` with the code and state Fortnox sent back.
+pub async fn complete_as(
+    app: &TestApp,
+    token: &str,
+    merchant: i64,
+    code: &str,
+    state: &str,
+) -> Value {
+    app.graphql(
+        token,
+        "mutation($m: ID!, $c: String!, $s: String!) { completeFortnoxConnection(merchantId: $m, code: $c, state: $s) { status company { name organizationNumber tenantId } } }",
+        json!({ "m": merchant.to_string(), "c": code, "s": state }),
+    )
+    .await
+}
+
+/// The whole connection by one caller; returns completeFortnoxConnection's answer.
+pub async fn connect_as(app: &TestApp, token: &str, merchant: i64) -> Value {
+    let (code, state) = approve_in_fortnox(app, token, merchant).await;
+    complete_as(app, token, merchant, &code, &state).await
+}
+
 impl Flow {
     /// Sandbox with the real rate limit, the app pointed at it, one merchant connected.
     pub async fn start() -> Flow {
@@ -129,25 +185,14 @@ impl Flow {
         self.sandbox.handle()
     }
 
-    /// The real OAuth flow: connectFortnox, the sandbox's authorize page, our callback.
+    /// The real OAuth flow: connectFortnox, the sandbox's authorize page, and
+    /// completeFortnoxConnection with the code and state it sends back, by the same caller.
     pub async fn connect(&self) {
-        let body = self
-            .gql(
-                "mutation($m: ID!) { connectFortnox(merchantId: $m) }",
-                json!({ "m": self.merchant.to_string() }),
-            )
-            .await;
-        let url = body["data"]["connectFortnox"]
-            .as_str()
-            .unwrap_or_else(|| panic!("authorize url: {body}"))
-            .to_owned();
-        let page = reqwest::get(&url)
-            .await
-            .expect("authorize")
-            .text()
-            .await
-            .unwrap();
-        assert!(page.contains("Fortnox connected"), "{page}");
+        let body = connect_as(&self.app, &self.admin, self.merchant).await;
+        assert_eq!(
+            body["data"]["completeFortnoxConnection"]["status"], "CONNECTED",
+            "{body}"
+        );
     }
 
     pub async fn gql(&self, query: &str, variables: Value) -> Value {

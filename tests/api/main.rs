@@ -12,6 +12,7 @@ mod fortnox_common;
 
 // The Fortnox client and sandbox.
 mod fortnox_client;
+mod fortnox_connect;
 mod fortnox_db_tokens;
 mod fortnox_oauth;
 mod fortnox_rate;

@@ -38,6 +38,7 @@ const TABLE: &[(&str, &[Role], &str)] = &[
     ("confirmShipment", WAREHOUSE, "mutation($o: ID!) { confirmShipment(orderId: $o, trackingNumbers: [\"T\"], lines: []) { id } }"),
     ("retryOrder", MERCHANT, "mutation($o: ID!) { retryOrder(orderId: $o) { id } }"),
     ("connectFortnox", MERCHANT, "mutation($m: ID!) { connectFortnox(merchantId: $m) }"),
+    ("completeFortnoxConnection", MERCHANT, "mutation($m: ID!) { completeFortnoxConnection(merchantId: $m, code: \"c\", state: \"s\") { status } }"),
     ("disconnectFortnox", MERCHANT, "mutation($m: ID!) { disconnectFortnox(merchantId: $m) { status } }"),
     ("updateFortnoxSettings", MERCHANT, "mutation($m: ID!) { updateFortnoxSettings(merchantId: $m, ignoreMissingProducts: false) { status } }"),
     ("syncOrders", MERCHANT, "mutation($m: ID!) { syncOrders(merchantId: $m) }"),

@@ -179,8 +179,10 @@ impl Services {
     }
 
     /// Queues an import of the merchant's done orders now, instead of at the next poll.
-    /// An import already waiting or running for the merchant is that import: repeated
-    /// calls do not queue more, so they cannot spend the merchant's Fortnox budget.
+    /// An import of the merchant already waiting to start is that import, so repeated
+    /// calls cannot spend the merchant's Fortnox budget: at most one import runs and one
+    /// waits. A running one is not reused, since it may have read Fortnox before the
+    /// change the caller wants imported.
     pub async fn sync_orders(&self, actor: &Principal, merchant_id: i64) -> Result<()> {
         self.merchant_in_scope(actor, merchant_id).await?;
         let _one_at_a_time = self.sync_locks.lock(merchant_id).await;

@@ -133,10 +133,12 @@ pub fn import_task(merchant_id: i64) -> Result<QueuedTask, StoreError> {
     })
 }
 
-/// Is an import of the merchant waiting or running (queued on demand or by the schedule;
-/// both keys start `import:{merchant_id}:`)? An import asked for meanwhile is that one.
+/// Is an import of the merchant waiting to start (queued on demand or by the schedule;
+/// both keys start `import:{merchant_id}:`)? An import asked for meanwhile is that one. A
+/// running import does not count: it may have listed Fortnox's orders before the change
+/// the caller wants imported.
 pub async fn has_pending_import(pool: &Pool, merchant_id: i64) -> Result<bool, StoreError> {
-    const PENDING: &str = "status IN ('Pending', 'Queued', 'Running')";
+    const PENDING: &str = "status IN ('Pending', 'Queued')";
     let prefix = format!("import:{merchant_id}:%");
     let count: i64 = match pool {
         Pool::Sqlite(pool) => {

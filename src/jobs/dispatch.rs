@@ -34,11 +34,13 @@ pub(super) async fn handle(kind: JobKind, order_id: i64, ctx: &JobContext) -> Re
     // Decide on the order as read after the claim: a holder before us may have changed it.
     let result = match runnable_state(kind, &order)? {
         Some(state) => match run_step(kind, state, order, &mut lease, ctx).await {
-            Ok(outcome) => apply(ctx, kind, order_id, outcome).await,
+            Ok(outcome) => apply(ctx, kind, order_id, outcome, lease.token()).await,
             Err(error) => Err(error),
         },
         None => Ok(()),
     };
+    super::faults::before_release(ctx).await;
+    // A transition released the lease already; this is for every other ending.
     if let Err(error) = ctx.store.release(lease).await {
         // The lease runs out by itself; the next job only waits for that.
         tracing::warn!(order_id, %error, "could not release the order's lease");
@@ -73,10 +75,13 @@ async fn apply(
     kind: JobKind,
     order_id: i64,
     outcome: StepOutcome,
+    lease_token: &str,
 ) -> Result<(), JobError> {
     let actor = format!("system:{}", jobs_table::queue_name(kind));
     match outcome {
-        StepOutcome::Transition(request) => {
+        StepOutcome::Transition(mut request) => {
+            // The next state's job may start before this one returns: hand the order on.
+            request.lease_token = Some(lease_token.to_owned());
             match apply_transition(&ctx.store, &ctx.bus, request.clone()).await {
                 Ok(_) => Ok(()),
                 Err(TransitionError::Store(e)) => Err(e.into()),

@@ -8,6 +8,8 @@
 //!   the invoice, as a crash at that instant would.
 //! - `FaultPoints::freeze_invoice_at`: the invoice job freezes at a named step, renewing no
 //!   lease, as a process paused by SIGSTOP or a VM freeze would.
+//! - `FaultPoints::delay_release`: order jobs wait after their step before giving the
+//!   order's lease back, as a busy process would between commit and release.
 //! - In debug builds, the environment variable `FF_TEST_SIGSTOP_AT=<point>[,<point>...]`
 //!   makes the process stop itself with SIGSTOP the first time it reaches each named step,
 //!   so a test of the real binary can pause it exactly there and resume it with SIGCONT.
@@ -67,6 +69,16 @@ pub(super) fn crash_after_invoice(ctx: &JobContext) -> bool {
     }
 }
 
+/// Waits before an order job gives its lease back, if a test asked for it.
+pub(super) async fn before_release(ctx: &JobContext) {
+    #[cfg(feature = "test-faults")]
+    if let Some(delay) = ctx.faults.release_delay() {
+        tokio::time::sleep(delay).await;
+    }
+    #[cfg(not(feature = "test-faults"))]
+    let _ = ctx;
+}
+
 /// Freezes the invoice job at `point` if a test asked for it.
 pub(super) async fn at(ctx: &JobContext, lease: &mut Lease, point: InvoicePoint) {
     #[cfg(feature = "test-faults")]
@@ -105,6 +117,7 @@ mod points {
         failing: Arc<Mutex<HashSet<JobKind>>>,
         crash_after_invoice: Arc<AtomicUsize>,
         freezes: Arc<Mutex<HashMap<InvoicePoint, Duration>>>,
+        release_delay: Arc<Mutex<Option<Duration>>>,
     }
 
     impl FaultPoints {
@@ -132,6 +145,17 @@ mod points {
             if let Ok(mut freezes) = self.freezes.lock() {
                 freezes.insert(point, duration);
             }
+        }
+
+        /// Every order job waits `delay` after its step before releasing the lease.
+        pub fn delay_release(&self, delay: Duration) {
+            if let Ok(mut slot) = self.release_delay.lock() {
+                *slot = Some(delay);
+            }
+        }
+
+        pub(super) fn release_delay(&self) -> Option<Duration> {
+            *self.release_delay.lock().ok()?
         }
 
         pub(super) fn take_crash_after_invoice(&self) -> bool {

@@ -38,6 +38,10 @@ pub struct TransitionRequest {
     pub shipped_quantities: Vec<(i64, String)>,
     /// What the checks decided, saved with the VALIDATED transition.
     pub check_results: Option<CheckResults>,
+    /// The lease token of the job making this change: the lease is released in the same
+    /// write, so the job the new state queues can take the order at once instead of
+    /// waiting for a lease its predecessor no longer needs.
+    pub lease_token: Option<String>,
 }
 
 impl TransitionRequest {
@@ -62,6 +66,7 @@ impl TransitionRequest {
             invoice_number: None,
             shipped_quantities: Vec::new(),
             check_results: None,
+            lease_token: None,
         }
     }
 
@@ -98,7 +103,9 @@ const UPDATE_STATE: &str = "UPDATE orders SET state = ?, reasons = ?, \
     warehouse_reference = COALESCE(?, warehouse_reference), \
     tracking_numbers = COALESCE(?, tracking_numbers), \
     invoice_number = COALESCE(?, invoice_number), \
-    stalled_at = NULL, last_error = NULL, updated_at = ? \
+    stalled_at = NULL, last_error = NULL, updated_at = ?, \
+    lease_until = CASE WHEN lease_token = ? THEN NULL ELSE lease_until END, \
+    lease_token = CASE WHEN lease_token = ? THEN NULL ELSE lease_token END \
     WHERE id = ? AND state = ?";
 const UPDATE_SHIPPED: &str =
     "UPDATE order_lines SET shipped_quantity = ? WHERE id = ? AND order_id = ?";
@@ -168,6 +175,9 @@ impl WriteTx {
                 .bind(req.tracking_numbers.as_ref().map(Json))
                 .bind(req.invoice_number.as_deref())
                 .bind(now)
+                // Both CASEs compare the token as it was before this write.
+                .bind(req.lease_token.as_deref())
+                .bind(req.lease_token.as_deref())
                 .bind(req.order_id)
                 .bind(current.as_str())
                 .execute(conn)

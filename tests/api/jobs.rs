@@ -12,6 +12,29 @@ use fortnox_fulfilment::store::orders::TenantScope;
 use serde_json::json;
 
 #[tokio::test]
+async fn the_next_job_never_waits_for_its_predecessors_lease() {
+    // A lease far longer than the wait below, and jobs that are slow to give it back after
+    // their step committed: the send job queued with VALIDATED starts while the validate
+    // job still holds the order, so only a lease handed on in that commit lets it run.
+    let app = TestApp::spawn_with(|config| {
+        config.jobs.lease = Duration::from_secs(120);
+    })
+    .await;
+    app.app.faults.delay_release(Duration::from_secs(3));
+    let merchant = create_ready_merchant(app.store(), "M").await;
+    let order = insert_order(app.store(), merchant, "1").await;
+    let store = app.store().clone();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            order_state(&store, order).await == OrderState::Sent
+        })
+        .await,
+        "the send job waited for the validate job's lease (120 s)"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn imported_orders_flow_through_their_jobs() {
     let app = TestApp::spawn().await;
     let merchant = create_ready_merchant(app.store(), "M").await;

@@ -139,14 +139,13 @@ pub fn import_task(merchant_id: i64) -> Result<QueuedTask, StoreError> {
 /// the caller wants imported.
 pub async fn has_pending_import(pool: &Pool, merchant_id: i64) -> Result<bool, StoreError> {
     const PENDING: &str = "status IN ('Pending', 'Queued')";
-    let prefix = format!("import:{merchant_id}:%");
     let count: i64 = match pool {
         Pool::Sqlite(pool) => {
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT COUNT(*) FROM Jobs WHERE job_type = ? AND idempotency_key LIKE ? AND {PENDING}"
+                "SELECT COUNT(*) FROM Jobs WHERE job_type = ? AND idempotency_key GLOB ? AND {PENDING}"
             )))
             .bind(IMPORT_QUEUE)
-            .bind(prefix)
+            .bind(format!("import:{merchant_id}:*"))
             .fetch_one(pool)
             .await?
         }
@@ -155,7 +154,7 @@ pub async fn has_pending_import(pool: &Pool, merchant_id: i64) -> Result<bool, S
                 "SELECT COUNT(*) FROM apalis.jobs WHERE job_type = $1 AND idempotency_key LIKE $2 AND {PENDING}"
             )))
             .bind(IMPORT_QUEUE)
-            .bind(prefix)
+            .bind(format!("import:{merchant_id}:%"))
             .fetch_one(pool)
             .await?
         }
@@ -228,30 +227,105 @@ pub async fn push(pool: &Pool, tasks: Vec<QueuedTask>) -> Result<(), StoreError>
     }
 }
 
+/// Live tasks: waiting, running, or failed with apalis attempts left.
+const LIVE: &str = "(status IN ('Pending', 'Queued', 'Running') OR (status = 'Failed' AND attempts < max_attempts))";
+
+/// The lookups by key prefix (`order:N:`, `import:N:`) use an index of ours on apalis'
+/// table, made after apalis' own setup. SQLite's LIKE ignores case and so cannot use an
+/// index: the SQLite queries use GLOB, which a plain index serves. PostgreSQL's LIKE
+/// needs `text_pattern_ops` unless the database's collation is C.
+const SQLITE_KEY_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS ix_jobs_idempotency_key ON Jobs (idempotency_key)";
+const POSTGRES_KEY_INDEX: &str = "CREATE INDEX IF NOT EXISTS ix_jobs_idempotency_key_prefix \
+    ON apalis.jobs (idempotency_key text_pattern_ops)";
+
+pub async fn ensure_key_index(pool: &Pool) -> Result<(), StoreError> {
+    match pool {
+        Pool::Sqlite(pool) => {
+            sqlx::query(SQLITE_KEY_INDEX).execute(pool).await?;
+        }
+        Pool::Postgres(pool) => {
+            if let Err(error) = sqlx::query(POSTGRES_KEY_INDEX).execute(pool).await {
+                // Two processes starting at once race on IF NOT EXISTS; one of them wins.
+                let made: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM pg_indexes WHERE schemaname = 'apalis' AND indexname = 'ix_jobs_idempotency_key_prefix'",
+                )
+                .fetch_optional(pool)
+                .await?;
+                if made.is_none() {
+                    return Err(error.into());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The query counting an order's live tasks, and the pattern it takes.
+fn live_job_query(pool: &Pool, order_id: i64) -> (String, String) {
+    match pool {
+        Pool::Sqlite(_) => (
+            // Without statistics SQLite may prefer apalis' status index, whose matches
+            // grow with the queue; the key narrows to one order's few tasks.
+            format!("SELECT COUNT(*) FROM Jobs INDEXED BY ix_jobs_idempotency_key WHERE idempotency_key GLOB ? AND {LIVE}"),
+            format!("order:{order_id}:*"),
+        ),
+        Pool::Postgres(_) => (
+            format!("SELECT COUNT(*) FROM apalis.jobs WHERE idempotency_key LIKE $1 AND {LIVE}"),
+            key_prefix(order_id),
+        ),
+    }
+}
+
 /// Does the order have a job that will still run (waiting, running, or failed with
 /// apalis attempts left)?
 pub async fn has_live_job(pool: &Pool, order_id: i64) -> Result<bool, StoreError> {
-    const LIVE: &str = "(status IN ('Pending', 'Queued', 'Running') OR (status = 'Failed' AND attempts < max_attempts))";
-    let prefix = key_prefix(order_id);
+    let (sql, pattern) = live_job_query(pool, order_id);
     let count: i64 = match pool {
         Pool::Sqlite(pool) => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT COUNT(*) FROM Jobs WHERE idempotency_key LIKE ? AND {LIVE}"
-            )))
-            .bind(prefix)
-            .fetch_one(pool)
-            .await?
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(pattern)
+                .fetch_one(pool)
+                .await?
         }
         Pool::Postgres(pool) => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT COUNT(*) FROM apalis.jobs WHERE idempotency_key LIKE $1 AND {LIVE}"
-            )))
-            .bind(prefix)
-            .fetch_one(pool)
-            .await?
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(pattern)
+                .fetch_one(pool)
+                .await?
         }
     };
     Ok(count > 0)
+}
+
+/// The database's plan for [`has_live_job`], for the test that keeps the reconciler's
+/// lookup on an index as the job table grows. On PostgreSQL, sequential scans are
+/// disabled for the question, since on a small table a scan is rightly cheaper.
+pub async fn live_job_lookup_plan(pool: &Pool, order_id: i64) -> Result<String, StoreError> {
+    let (sql, pattern) = live_job_query(pool, order_id);
+    let lines: Vec<String> = match pool {
+        Pool::Sqlite(pool) => {
+            let rows: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .bind(pattern)
+                    .fetch_all(pool)
+                    .await?;
+            rows.into_iter().map(|row| row.3).collect()
+        }
+        Pool::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SET LOCAL enable_seqscan = off")
+                .execute(&mut *tx)
+                .await?;
+            let lines = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+                .bind(pattern)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.rollback().await?;
+            lines
+        }
+    };
+    Ok(lines.join("\n"))
 }
 
 /// Deletes tasks that finished (done, or given up) more than `older_than` ago, so that the

@@ -92,7 +92,7 @@ impl Store {
                 .await
                 .map_err(|e| StoreError::Queue(e.to_string()))?,
         }
-        Ok(())
+        jobs_table::ensure_key_index(&self.pool).await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

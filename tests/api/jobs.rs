@@ -8,6 +8,7 @@ use crate::common::{
     admin_token, create_ready_merchant, eventually, insert_order, order_state, order_tasks, TestApp,
 };
 use fortnox_fulfilment::domain::{JobKind, OrderState};
+use fortnox_fulfilment::store::jobs_table;
 use fortnox_fulfilment::store::orders::TenantScope;
 use serde_json::json;
 
@@ -31,6 +32,17 @@ async fn the_next_job_never_waits_for_its_predecessors_lease() {
         .await,
         "the send job waited for the validate job's lease (120 s)"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_reconcilers_live_job_lookup_uses_an_index() {
+    // A scan of apalis' table per order took 55 ms at 300,000 tasks on PostgreSQL.
+    let app = TestApp::spawn().await;
+    let plan = jobs_table::live_job_lookup_plan(&app.store().pool, 42)
+        .await
+        .expect("plan");
+    assert!(plan.contains("ix_jobs_idempotency_key"), "{plan}");
     app.stop().await;
 }
 

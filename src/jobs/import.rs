@@ -6,7 +6,7 @@
 //! order is stored once per merchant and document number.
 use std::collections::HashSet;
 
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::import_failure;
 
 use super::fortnox_glue::{fortnox_error, new_order};
@@ -33,13 +33,23 @@ pub struct ImportSummary {
     pub failed: usize,
 }
 
-pub async fn import_orders(ctx: &JobContext, merchant_id: i64) -> Result<ImportSummary, JobError> {
+/// `requested_at`: when this import was asked for; `None` runs it in any case.
+pub async fn import_orders(
+    ctx: &JobContext,
+    merchant_id: i64,
+    requested_at: Option<DateTime<Utc>>,
+) -> Result<ImportSummary, JobError> {
     let _one_at_a_time = ctx.import_locks.lock(merchant_id).await;
     let Some(integration) = ctx.store.integration(merchant_id).await? else {
         return Ok(ImportSummary::default());
     };
     if integration.status != IntegrationStatus::Connected {
         // Paused until the merchant (re)connects.
+        return Ok(ImportSummary::default());
+    }
+    if covered(requested_at, integration.orders_synced_until) {
+        // An import that began after this one was asked for has run (while this one
+        // waited for it): it read Fortnox as this one would have.
         return Ok(ImportSummary::default());
     }
     let first_order_date = integration
@@ -139,6 +149,17 @@ pub async fn import_orders(ctx: &JobContext, merchant_id: i64) -> Result<ImportS
         );
     }
     Ok(summary)
+}
+
+/// Whether an import asked for at `requested_at` was covered by the last one, which began
+/// at `synced_from`. The margin keeps a few milliseconds of clock skew between processes
+/// from skipping an import that a change just before the request needs.
+fn covered(requested_at: Option<DateTime<Utc>>, synced_from: Option<DateTime<Utc>>) -> bool {
+    const SKEW_MARGIN: Duration = Duration::seconds(1);
+    match (requested_at, synced_from) {
+        (Some(requested), Some(began)) => began >= requested + SKEW_MARGIN,
+        _ => false,
+    }
 }
 
 /// Reads, checks and stores one order. An order that cannot be read or stored is recorded
@@ -314,6 +335,16 @@ mod tests {
 
     fn date(text: &str) -> Option<NaiveDate> {
         NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+    }
+
+    #[test]
+    fn an_import_is_covered_only_by_one_that_began_after_it_was_asked_for() {
+        let asked = Utc::now();
+        assert!(covered(Some(asked), Some(asked + Duration::seconds(2))));
+        assert!(!covered(Some(asked), Some(asked)));
+        assert!(!covered(Some(asked), Some(asked - Duration::seconds(5))));
+        assert!(!covered(None, Some(asked)));
+        assert!(!covered(Some(asked), None));
     }
 
     #[test]

@@ -84,7 +84,7 @@ async fn import_orders(
     job: jobs_table::ImportOrders,
     ctx: Data<JobContext>,
 ) -> Result<(), BoxDynError> {
-    if let Err(error) = super::import_orders(&ctx, job.merchant_id).await {
+    if let Err(error) = super::import_orders(&ctx, job.merchant_id, job.requested_at).await {
         tracing::warn!(merchant_id = job.merchant_id, %error, "order import failed; the next poll tries again");
         ctx.store
             .set_integration_error(job.merchant_id, &format!("Order import failed: {error}"))

@@ -20,6 +20,19 @@ pub struct OrderJob {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ImportOrders {
     pub merchant_id: i64,
+    /// When the import was asked for. An import that began after that has covered it, so
+    /// this one is skipped (see `jobs::import`). Absent in tasks queued by older versions.
+    #[serde(default)]
+    pub requested_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ImportOrders {
+    pub fn now(merchant_id: i64) -> Self {
+        ImportOrders {
+            merchant_id,
+            requested_at: Some(chrono::Utc::now()),
+        }
+    }
 }
 
 pub const IMPORT_QUEUE: &str = "import_orders";
@@ -119,7 +132,7 @@ pub fn order_task(
 }
 
 pub fn import_task(merchant_id: i64) -> Result<QueuedTask, StoreError> {
-    let payload = serde_json::to_vec(&ImportOrders { merchant_id })
+    let payload = serde_json::to_vec(&ImportOrders::now(merchant_id))
         .map_err(|e| StoreError::Queue(e.to_string()))?;
     Ok(QueuedTask {
         queue: IMPORT_QUEUE,
@@ -182,7 +195,7 @@ pub fn push_stock_task(job: &PushStock, delay: Option<Duration>) -> Result<Queue
 
 /// The import of one schedule slot; its key makes a second one for the slot a no-op.
 pub fn scheduled_import_task(merchant_id: i64, slot: i64) -> Result<QueuedTask, StoreError> {
-    let payload = serde_json::to_vec(&ImportOrders { merchant_id })
+    let payload = serde_json::to_vec(&ImportOrders::now(merchant_id))
         .map_err(|e| StoreError::Queue(e.to_string()))?;
     let task = TaskBuilder::new(payload)
         .max_attempts(TASK_MAX_ATTEMPTS)

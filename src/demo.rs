@@ -190,30 +190,10 @@ async fn setup_merchant(api: &Api, sandbox: &Sandbox) -> anyhow::Result<String> 
         .call("mutation($m: ID!) { connectFortnox(merchantId: $m) }", vars)
         .await?;
     let authorize = data["connectFortnox"].as_str().unwrap_or_default();
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let answer = no_redirects.get(authorize).send().await?;
-    let back = answer
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|l| l.to_str().ok())
-        .and_then(|l| reqwest::Url::parse(l).ok())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "the sandbox's authorize page did not send us back: HTTP {}",
-                answer.status()
-            )
-        })?;
-    let param = |name: &str| {
-        back.query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .ok_or_else(|| anyhow::anyhow!("the sandbox sent us back without `{name}`: {back}"))
-    };
+    let back = fortnox_sandbox::approve(authorize).await?;
     api.call(
         "mutation($m: ID!, $c: String!, $s: String!) { completeFortnoxConnection(merchantId: $m, code: $c, state: $s) { status } }",
-        json!({ "m": merchant, "c": param("code")?, "s": param("state")? }),
+        json!({ "m": merchant, "c": back.code, "s": back.state }),
     )
     .await?;
     Ok(merchant)

@@ -63,24 +63,8 @@ pub async fn approve_in_fortnox(app: &TestApp, token: &str, merchant: i64) -> (S
         .as_str()
         .unwrap_or_else(|| panic!("authorize url: {body}"))
         .to_owned();
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let answer = client.get(&url).send().await.expect("authorize");
-    let back = answer
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|l| l.to_str().ok())
-        .and_then(|l| reqwest::Url::parse(l).ok())
-        .unwrap_or_else(|| panic!("a redirect back to us: {answer:?}"));
-    let param = |name: &str| {
-        back.query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_else(|| panic!("{name} in {back}"))
-    };
-    (param("code"), param("state"))
+    let back = fortnox_sandbox::approve(&url).await.expect("approved");
+    (back.code, back.state)
 }
 
 /// Completes a connection as `token` with the code and state Fortnox sent back.

@@ -93,16 +93,8 @@ pub async fn authorize_code(e: &Env, tenant: &str) -> String {
     let url = e.client.oauth().authorize_url("state-1").expect("url");
     let mut url = reqwest::Url::parse(&url).expect("parse");
     url.query_pairs_mut().append_pair("tenant", tenant);
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("http");
-    let resp = http.get(url).send().await.expect("authorize");
-    assert!(resp.status().is_redirection(), "{}", resp.status());
-    let location = resp.headers()["location"].to_str().expect("location");
-    let back = reqwest::Url::parse(location).expect("location url");
-    back.query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("code")
+    fortnox_sandbox::approve(url.as_str())
+        .await
+        .expect("approved")
+        .code
 }

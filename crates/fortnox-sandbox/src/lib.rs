@@ -28,6 +28,7 @@ use tokio::time::Instant;
 
 pub use faults::FaultSpec;
 pub use handle::{BackOrder, Counters, SandboxHandle};
+pub use oauth::{approve, Approval};
 pub use state::{CallRecord, CompanySettings, SandboxError, TenantSettings};
 pub use token_store::InMemoryTokenStore;
 

@@ -204,3 +204,41 @@ fn token_inner(
         }
     }
 }
+
+/// What the sandbox's authorize page sends the browser back with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub code: String,
+    pub state: String,
+}
+
+/// Opens an authorize URL of the sandbox as a browser would, without following the
+/// redirect back to the app, and returns the `code` and `state` it carries (for the demo
+/// and tests, which complete the connection themselves).
+pub async fn approve(authorize_url: &str) -> anyhow::Result<Approval> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let answer = http.get(authorize_url).send().await?;
+    let back = answer
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| reqwest::Url::parse(l).ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the authorize page did not send the browser back: HTTP {}",
+                answer.status()
+            )
+        })?;
+    let param = |name: &str| {
+        back.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| anyhow::anyhow!("sent back without `{name}`: {back}"))
+    };
+    Ok(Approval {
+        code: param("code")?,
+        state: param("state")?,
+    })
+}

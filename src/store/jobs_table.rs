@@ -253,20 +253,33 @@ const POSTGRES_KEY_INDEX: &str = "CREATE INDEX IF NOT EXISTS ix_jobs_idempotency
     ON apalis.jobs (idempotency_key text_pattern_ops)";
 
 pub async fn ensure_key_index(pool: &Pool) -> Result<(), StoreError> {
+    // Asked of the catalogue first: CREATE INDEX locks the table even when the index
+    // exists, and would wait for ever behind a process frozen inside a job's transaction.
     match pool {
         Pool::Sqlite(pool) => {
-            sqlx::query(SQLITE_KEY_INDEX).execute(pool).await?;
+            let made: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'ix_jobs_idempotency_key'",
+            )
+            .fetch_optional(pool)
+            .await?;
+            if made.is_none() {
+                sqlx::query(SQLITE_KEY_INDEX).execute(pool).await?;
+            }
         }
         Pool::Postgres(pool) => {
-            if let Err(error) = sqlx::query(POSTGRES_KEY_INDEX).execute(pool).await {
-                // Two processes starting at once race on IF NOT EXISTS; one of them wins.
-                let made: Option<i32> = sqlx::query_scalar(
+            let made = || async {
+                sqlx::query_scalar::<_, i32>(
                     "SELECT 1 FROM pg_indexes WHERE schemaname = 'apalis' AND indexname = 'ix_jobs_idempotency_key_prefix'",
                 )
                 .fetch_optional(pool)
-                .await?;
-                if made.is_none() {
-                    return Err(error.into());
+                .await
+            };
+            if made().await?.is_none() {
+                if let Err(error) = sqlx::query(POSTGRES_KEY_INDEX).execute(pool).await {
+                    // Two processes starting at once race on IF NOT EXISTS; one wins.
+                    if made().await?.is_none() {
+                        return Err(error.into());
+                    }
                 }
             }
         }

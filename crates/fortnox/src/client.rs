@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::config::{FortnoxConfig, OrderQuery};
 use super::error::{FortnoxError, Result};
-use super::limiter::LimiterRegistry;
+use super::limiter::{LimiterRegistry, SharedRateLog};
 use super::metrics::{resource_of, CallCounters};
 use super::oauth::{OAuthClient, OAuthConfig, TokenManager, TokenSet, TokenStore};
 use super::types::*;
@@ -75,7 +75,19 @@ struct Inner {
 }
 
 impl FortnoxClient {
+    /// A client whose rate-limit logs live in this process (one process per
+    /// tenant: SQLite).
     pub fn new(cfg: FortnoxConfig, store: Arc<dyn TokenStore>) -> Result<Self> {
+        Self::with_rate_log(cfg, store, None)
+    }
+
+    /// A client whose rate-limit logs live in `rate_log` when given (several
+    /// processes sharing tenants: PostgreSQL), with `cfg.rate_limit`'s figures.
+    pub fn with_rate_log(
+        cfg: FortnoxConfig,
+        store: Arc<dyn TokenStore>,
+        rate_log: Option<Arc<dyn SharedRateLog>>,
+    ) -> Result<Self> {
         let http = reqwest::Client::builder()
             .use_rustls_tls()
             .connect_timeout(Duration::from_secs(10))
@@ -96,7 +108,10 @@ impl FortnoxClient {
         Ok(FortnoxClient {
             inner: Arc::new(Inner {
                 http,
-                limiters: LimiterRegistry::new(cfg.rate_limit),
+                limiters: match (cfg.rate_limit, rate_log) {
+                    (Some(limit), Some(log)) => LimiterRegistry::shared(limit, log),
+                    (limit, _) => LimiterRegistry::new(limit),
+                },
                 cfg,
                 counters,
                 tokens: TokenManager::new(oauth, store),
@@ -541,7 +556,7 @@ impl FortnoxClient {
             // Fortnox counts per access token: an unsaved token is brand new
             // and makes one call, and a limiter keyed by it would outlive it.
             if let Bearer::Merchant(merchant) = bearer {
-                inner.limiters.acquire(merchant).await;
+                inner.limiters.acquire(merchant).await?;
             }
             let mut req = inner
                 .http

@@ -205,8 +205,12 @@ async fn a_worker_paused_at_each_invoice_step_never_leaves_a_silent_second_invoi
                 .await;
             tokio::time::sleep_until(paused_at + Duration::from_secs(LEASE_SECS + 1)).await;
             let body = retry(&second, id).await;
+            // Refused only if the second process finished the order first: the paused
+            // process's task, seen as orphaned, is re-run there and woken the moment the
+            // lease runs out.
             assert!(
-                body["errors"].is_null(),
+                body["errors"].is_null()
+                    || state_of(&h, &document).await == Some(OrderState::Invoiced),
                 "{point}: retryOrder: {body}\n{}",
                 h.log_tail(60)
             );

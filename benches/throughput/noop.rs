@@ -134,12 +134,12 @@ async fn push_noop_tasks(pool: &Pool, count: usize) -> anyhow::Result<()> {
     match pool {
         Pool::Sqlite(pool) => {
             let mut tx = pool.begin().await?;
-            jobs_table::push_sqlite(&mut *tx, tasks).await?;
+            jobs_table::push_sqlite(&mut tx, tasks).await?;
             tx.commit().await?;
         }
         Pool::Postgres(pool) => {
             let mut tx = pool.begin().await?;
-            jobs_table::push_postgres(&mut *tx, tasks).await?;
+            jobs_table::push_postgres(&mut tx, tasks).await?;
             tx.commit().await?;
         }
     }

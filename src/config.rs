@@ -182,14 +182,6 @@ pub struct FortnoxSettings {
         global = true
     )]
     pub auth_url: String,
-    /// Server processes sharing the database; each keeps 1/N of Fortnox's rate limit.
-    #[arg(
-        long = "fortnox-processes",
-        env = "FORTNOX_PROCESSES",
-        default_value_t = 1,
-        global = true
-    )]
-    pub processes: u32,
     /// How long the API may show a merchant's ways of delivery and stock articles as read
     /// from Fortnox before reading them again (0: every request reads, concurrent requests
     /// still share one read). Keeps aliases and refreshes from spending the merchant's
@@ -228,6 +220,11 @@ pub struct JobsConfig {
     #[arg(long = "job-heartbeat-secs", env = "JOB_HEARTBEAT_SECS", default_value = "10",
         value_parser = whole(Duration::from_secs), global = true)]
     pub heartbeat: Duration,
+    /// Longest wait between two looks for due tasks while a queue is idle. Queued tasks wake
+    /// their workers at once; this is the safety net (another process's retry comes due).
+    #[arg(long = "job-idle-poll-secs", env = "JOB_IDLE_POLL_SECS", default_value = "10",
+        value_parser = whole(Duration::from_secs), global = true)]
+    pub idle_poll: Duration,
     /// How long one job may hold an order; after a crash the order waits this long.
     #[arg(long = "job-lease-secs", env = "JOB_LEASE_SECS", default_value = "600",
         value_parser = whole(Duration::from_secs), global = true)]
@@ -263,6 +260,7 @@ impl JobsConfig {
                 ..JobSettings::default().retry
             },
             heartbeat: at_least_a_second(self.heartbeat),
+            idle_poll_interval: at_least_a_second(self.idle_poll),
             reconcile_interval: at_least_a_second(self.reconcile_interval),
             reconcile_idle: self.reconcile_idle,
             import_interval: at_least_a_second(self.import_interval),

@@ -5,6 +5,8 @@ mod m20261127_000001_initial;
 mod m20261128_000001_invoice_fencing;
 mod m20261128_000002_edges;
 mod m20261128_000003_order_list_indexes;
+mod m20261129_000001_shared_rate_log;
+mod m20261129_000002_order_state_counts;
 
 pub struct Migrator;
 
@@ -16,6 +18,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_invoice_fencing::Migration),
             Box::new(m20261128_000002_edges::Migration),
             Box::new(m20261128_000003_order_list_indexes::Migration),
+            Box::new(m20261129_000001_shared_rate_log::Migration),
+            Box::new(m20261129_000002_order_state_counts::Migration),
         ]
     }
 }

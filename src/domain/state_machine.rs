@@ -68,12 +68,16 @@ impl JobKind {
     /// validation also RESERVED (`revalidateOrder`, or a fix elsewhere re-checks it). A job
     /// that finds its order in any other state has nothing to do (a stale or duplicate task).
     pub fn runs_in(self, state: OrderState) -> bool {
-        matches!(
-            (self, state),
-            (JobKind::ValidateOrder, Imported | Reserved)
-                | (JobKind::SendToWarehouse, Validated)
-                | (JobKind::InvoiceOrder, Shipped)
-        )
+        self.runs_in_states().contains(&state)
+    }
+
+    /// The states of [`Self::runs_in`], as a list (what a claim filters on).
+    pub fn runs_in_states(self) -> &'static [OrderState] {
+        match self {
+            JobKind::ValidateOrder => &[Imported, Reserved],
+            JobKind::SendToWarehouse => &[Validated],
+            JobKind::InvoiceOrder => &[Shipped],
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use super::outcome::StepOutcome;
 use super::{invoice, send, validate, JobContext, JobError};
 use crate::domain::{JobKind, OrderState};
 use crate::store::jobs_table::{self, CreditDuplicate};
-use crate::store::leases::Lease;
+use crate::store::leases::{Claim, Lease};
 use crate::store::orders::TenantScope;
 use crate::store::transitions::{apply_transition, TransitionError, TransitionRequest};
 
@@ -15,45 +15,49 @@ pub(super) async fn handle(kind: JobKind, order_id: i64, ctx: &JobContext) -> Re
     if super::faults::should_fail(ctx, kind) {
         return Err(JobError::Retryable(format!("fault injected into {kind:?}")));
     }
-    let Some(order) = ctx.store.order(&TenantScope::All, order_id).await? else {
-        tracing::warn!(order_id, ?kind, "job for a missing order dropped");
-        return Ok(());
-    };
-    let Some(state) = runnable_state(kind, &order)? else {
-        tracing::debug!(order_id, ?kind, state = %order.state, "stale job: the order has moved on");
-        return Ok(());
-    };
     let (mut lease, order) = match ctx
         .store
-        .claim(order_id, state, ctx.settings.lease_terms())
+        .claim(order_id, kind.runs_in_states(), ctx.settings.lease_terms())
         .await?
     {
-        Ok(claimed) => claimed,
-        Err(held) => return Err(JobError::Busy(held.until)),
+        Claim::Claimed(lease, order) => (lease, *order),
+        Claim::Held(held) => return Err(JobError::Busy(held.until)),
+        Claim::NotRunnable(order) => {
+            tracing::debug!(order_id, ?kind, state = %order.state, "stale job: the order has moved on");
+            return Ok(());
+        }
+        Claim::Missing => {
+            tracing::warn!(order_id, ?kind, "job for a missing order dropped");
+            return Ok(());
+        }
     };
-    // Decide on the order as read after the claim: a holder before us may have changed it.
-    let result = match runnable_state(kind, &order)? {
-        Some(state) => match run_step(kind, state, order, &mut lease, ctx).await {
-            Ok(outcome) => apply(ctx, kind, order_id, outcome, lease.token()).await,
-            Err(error) => Err(error),
-        },
-        None => Ok(()),
+    let state = order.state;
+    let mut released = false;
+    let result = match run_step(kind, state, order, &mut lease, ctx).await {
+        Ok(outcome) => {
+            let applied = apply(ctx, kind, order_id, outcome, lease.token()).await;
+            released = matches!(applied, Ok(Applied::Transitioned));
+            applied.map(|_| ())
+        }
+        Err(error) => Err(error),
     };
     super::faults::before_release(ctx).await;
-    // A transition released the lease already; this is for every other ending.
-    if let Err(error) = ctx.store.release(lease).await {
+    if released {
+        // The transition's own UPDATE released it (and the next job may hold it by now).
+        lease.stop_renewing();
+    } else if let Err(error) = ctx.store.release(lease).await {
         // The lease runs out by itself; the next job only waits for that.
         tracing::warn!(order_id, %error, "could not release the order's lease");
     }
     result
 }
 
-/// The order's state if this kind of job has work to do in it.
-fn runnable_state(
-    kind: JobKind,
-    order: &entity::order::Model,
-) -> Result<Option<OrderState>, JobError> {
-    Ok(kind.runs_in(order.state).then_some(order.state))
+/// What applying a step's outcome did.
+enum Applied {
+    /// The order changed state, which released its lease in the same write.
+    Transitioned,
+    /// Anything else: the lease is still ours to release.
+    Other,
 }
 
 async fn run_step(
@@ -76,28 +80,31 @@ async fn apply(
     order_id: i64,
     outcome: StepOutcome,
     lease_token: &str,
-) -> Result<(), JobError> {
+) -> Result<Applied, JobError> {
     let actor = format!("system:{}", jobs_table::queue_name(kind));
     match outcome {
         StepOutcome::Transition(mut request) => {
             // The next state's job may start before this one returns: hand the order on.
             request.lease_token = Some(lease_token.to_owned());
             match apply_transition(&ctx.store, &ctx.bus, request.clone()).await {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(Applied::Transitioned),
                 Err(TransitionError::Store(e)) => Err(e.into()),
                 Err(TransitionError::NotFound) => {
                     tracing::warn!(order_id, ?kind, "the order vanished while its job ran");
-                    Ok(())
+                    Ok(Applied::Other)
                 }
                 Err(TransitionError::Conflict { .. } | TransitionError::Refused(_)) => {
-                    lost_race(ctx, &request, &actor).await
+                    lost_race(ctx, &request, &actor)
+                        .await
+                        .map(|()| Applied::Other)
                 }
             }
         }
         StepOutcome::StillReserved { reasons } => {
-            Ok(ctx.store.update_reasons(order_id, &reasons, &actor).await?)
+            ctx.store.update_reasons(order_id, &reasons, &actor).await?;
+            Ok(Applied::Other)
         }
-        StepOutcome::Done => Ok(()),
+        StepOutcome::Done => Ok(Applied::Other),
     }
 }
 

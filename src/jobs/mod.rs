@@ -38,8 +38,12 @@ pub struct JobSettings {
     /// and the delay before each retry: the Fortnox client's policy, from `base_delay`
     /// doubling up to `max_delay`.
     pub retry: RetryPolicy,
-    /// How often workers look for due tasks.
+    /// How often workers look for due tasks while there is work.
     pub poll_interval: Duration,
+    /// How far the look stretches while a queue is idle: every task queued wakes its
+    /// workers anyway (see `store::job_wakeups`), so this only bounds how late a task that
+    /// no wake-up announced (another process's retry, an orphan re-queued) is seen.
+    pub idle_poll_interval: Duration,
     /// Worker heartbeat; a worker silent for 3 heartbeats is dead and its tasks re-run.
     pub heartbeat: Duration,
     pub reconcile_interval: Duration,
@@ -69,6 +73,7 @@ impl Default for JobSettings {
                 max_delay: Duration::from_secs(15 * 60),
             },
             poll_interval: Duration::from_millis(250),
+            idle_poll_interval: Duration::from_secs(10),
             heartbeat: Duration::from_secs(10),
             reconcile_interval: Duration::from_secs(60),
             reconcile_idle: Duration::from_secs(60),

@@ -5,6 +5,7 @@ use apalis::prelude::*;
 
 use super::{dispatch, reconciler, JobContext, JobError};
 use crate::domain::JobKind;
+use crate::store::job_wakeups::Wakeups;
 use crate::store::jobs_table::{self, OrderJob};
 use crate::store::Pool;
 
@@ -107,7 +108,17 @@ macro_rules! register_workers {
     ($monitor:expr, $ctx:expr, $storage:ident, $config:ident, $pool:expr) => {{
         let ctx: JobContext = $ctx;
         let poll_interval = ctx.settings.poll_interval;
-        let strategy = move || Strategy::new().interval(poll_interval);
+        let idle_poll_interval = ctx.settings.idle_poll_interval;
+        // Woken at once for every task queued (job_wakeups); the poll is the safety net, so
+        // it stretches from `poll_interval` to `idle_poll_interval` while a queue is idle.
+        let strategy = move |queue: &str| {
+            Strategy::new()
+                .stream(Wakeups::of(queue))
+                .interval_with_backoff(
+                    poll_interval,
+                    BackoffConfig::new(idle_poll_interval.max(poll_interval)),
+                )
+        };
         let config = |queue: &str| {
             $config::default()
                 .queue(queue)
@@ -120,14 +131,14 @@ macro_rules! register_workers {
             ctx.clone(),
             pool.clone(),
             config(jobs_table::queue_name(JobKind::ValidateOrder)),
-            strategy.clone(),
+            strategy,
         );
         let monitor = $monitor.register(move |_| {
             WorkerBuilder::new(worker_name(jobs_table::queue_name(JobKind::ValidateOrder)))
                 .backend(
                     $storage::<OrderJob>::new(&p)
                         .with_config(cfg.clone())
-                        .poll_with_strategy(st()),
+                        .poll_with_strategy(st(cfg.queue.as_ref())),
                 )
                 .data(c.clone())
                 .build(validate_order)
@@ -136,7 +147,7 @@ macro_rules! register_workers {
             ctx.clone(),
             pool.clone(),
             config(jobs_table::queue_name(JobKind::SendToWarehouse)),
-            strategy.clone(),
+            strategy,
         );
         let monitor = monitor.register(move |_| {
             WorkerBuilder::new(worker_name(jobs_table::queue_name(
@@ -145,7 +156,7 @@ macro_rules! register_workers {
             .backend(
                 $storage::<OrderJob>::new(&p)
                     .with_config(cfg.clone())
-                    .poll_with_strategy(st()),
+                    .poll_with_strategy(st(cfg.queue.as_ref())),
             )
             .data(c.clone())
             .build(send_to_warehouse)
@@ -154,14 +165,14 @@ macro_rules! register_workers {
             ctx.clone(),
             pool.clone(),
             config(jobs_table::queue_name(JobKind::InvoiceOrder)),
-            strategy.clone(),
+            strategy,
         );
         let monitor = monitor.register(move |_| {
             WorkerBuilder::new(worker_name(jobs_table::queue_name(JobKind::InvoiceOrder)))
                 .backend(
                     $storage::<OrderJob>::new(&p)
                         .with_config(cfg.clone())
-                        .poll_with_strategy(st()),
+                        .poll_with_strategy(st(cfg.queue.as_ref())),
                 )
                 .data(c.clone())
                 .build(invoice_order)
@@ -170,14 +181,14 @@ macro_rules! register_workers {
             ctx.clone(),
             pool.clone(),
             config(jobs_table::IMPORT_QUEUE),
-            strategy.clone(),
+            strategy,
         );
         let monitor = monitor.register(move |_| {
             WorkerBuilder::new(worker_name(jobs_table::IMPORT_QUEUE))
                 .backend(
                     $storage::<jobs_table::ImportOrders>::new(&p)
                         .with_config(cfg.clone())
-                        .poll_with_strategy(st()),
+                        .poll_with_strategy(st(cfg.queue.as_ref())),
                 )
                 .data(c.clone())
                 .build(import_orders)
@@ -186,14 +197,14 @@ macro_rules! register_workers {
             ctx.clone(),
             pool.clone(),
             config(jobs_table::CREDIT_DUPLICATE_QUEUE),
-            strategy.clone(),
+            strategy,
         );
         let monitor = monitor.register(move |_| {
             WorkerBuilder::new(worker_name(jobs_table::CREDIT_DUPLICATE_QUEUE))
                 .backend(
                     $storage::<jobs_table::CreditDuplicate>::new(&p)
                         .with_config(cfg.clone())
-                        .poll_with_strategy(st()),
+                        .poll_with_strategy(st(cfg.queue.as_ref())),
                 )
                 .data(c.clone())
                 .build(super::credit::credit_duplicate)
@@ -202,14 +213,14 @@ macro_rules! register_workers {
             ctx.clone(),
             pool.clone(),
             config(jobs_table::PUSH_STOCK_QUEUE),
-            strategy.clone(),
+            strategy,
         );
         monitor.register(move |_| {
             WorkerBuilder::new(worker_name(jobs_table::PUSH_STOCK_QUEUE))
                 .backend(
                     $storage::<jobs_table::PushStock>::new(&p)
                         .with_config(cfg.clone())
-                        .poll_with_strategy(st()),
+                        .poll_with_strategy(st(cfg.queue.as_ref())),
                 )
                 .data(c.clone())
                 .build(super::stock::push_stock)

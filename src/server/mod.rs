@@ -19,14 +19,15 @@ use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::fortnox::crypto::TokenCipher;
-use crate::fortnox::limiter::RateLimit;
+use crate::fortnox::limiter::{RateLimit, SharedRateLog};
 use crate::fortnox::{FortnoxClient, FortnoxConfig};
 use crate::graphql::{build_schema, AppSchema};
 #[cfg(feature = "test-faults")]
 use crate::jobs::faults::FaultPoints;
 use crate::jobs::{self, JobContext, JobSettings};
+use crate::store::fortnox_rate::PgRateLog;
 use crate::store::fortnox_tokens::DbTokenStore;
-use crate::store::Store;
+use crate::store::{Pool, Store};
 
 /// Everything a running service holds; cheap to clone.
 #[derive(Clone)]
@@ -85,9 +86,19 @@ pub fn fortnox_client(config: &Config, store: &Store) -> anyhow::Result<FortnoxC
         config.fortnox.client_secret.clone().unwrap_or_default(),
         redirect_uri,
     );
-    fortnox.rate_limit = Some(RateLimit::FORTNOX.split(config.fortnox.processes.max(1)));
+    fortnox.rate_limit = Some(RateLimit::FORTNOX);
     let tokens = DbTokenStore::new(store.pool.clone(), token_cipher(config)?);
-    Ok(FortnoxClient::new(fortnox, std::sync::Arc::new(tokens))?)
+    // Several processes may share a PostgreSQL database, so there the merchants' rate-limit
+    // logs live in it; SQLite has one process, which keeps them in memory.
+    let rate_log: Option<std::sync::Arc<dyn SharedRateLog>> = match &store.pool {
+        Pool::Postgres(pool) => Some(std::sync::Arc::new(PgRateLog::new(pool.clone()))),
+        Pool::Sqlite(_) => None,
+    };
+    Ok(FortnoxClient::with_rate_log(
+        fortnox,
+        std::sync::Arc::new(tokens),
+        rate_log,
+    )?)
 }
 
 impl App {
@@ -175,6 +186,10 @@ impl App {
             tokio::spawn(crate::events::listen_postgres(
                 pool.clone(),
                 self.bus.clone(),
+                stop_rx.clone(),
+            ));
+            tokio::spawn(crate::store::job_wakeups::listen_postgres(
+                pool.clone(),
                 stop_rx.clone(),
             ));
         }

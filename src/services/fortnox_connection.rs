@@ -107,7 +107,10 @@ impl Services {
             );
             return Err(ServiceError::ConnectionNotYours);
         }
-        let (tokens, info) = self.fortnox.exchange_code_for_company(code).await?;
+        let (tokens, info) = self
+            .fortnox
+            .exchange_code_for_company(&merchant_id.to_string(), code)
+            .await?;
         let Some(tenant_id) = info.tenant_id() else {
             return Err(ServiceError::FortnoxRefused(
                 "Fortnox did not say which company approved the access (no DatabaseNumber in its company information): try connecting again".into(),

@@ -113,6 +113,22 @@ pub struct QueuedTask {
     pub task: apalis::prelude::Task<Vec<u8>>,
 }
 
+impl QueuedTask {
+    /// Its queue, and how long until it is due (None: at once), for the wake-up after the
+    /// push commits (see `job_wakeups`).
+    pub fn wake_up(&self) -> (&'static str, Option<Duration>) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let delay = self
+            .task
+            .run_at()
+            .map(|at| Duration::from_secs(at).saturating_sub(now))
+            .filter(|delay| !delay.is_zero());
+        (self.queue, delay)
+    }
+}
+
 pub fn order_task(
     kind: JobKind,
     job: &OrderJob,
@@ -234,10 +250,15 @@ pub async fn push_postgres(
 
 /// Pushes tasks outside any transaction of ours.
 pub async fn push(pool: &Pool, tasks: Vec<QueuedTask>) -> Result<(), StoreError> {
+    let wake_ups: Vec<_> = tasks.iter().map(QueuedTask::wake_up).collect();
     match pool {
-        Pool::Sqlite(pool) => push_sqlite(&mut *pool.acquire().await?, tasks).await,
-        Pool::Postgres(pool) => push_postgres(&mut *pool.acquire().await?, tasks).await,
+        Pool::Sqlite(pool) => push_sqlite(&mut *pool.acquire().await?, tasks).await?,
+        Pool::Postgres(pool) => push_postgres(&mut *pool.acquire().await?, tasks).await?,
     }
+    for (queue, delay) in wake_ups {
+        super::job_wakeups::task_queued(queue, delay);
+    }
+    Ok(())
 }
 
 /// Live tasks: waiting, running, or failed with apalis attempts left.

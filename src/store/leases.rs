@@ -88,6 +88,16 @@ pub struct Held {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// What a claim found.
+pub enum Claim {
+    /// Ours, with the order as the claim wrote it.
+    Claimed(Lease, Box<order::Model>),
+    /// In none of the states asked for: the job is stale.
+    NotRunnable(Box<order::Model>),
+    Held(Held),
+    Missing,
+}
+
 /// How long a lease lasts without renewal, and how far from its expiry a fenced effect may
 /// still start.
 #[derive(Clone, Copy, Debug)]
@@ -114,15 +124,16 @@ impl LeaseTerms {
 }
 
 impl Store {
-    /// Takes the order's lease if it is in `state` and nobody holds it, and starts renewing
-    /// it. Returns the order as read after the claim, so that decisions never rest on a read
-    /// from before another holder's last write.
+    /// Takes the order's lease if it is in one of `states` and nobody holds it, and starts
+    /// renewing it. Returns the order as written by the claim (one `UPDATE ... RETURNING`),
+    /// so that decisions never rest on a read from before another holder's last write.
+    /// When the claim fails, one more read tells why.
     pub async fn claim(
         &self,
         order_id: i64,
-        state: crate::domain::OrderState,
+        states: &[crate::domain::OrderState],
         terms: LeaseTerms,
-    ) -> Result<Result<(Lease, order::Model), Held>, StoreError> {
+    ) -> Result<Claim, StoreError> {
         let now = Utc::now();
         let until = now + terms.ttl;
         let token = uuid::Uuid::new_v4().simple().to_string();
@@ -130,22 +141,26 @@ impl Store {
             .col_expr(order::Column::LeaseUntil, Expr::value(Some(until)))
             .col_expr(order::Column::LeaseToken, Expr::value(Some(token.clone())))
             .filter(order::Column::Id.eq(order_id))
-            .filter(order::Column::State.eq(state))
+            .filter(order::Column::State.is_in(states.iter().copied()))
             .filter(
                 order::Column::LeaseUntil
                     .is_null()
                     .or(order::Column::LeaseUntil.lt(now)),
             )
-            .exec(&self.db)
+            .exec_with_returning(&self.db)
             .await?;
-        let current = order::Entity::find_by_id(order_id).one(&self.db).await?;
-        if claimed.rows_affected != 1 {
-            return Ok(Err(Held {
-                until: current.and_then(|o| o.lease_until),
-            }));
-        }
-        let Some(current) = current else {
-            return Ok(Err(Held { until: None }));
+        let Some(current) = claimed.into_iter().next() else {
+            return Ok(
+                match order::Entity::find_by_id(order_id).one(&self.db).await? {
+                    None => Claim::Missing,
+                    Some(order) if !states.contains(&order.state) => {
+                        Claim::NotRunnable(Box::new(order))
+                    }
+                    Some(order) => Claim::Held(Held {
+                        until: order.lease_until,
+                    }),
+                },
+            );
         };
         let shared = Arc::new(Shared {
             until: Mutex::new(until),
@@ -166,7 +181,7 @@ impl Store {
             shared,
             renewer: Some(renewer),
         };
-        Ok(Ok((lease, current)))
+        Ok(Claim::Claimed(lease, Box::new(current)))
     }
 
     /// Whether the job may go on to its next external effect. Answered locally while the

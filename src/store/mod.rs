@@ -3,9 +3,11 @@
 //! sqlx directly so that the state change and the job it triggers commit together.
 pub mod catalog;
 pub mod duplicates;
+pub mod fortnox_rate;
 pub mod fortnox_tokens;
 pub mod import_failures;
 pub mod integrations;
+pub mod job_wakeups;
 pub mod jobs_table;
 pub mod leases;
 pub mod orders;

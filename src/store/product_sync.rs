@@ -143,6 +143,7 @@ impl Store {
             None,
         )?;
         let now: DateTime<Utc> = Utc::now();
+        let wake_up = task.wake_up();
         match &self.pool {
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -171,6 +172,7 @@ impl Store {
                 tx.commit().await?;
             }
         }
+        super::job_wakeups::task_queued(wake_up.0, wake_up.1);
         let ids: Vec<i64> = updates.iter().map(|(id, _)| *id).collect();
         let mut updated = product::Entity::find()
             .filter(product::Column::Id.is_in(ids))

@@ -9,11 +9,18 @@
 //! Every order event in the database is written by [`WriteTx::insert_event`].
 use chrono::{DateTime, Utc};
 
+use super::job_wakeups;
 use super::jobs_table::{self, QueuedTask};
 use super::{numbered_placeholders, Pool, Store, StoreError};
 use crate::domain::OrderState;
 
-pub enum WriteTx {
+pub struct WriteTx {
+    pub(crate) conn: TxConn,
+    /// The queues of the tasks pushed, and when each is due: woken once this commits.
+    queued: Vec<(&'static str, Option<std::time::Duration>)>,
+}
+
+pub enum TxConn {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
@@ -22,13 +29,13 @@ pub enum WriteTx {
 /// `?` placeholders into the backend's), once per backend.
 macro_rules! on_tx {
     ($tx:expr, |$conn:ident, $sql:ident| $body:expr) => {
-        match $tx {
-            $crate::store::write::WriteTx::Sqlite(tx) => {
+        match &mut $tx.conn {
+            $crate::store::write::TxConn::Sqlite(tx) => {
                 let $conn = &mut **tx;
                 let $sql = |s: &str| sqlx::AssertSqlSafe(s.to_owned());
                 $body
             }
-            $crate::store::write::WriteTx::Postgres(tx) => {
+            $crate::store::write::TxConn::Postgres(tx) => {
                 let $conn = &mut **tx;
                 let $sql = |s: &str| sqlx::AssertSqlSafe($crate::store::numbered_placeholders(s));
                 $body
@@ -65,16 +72,20 @@ const NOTIFY_STATE_CHANGED: &str = "SELECT pg_notify('order_state_changed', ?)";
 impl Store {
     /// Opens a write transaction; nothing is written until `commit`.
     pub async fn begin_tx(&self) -> Result<WriteTx, StoreError> {
-        Ok(match &self.pool {
-            Pool::Sqlite(pool) => WriteTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(pool) => WriteTx::Postgres(pool.begin().await?),
+        let conn = match &self.pool {
+            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+        };
+        Ok(WriteTx {
+            conn,
+            queued: Vec::new(),
         })
     }
 }
 
 impl WriteTx {
     pub fn is_postgres(&self) -> bool {
-        matches!(self, WriteTx::Postgres(_))
+        matches!(self.conn, TxConn::Postgres(_))
     }
 
     /// Appends an event to the order's history; returns its id.
@@ -102,16 +113,17 @@ impl WriteTx {
         if tasks.is_empty() {
             return Ok(());
         }
-        match self {
-            WriteTx::Sqlite(tx) => jobs_table::push_sqlite(tx, tasks).await,
-            WriteTx::Postgres(tx) => jobs_table::push_postgres(tx, tasks).await,
+        self.queued.extend(tasks.iter().map(QueuedTask::wake_up));
+        match &mut self.conn {
+            TxConn::Sqlite(tx) => jobs_table::push_sqlite(tx, tasks).await,
+            TxConn::Postgres(tx) => jobs_table::push_postgres(tx, tasks).await,
         }
     }
 
     /// PostgreSQL: announce a state change to every process when (and only if) this
     /// commits. SQLite: nothing (one process; the caller publishes after commit).
     pub async fn notify_state_changed(&mut self, event_id: i64) -> Result<(), StoreError> {
-        if let WriteTx::Postgres(tx) = self {
+        if let TxConn::Postgres(tx) = &mut self.conn {
             sqlx::query(sqlx::AssertSqlSafe(numbered_placeholders(
                 NOTIFY_STATE_CHANGED,
             )))
@@ -122,10 +134,14 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Commits, then wakes the workers of the jobs it queued.
     pub async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            WriteTx::Sqlite(tx) => tx.commit().await?,
-            WriteTx::Postgres(tx) => tx.commit().await?,
+        match self.conn {
+            TxConn::Sqlite(tx) => tx.commit().await?,
+            TxConn::Postgres(tx) => tx.commit().await?,
+        }
+        for (queue, delay) in self.queued {
+            job_wakeups::task_queued(queue, delay);
         }
         Ok(())
     }

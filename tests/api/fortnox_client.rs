@@ -571,7 +571,7 @@ async fn exchange_code_for_company_reads_the_authorized_company_and_saves_nothin
     let code = authorize_code(&e, "t2").await;
     let (tokens, company) = e
         .client
-        .exchange_code_for_company(&code)
+        .exchange_code_for_company(MERCHANT, &code)
         .await
         .expect("exchange and read");
     assert_eq!(company, acme);
@@ -600,7 +600,7 @@ async fn exchange_code_for_company_reads_the_authorized_company_and_saves_nothin
     // A code is single use, whichever way it is exchanged.
     let err = e
         .client
-        .exchange_code_for_company(&code)
+        .exchange_code_for_company(MERCHANT, &code)
         .await
         .expect_err("code reused");
     assert_eq!(err.class(), ErrorClass::NeedsReauthorization);
@@ -619,7 +619,7 @@ async fn exchange_code_for_company_does_not_refresh_a_refused_token() {
     });
     let err = e
         .client
-        .exchange_code_for_company(&code)
+        .exchange_code_for_company(MERCHANT, &code)
         .await
         .expect_err("401");
     assert_eq!(err.class(), ErrorClass::NeedsReauthorization, "{err}");

@@ -44,3 +44,80 @@ async fn two_hundred_requests_no_429_at_least_80_percent_of_the_limit() {
         "cannot beat the window: {rate:.2} req/s"
     );
 }
+
+/// The merchants' shared log in PostgreSQL (several processes): callers on two pools, as
+/// two processes would be, racing for one tenant's budget are admitted at most `max` per
+/// span together, and none is kept waiting once the span has room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_log_in_postgres_admits_at_most_max_per_span_across_processes() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use fortnox_fulfilment::fortnox::limiter::{LimiterRegistry, SharedRateLog};
+    use fortnox_fulfilment::store::fortnox_rate::PgRateLog;
+    use fortnox_fulfilment::store::{Pool, Store};
+
+    let db = crate::common::TestDb::new().await;
+    if !db.is_postgres() {
+        eprintln!("skipped: the shared log is PostgreSQL's");
+        db.cleanup().await;
+        return;
+    }
+    let limit = RateLimit {
+        max: 4,
+        window: Duration::from_millis(400),
+        margin: Duration::from_millis(100),
+    };
+    let mut processes = Vec::new();
+    let mut stores = Vec::new();
+    for _ in 0..2 {
+        let store = Store::connect(&db.url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let Pool::Postgres(pool) = &store.pool else {
+            unreachable!("a PostgreSQL test database")
+        };
+        let log: Arc<dyn SharedRateLog> = Arc::new(PgRateLog::new(pool.clone()));
+        processes.push(Arc::new(LimiterRegistry::shared(limit, log)));
+        stores.push(store);
+    }
+    let origin = Instant::now();
+    let mut callers = Vec::new();
+    for registry in &processes {
+        for _ in 0..6 {
+            let registry = registry.clone();
+            callers.push(tokio::spawn(async move {
+                let mut granted = Vec::new();
+                for _ in 0..2 {
+                    registry
+                        .acquire("merchant-1")
+                        .await
+                        .expect("the log answers");
+                    granted.push(origin.elapsed());
+                }
+                granted
+            }));
+        }
+    }
+    let mut granted = Vec::new();
+    for caller in callers {
+        granted.extend(caller.await.expect("caller"));
+    }
+    granted.sort();
+    // 24 grants at 4 per 500 ms: the last no sooner than 5 spans after the first.
+    assert_eq!(granted.len(), 24);
+    for group in granted.windows(5) {
+        // The grant is timed here, after the statement returned: allow its travel time.
+        assert!(
+            group[4] - group[0] >= limit.span() - Duration::from_millis(30),
+            "five grants within one span: {granted:?}"
+        );
+    }
+    assert!(
+        granted[23] < limit.span() * 5 + Duration::from_secs(2),
+        "the budget was used, not left idle: {granted:?}"
+    );
+    for store in stores {
+        store.close().await;
+    }
+    db.cleanup().await;
+}

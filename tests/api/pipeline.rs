@@ -83,5 +83,26 @@ async fn a_hundred_done_orders_are_invoiced_once_each_within_the_call_budget() {
         order["trackingNumbers"].as_array().map(|t| t.len()),
         Some(1)
     );
+    // The per-state counts /metrics reads are kept by triggers through every transition.
+    let metrics = flow
+        .app
+        .http
+        .get(flow.app.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("the metrics text");
+    assert!(
+        metrics.contains(&format!("orders{{state=\"INVOICED\"}} {ORDERS}\n")),
+        "{metrics}"
+    );
+    for state in ["IMPORTED", "VALIDATED", "SENT", "SHIPPED"] {
+        assert!(
+            metrics.contains(&format!("orders{{state=\"{state}\"}} 0\n")),
+            "{state}: {metrics}"
+        );
+    }
     flow.stop().await;
 }

@@ -268,7 +268,6 @@ impl ServerProcess {
             .env("BIND_ADDR", addr.to_string())
             .env("PUBLIC_URL", format!("http://{addr}"))
             .env("JWT_SECRET", JWT_SECRET)
-            .env("FORTNOX_PROCESSES", "1")
             .env("JOB_HEARTBEAT_SECS", "1")
             .env("JOB_RETRY_BASE_MS", "200")
             .env("JOB_LEASE_SECS", "3")

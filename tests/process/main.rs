@@ -11,4 +11,5 @@ mod crash_recovery;
 #[cfg(feature = "sandbox")]
 mod demo;
 mod restart_rate_limit;
+mod shared_budget;
 mod sigstop_invoice;

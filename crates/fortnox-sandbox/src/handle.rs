@@ -118,6 +118,11 @@ pub(crate) fn issue_tokens(shared: &Shared, st: &mut State, tenant: &str) -> Tok
 }
 
 impl SandboxHandle {
+    /// Now, on the clock of the call log's `at_ms` (milliseconds since the start).
+    pub fn now_ms(&self) -> u64 {
+        self.shared.started.elapsed().as_millis() as u64
+    }
+
     pub fn api_base(&self) -> String {
         self.shared.base_url.clone()
     }

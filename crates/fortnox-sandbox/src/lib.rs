@@ -69,7 +69,7 @@ pub(crate) struct Shared {
     pub cfg: SandboxConfig,
     pub base_url: String,
     state: Mutex<State>,
-    started: Instant,
+    pub(crate) started: Instant,
     /// Bumped to release every answer held back by injected latency (faults
     /// cleared, sandbox stopping).
     pub release: tokio::sync::watch::Sender<u64>,

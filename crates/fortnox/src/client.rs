@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::config::{FortnoxConfig, OrderQuery};
 use super::error::{FortnoxError, Result};
-use super::limiter::LimiterRegistry;
+use super::limiter::{LimiterRegistry, SharedRateLog};
 use super::metrics::{resource_of, CallCounters};
 use super::oauth::{OAuthClient, OAuthConfig, TokenManager, TokenSet, TokenStore};
 use super::types::*;
@@ -31,9 +31,10 @@ enum Retry {
 enum Bearer<'a> {
     /// The merchant's stored tokens: its limiter, one refresh on 401.
     Merchant(&'a str),
-    /// A token not (yet) stored, fresh from a code exchange: no limiter, no
-    /// refresh.
-    Unsaved(&'a str),
+    /// A token not (yet) stored, fresh from a code exchange for a merchant: the
+    /// merchant's limiter (the token will be the merchant's, and Fortnox counts
+    /// this call in its window), no refresh.
+    Unsaved { token: &'a str, merchant: &'a str },
 }
 
 const COMPANY_INFORMATION: &str = "/3/companyinformation";
@@ -75,7 +76,19 @@ struct Inner {
 }
 
 impl FortnoxClient {
+    /// A client whose rate-limit logs live in this process (one process per
+    /// tenant: SQLite).
     pub fn new(cfg: FortnoxConfig, store: Arc<dyn TokenStore>) -> Result<Self> {
+        Self::with_rate_log(cfg, store, None)
+    }
+
+    /// A client whose rate-limit logs live in `rate_log` when given (several
+    /// processes sharing tenants: PostgreSQL), with `cfg.rate_limit`'s figures.
+    pub fn with_rate_log(
+        cfg: FortnoxConfig,
+        store: Arc<dyn TokenStore>,
+        rate_log: Option<Arc<dyn SharedRateLog>>,
+    ) -> Result<Self> {
         let http = reqwest::Client::builder()
             .use_rustls_tls()
             .connect_timeout(Duration::from_secs(10))
@@ -96,7 +109,10 @@ impl FortnoxClient {
         Ok(FortnoxClient {
             inner: Arc::new(Inner {
                 http,
-                limiters: LimiterRegistry::new(cfg.rate_limit),
+                limiters: match (cfg.rate_limit, rate_log) {
+                    (Some(limit), Some(log)) => LimiterRegistry::shared(limit, log),
+                    (limit, _) => LimiterRegistry::new(limit),
+                },
                 cfg,
                 counters,
                 tokens: TokenManager::new(oauth, store),
@@ -131,15 +147,20 @@ impl FortnoxClient {
     /// call (retries, error classes, counters) but refreshes nothing: a 401
     /// to a token this fresh is `NeedsReauthorization`. If the read fails the
     /// tokens are dropped; the code is spent either way, so the merchant
-    /// authorizes again.
+    /// authorizes again. The read counts in `merchant`'s rate-limit log: the
+    /// token becomes the merchant's, and Fortnox counts per token.
     pub async fn exchange_code_for_company(
         &self,
+        merchant: &str,
         code: &str,
     ) -> Result<(TokenSet, CompanyInformation)> {
         let tokens = self.oauth().exchange_code(code).await?;
         let env: CompanyInformationEnvelope = self
             .call(
-                Bearer::Unsaved(&tokens.access_token),
+                Bearer::Unsaved {
+                    token: &tokens.access_token,
+                    merchant,
+                },
                 Method::GET,
                 COMPANY_INFORMATION,
                 &[],
@@ -531,18 +552,13 @@ impl FortnoxClient {
         let mut refreshed = false;
         let mut token = match bearer {
             Bearer::Merchant(merchant) => inner.tokens.access_token(merchant).await?,
-            Bearer::Unsaved(token) => token.to_string(),
+            Bearer::Unsaved { token, .. } => token.to_string(),
         };
         let merchant = match bearer {
-            Bearer::Merchant(merchant) => merchant,
-            Bearer::Unsaved(_) => "(connecting)",
+            Bearer::Merchant(merchant) | Bearer::Unsaved { merchant, .. } => merchant,
         };
         loop {
-            // Fortnox counts per access token: an unsaved token is brand new
-            // and makes one call, and a limiter keyed by it would outlive it.
-            if let Bearer::Merchant(merchant) = bearer {
-                inner.limiters.acquire(merchant).await;
-            }
+            inner.limiters.acquire(merchant).await?;
             let mut req = inner
                 .http
                 .request(method.clone(), &url)
@@ -595,7 +611,7 @@ impl FortnoxClient {
                         })
                     }
                     // Nothing stored to refresh: the new connection failed.
-                    Bearer::Unsaved(_) => {
+                    Bearer::Unsaved { .. } => {
                         return Err(FortnoxError::NeedsReauthorization {
                             reason: format!(
                                 "Fortnox answered 401 to a new access token: {}",

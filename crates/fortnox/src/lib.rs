@@ -18,4 +18,5 @@ pub use client::{CreditOutcome, FortnoxClient, InvoiceOutcome, TenantClient};
 pub use config::{FortnoxConfig, OrderFilter, OrderQuery, RetryPolicy};
 pub use error::{ErrorClass, FortnoxError};
 pub use keyed_locks::{KeyedGuard, KeyedLocks};
+pub use limiter::{RateLimit, SharedRateLog};
 pub use oauth::{RefreshLease, StoreError, TokenSet, TokenState, TokenStore};

@@ -2,28 +2,35 @@
 //!
 //! Fortnox counts 25 requests per 5-second *sliding* window. A flat rate
 //! (5/s) or a token bucket lets a burst of 2x through in some window and earns
-//! 429s; a sliding log of send times cannot. Each tenant has one log, shared by
-//! every caller in the process (the registry hands out the same `Arc`).
+//! 429s; a sliding log of send times cannot. Each tenant has one log.
 //!
-//! Several processes on PostgreSQL: we **split the budget**. Each process is
-//! configured with the number of processes (`RateLimit::split`), and takes
-//! `max / processes` per window. Coordinating through the database would need a
-//! round trip (and a lock) per Fortnox request, which costs more than the
-//! request budget it saves, and it fails closed when the database is slow.
-//! Splitting is static, needs no coordination, and can never exceed the limit.
+//! One process (SQLite): the log lives in the process, shared by every caller
+//! (the registry hands out the same `Arc`).
 //!
-//! Restarts: Fortnox still counts a stopped process's requests for one window,
-//! but a new process's log would start empty and send `max` at once: 429s
-//! after every restart while a backlog drains. So each tenant's log starts as
-//! if `max` requests had been sent at the instant the registry was created
-//! (process start): the first requests after a start wait until one window
-//! (+margin) has passed since then; a tenant first used later pays nothing.
+//! Several processes (PostgreSQL): the log lives in the database
+//! ([`SharedRateLog`]), so every process draws on the one budget, none needs to
+//! know how many others there are, and a stopped process's requests stop
+//! counting as soon as they leave the window. Each request costs one short
+//! statement; within a process only one caller per tenant asks the database at
+//! a time (the others queue behind it), so waiting callers do not hammer it.
+//!
+//! Restarts, in-process log: Fortnox still counts a stopped process's requests
+//! for one window, but a new process's log would start empty and send `max` at
+//! once: 429s after every restart while a backlog drains. So each tenant's log
+//! starts as if `max` requests had been sent at the instant the registry was
+//! created (process start): the first requests after a start wait until one
+//! window (+margin) has passed since then; a tenant first used later pays
+//! nothing. The shared log needs none of this: it outlives the process.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::time::Instant;
+
+use crate::keyed_locks::KeyedLocks;
+use crate::oauth::StoreError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -44,13 +51,9 @@ impl RateLimit {
         margin: Duration::from_millis(400),
     };
 
-    /// This process's share when `processes` processes share one tenant.
-    pub fn split(self, processes: u32) -> RateLimit {
-        let n = processes.max(1);
-        RateLimit {
-            max: (self.max / n).max(1),
-            ..self
-        }
+    /// The window as counted: the window and the margin.
+    pub fn span(&self) -> Duration {
+        self.window + self.margin
     }
 }
 
@@ -116,7 +119,7 @@ impl SlidingWindow {
     /// Records a request at `now` if fewer than `max` were recorded within
     /// one window (+margin) before it; otherwise, how long until one may be.
     fn admit(&self, sent: &mut VecDeque<Instant>, now: Instant) -> Result<(), Duration> {
-        let span = self.limit.window + self.limit.margin;
+        let span = self.limit.span();
         while sent.front().is_some_and(|t| now.duration_since(*t) >= span) {
             sent.pop_front();
         }
@@ -131,13 +134,57 @@ impl SlidingWindow {
     }
 }
 
-/// Hands out one [`SlidingWindow`] per tenant key, each starting full at the
-/// registry's creation (see the module comment: restarts).
-#[derive(Debug)]
+/// A tenant's sliding log kept outside the process (the database), shared by
+/// every process that calls Fortnox for the same tenants.
+#[async_trait]
+pub trait SharedRateLog: Send + Sync + 'static {
+    /// Records one request for `tenant` now if fewer than `limit.max` were
+    /// recorded within one span (window + margin) before now; otherwise records
+    /// nothing and returns how long until one may be. "Now" is one clock for
+    /// every process (the database's), so processes' clocks need not agree.
+    async fn try_record(
+        &self,
+        tenant: &str,
+        limit: RateLimit,
+    ) -> std::result::Result<Option<Duration>, StoreError>;
+}
+
+/// Where the tenants' logs live.
+enum Logs {
+    /// No limiting (only for tests that measure the sandbox).
+    Off,
+    /// In this process, each starting full at the registry's creation (see
+    /// the module comment: restarts).
+    InProcess {
+        limit: RateLimit,
+        started: Instant,
+        windows: Mutex<HashMap<String, Arc<SlidingWindow>>>,
+    },
+    /// In the database, shared by all processes.
+    Shared {
+        limit: RateLimit,
+        log: Arc<dyn SharedRateLog>,
+        /// One caller per tenant asks the shared log at a time.
+        queue: KeyedLocks<String>,
+    },
+}
+
+/// Hands out the right to send one request for a tenant.
 pub struct LimiterRegistry {
-    limit: Option<RateLimit>,
-    started: Instant,
-    windows: Mutex<HashMap<String, Arc<SlidingWindow>>>,
+    logs: Logs,
+}
+
+impl std::fmt::Debug for LimiterRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.logs {
+            Logs::Off => "off",
+            Logs::InProcess { .. } => "in process",
+            Logs::Shared { .. } => "shared",
+        };
+        f.debug_struct("LimiterRegistry")
+            .field("logs", &kind)
+            .finish()
+    }
 }
 
 impl Default for LimiterRegistry {
@@ -146,41 +193,85 @@ impl Default for LimiterRegistry {
     }
 }
 
+/// A shared log that cannot be read is retried this often before the request
+/// fails (as retryable): never sending unmetered is the point of the log.
+const SHARED_LOG_ATTEMPTS: u32 = 3;
+
 impl LimiterRegistry {
-    /// `None` disables limiting (only for tests that measure the sandbox).
-    /// Create it once per process, at start: its creation is the instant
-    /// every tenant's window counts as full.
+    /// In-process logs; `None` disables limiting (only for tests that measure
+    /// the sandbox). Create it once per process, at start: its creation is the
+    /// instant every tenant's window counts as full.
     pub fn new(limit: Option<RateLimit>) -> Self {
+        let logs = match limit {
+            None => Logs::Off,
+            Some(limit) => Logs::InProcess {
+                limit,
+                started: Instant::now(),
+                windows: Mutex::new(HashMap::new()),
+            },
+        };
+        LimiterRegistry { logs }
+    }
+
+    /// Logs kept in `log`, shared with other processes.
+    pub fn shared(limit: RateLimit, log: Arc<dyn SharedRateLog>) -> Self {
         LimiterRegistry {
-            limit,
-            started: Instant::now(),
-            windows: Mutex::new(HashMap::new()),
+            logs: Logs::Shared {
+                limit,
+                log,
+                queue: KeyedLocks::new(),
+            },
         }
     }
 
-    pub async fn acquire(&self, tenant: &str) {
-        let Some(limit) = self.limit else { return };
-        let window = {
-            let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-            map.entry(tenant.to_string())
-                .or_insert_with(|| Arc::new(SlidingWindow::full_at(limit, self.started)))
-                .clone()
-        };
-        window.acquire().await;
+    /// Waits until a request for `tenant` may be sent, and records it as sent.
+    /// Fails only when the shared log cannot be reached.
+    pub async fn acquire(&self, tenant: &str) -> std::result::Result<(), StoreError> {
+        match &self.logs {
+            Logs::Off => Ok(()),
+            Logs::InProcess {
+                limit,
+                started,
+                windows,
+            } => {
+                let window = {
+                    let mut map = windows.lock().unwrap_or_else(|e| e.into_inner());
+                    map.entry(tenant.to_string())
+                        .or_insert_with(|| Arc::new(SlidingWindow::full_at(*limit, *started)))
+                        .clone()
+                };
+                window.acquire().await;
+                Ok(())
+            }
+            Logs::Shared { limit, log, queue } => {
+                let _turn = queue.lock(tenant.to_string()).await;
+                let mut failures = 0;
+                loop {
+                    match log.try_record(tenant, *limit).await {
+                        Ok(None) => return Ok(()),
+                        Ok(Some(wait)) => {
+                            tokio::time::sleep(wait.max(Duration::from_millis(1))).await
+                        }
+                        Err(error) => {
+                            failures += 1;
+                            if failures >= SHARED_LOG_ATTEMPTS {
+                                return Err(StoreError(format!(
+                                    "the shared Fortnox rate-limit log could not be read: {}",
+                                    error.0
+                                )));
+                            }
+                            tokio::time::sleep(Duration::from_millis(200 * failures as u64)).await;
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn split_divides_the_budget() {
-        assert_eq!(RateLimit::FORTNOX.split(1).max, 25);
-        assert_eq!(RateLimit::FORTNOX.split(3).max, 8);
-        assert_eq!(RateLimit::FORTNOX.split(0).max, 25);
-        assert_eq!(RateLimit::FORTNOX.split(100).max, 1);
-    }
 
     #[tokio::test]
     async fn never_more_than_max_in_a_window() {
@@ -253,7 +344,7 @@ mod tests {
     ) -> Vec<Duration> {
         let mut at = Vec::new();
         for _ in 0..n {
-            registry.acquire(tenant).await;
+            registry.acquire(tenant).await.expect("an in-process log");
             at.push(Instant::now().duration_since(origin));
         }
         at
@@ -300,14 +391,86 @@ mod tests {
         assert!(at[2] < AT_ONCE, "{at:?}");
     }
 
+    /// A shared log kept in memory: what the database does, without one.
+    struct MemoryLog {
+        window: SlidingWindow,
+        reads: std::sync::atomic::AtomicU32,
+    }
+
+    #[async_trait]
+    impl SharedRateLog for MemoryLog {
+        async fn try_record(
+            &self,
+            _tenant: &str,
+            _limit: RateLimit,
+        ) -> std::result::Result<Option<Duration>, StoreError> {
+            self.reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut sent = self.window.log();
+            Ok(self.window.admit(&mut sent, Instant::now()).err())
+        }
+    }
+
     #[tokio::test]
-    async fn the_split_budget_starts_full_too() {
-        let started = Instant::now();
-        let limit = RateLimit { max: 6, ..SHORT }.split(3);
-        let registry = LimiterRegistry::new(Some(limit));
-        let at = grants(&registry, "m1", 3, started).await;
-        assert!(at[0] >= SPAN && at[1] < SPAN + AT_ONCE, "{at:?}");
-        assert!(at[2] >= 2 * SPAN, "{at:?}");
+    async fn processes_sharing_a_log_keep_to_one_budget_together() {
+        let log = Arc::new(MemoryLog {
+            window: SlidingWindow::new(SHORT),
+            reads: Default::default(),
+        });
+        let origin = Instant::now();
+        // Two "processes", each with four callers for the same tenant.
+        let processes: Vec<Arc<LimiterRegistry>> = (0..2)
+            .map(|_| Arc::new(LimiterRegistry::shared(SHORT, log.clone())))
+            .collect();
+        let mut callers = Vec::new();
+        for registry in &processes {
+            for _ in 0..4 {
+                let registry = registry.clone();
+                callers.push(tokio::spawn(async move {
+                    grants(&registry, "m1", 1, origin).await[0]
+                }));
+            }
+        }
+        let mut at = Vec::new();
+        for caller in callers {
+            at.push(caller.await.expect("caller"));
+        }
+        at.sort();
+        // A fresh shared log owes nothing to a start: the first `max` go at once.
+        assert!(at[2] < AT_ONCE, "{at:?}");
+        for group in at.windows(4) {
+            assert!(
+                group[3] - group[0] >= SPAN - Duration::from_millis(5),
+                "{at:?}"
+            );
+        }
+        // Waiting callers queue per process: about one read per grant and per
+        // process per wait, not one per caller per wait.
+        let reads = log.reads.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(reads <= 8 + 2 * 3, "{reads} reads for 8 grants");
+    }
+
+    struct BrokenLog;
+
+    #[async_trait]
+    impl SharedRateLog for BrokenLog {
+        async fn try_record(
+            &self,
+            _tenant: &str,
+            _limit: RateLimit,
+        ) -> std::result::Result<Option<Duration>, StoreError> {
+            Err(StoreError("connection refused".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_shared_log_fails_the_request_instead_of_sending_it() {
+        let registry = LimiterRegistry::shared(SHORT, Arc::new(BrokenLog));
+        let error = registry
+            .acquire("m1")
+            .await
+            .expect_err("no unmetered request");
+        assert!(error.0.contains("connection refused"), "{}", error.0);
     }
 
     #[tokio::test]

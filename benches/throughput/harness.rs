@@ -1,0 +1,251 @@
+//! What every scenario shares: a fresh database, the server in this process, GraphQL
+//! requests, and this process's CPU time and resident memory.
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use fortnox_fulfilment::auth::{Claims, JwtKeys, Role};
+use fortnox_fulfilment::config::Config;
+use fortnox_fulfilment::server::App;
+use fortnox_fulfilment::store::Pool;
+use serde_json::{json, Value};
+
+const SECRET: &str = "benchmark-secret";
+
+/// Which database a scenario runs on: SQLite in a temp file, or a PostgreSQL server on
+/// which each scenario gets a database of its own.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres { admin_url: String },
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres { .. } => "PostgreSQL",
+        }
+    }
+}
+
+/// One scenario's database; a PostgreSQL one is dropped by `drop_database`.
+pub struct BenchDb {
+    pub url: String,
+    postgres: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl BenchDb {
+    pub async fn create(backend: &Backend, label: &str) -> anyhow::Result<BenchDb> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir()?;
+                Ok(BenchDb {
+                    url: format!("sqlite://{}/bench.db?mode=rwc", dir.path().display()),
+                    postgres: None,
+                    _dir: Some(dir),
+                })
+            }
+            Backend::Postgres { admin_url } => {
+                let name = format!("ff_bench_{label}_{}", uuid::Uuid::new_v4().simple());
+                let admin = sqlx::PgPool::connect(admin_url)
+                    .await
+                    .context("connect to BENCH_DATABASE_URL")?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .context("create the scenario's database")?;
+                admin.close().await;
+                let base = admin_url.split('?').next().unwrap_or(admin_url);
+                let (server, _) = base
+                    .rsplit_once('/')
+                    .context("BENCH_DATABASE_URL names a database (…/postgres)")?;
+                Ok(BenchDb {
+                    url: format!("{server}/{name}"),
+                    postgres: Some((admin_url.clone(), name)),
+                    _dir: None,
+                })
+            }
+        }
+    }
+
+    pub async fn drop_database(self) {
+        let Some((admin_url, name)) = &self.postgres else {
+            return; // the temp dir goes with `self`
+        };
+        match sqlx::PgPool::connect(admin_url).await {
+            Ok(admin) => {
+                let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&admin)
+                .await;
+                if let Err(error) = dropped {
+                    eprintln!("could not drop database {name}: {error}");
+                }
+                admin.close().await;
+            }
+            Err(error) => eprintln!("could not drop database {name}: {error}"),
+        }
+    }
+}
+
+/// The configuration every scenario starts from: no scheduled imports during a
+/// measurement (they are asked for with `syncOrders`), everything else as shipped.
+pub fn base_config(database_url: &str) -> Config {
+    let mut config = Config::defaults();
+    config.server.database_url = database_url.to_owned();
+    config.auth.jwt_secret = Some(SECRET.into());
+    config.jobs.import_interval = Duration::from_secs(3600);
+    config
+}
+
+pub fn token(role: Role, merchants: Vec<i64>) -> anyhow::Result<String> {
+    let claims = Claims {
+        sub: format!("bench-{}", role.as_str()),
+        exp: chrono::Utc::now().timestamp() + 6 * 3600,
+        role,
+        merchants,
+    };
+    Ok(JwtKeys::new(&SECRET.into()).issue(&claims)?)
+}
+
+/// The server (API and job workers) serving on a loopback port in this process.
+pub struct Server {
+    pub app: App,
+    pub api: Api,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// A GraphQL client of the server, cheap to clone into tasks.
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Server {
+    pub async fn start(mut config: Config) -> anyhow::Result<Server> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr: SocketAddr = listener.local_addr()?;
+        config.server.public_url = format!("http://{addr}");
+        let app = App::build(&config, &SECRET.into()).await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.clone().serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        let api = Api {
+            http: reqwest::Client::new(),
+            url: format!("http://{addr}/graphql"),
+        };
+        Ok(Server {
+            app,
+            api,
+            stop,
+            task,
+        })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.app.store.pool
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        match tokio::time::timeout(Duration::from_secs(40), self.task).await {
+            Ok(Ok(Err(error))) => eprintln!("server stopped with an error: {error}"),
+            Ok(Err(error)) => eprintln!("server task failed: {error}"),
+            Err(_) => eprintln!("server did not stop within 40 s"),
+            Ok(Ok(Ok(()))) => {}
+        }
+    }
+}
+
+impl Api {
+    /// A GraphQL request; an answer with `errors` is returned as it is, for the caller
+    /// to judge.
+    pub async fn graphql(
+        &self,
+        token: &str,
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(&self.url)
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .context("GraphQL request")?;
+        response.json().await.context("GraphQL answer is JSON")
+    }
+
+    /// Like `graphql`, but an answer with errors is an error.
+    pub async fn graphql_ok(
+        &self,
+        token: &str,
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<Value> {
+        let body = self.graphql(token, query, variables).await?;
+        anyhow::ensure!(body["errors"].is_null(), "GraphQL errors: {body}");
+        Ok(body)
+    }
+}
+
+/// A value of /proc/self/status in KiB (VmRSS, VmHWM, ...); 0 where there is no /proc.
+pub fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time (user + system) this process has used, in seconds; 0 where there is no /proc.
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name (field 2) may hold spaces: count fields after its closing ')'.
+    // There field 3 (state) comes first, so utime (14) and stime (15) are at 11 and 12.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / clock_ticks_per_second()
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`, 100 on every usual Linux).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// The value at quantile `q` (0..=1) of sorted values (nearest rank).
+pub fn quantile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}

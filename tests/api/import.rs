@@ -44,6 +44,15 @@ async fn an_undecodable_order_is_recorded_and_retried_while_the_others_import() 
         );
     }
     assert_eq!(flow.order_id(&broken).await, None);
+    // The other orders may reach SENT before the import has finished and recorded its
+    // outcome on the integration.
+    let named = format!("Fortnox order {broken}");
+    crate::common::eventually(Duration::from_secs(20), || async {
+        integration(&flow).await["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains(&named))
+    })
+    .await;
     let seen = integration(&flow).await;
     let failures = seen["importFailures"].as_array().expect("failures");
     assert_eq!(failures.len(), 1, "{seen}");

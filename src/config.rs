@@ -222,6 +222,7 @@ pub struct JobsConfig {
     pub heartbeat: Duration,
     /// Longest wait between two looks for due tasks while a queue is idle. Queued tasks wake
     /// their workers at once; this is the safety net (another process's retry comes due).
+    /// 0 keeps polling every 250 ms.
     #[arg(long = "job-idle-poll-secs", env = "JOB_IDLE_POLL_SECS", default_value = "10",
         value_parser = whole(Duration::from_secs), global = true)]
     pub idle_poll: Duration,
@@ -260,7 +261,8 @@ impl JobsConfig {
                 ..JobSettings::default().retry
             },
             heartbeat: at_least_a_second(self.heartbeat),
-            idle_poll_interval: at_least_a_second(self.idle_poll),
+            // 0: never stretch, poll every `poll_interval` as when there is work.
+            idle_poll_interval: self.idle_poll.max(JobSettings::default().poll_interval),
             reconcile_interval: at_least_a_second(self.reconcile_interval),
             reconcile_idle: self.reconcile_idle,
             import_interval: at_least_a_second(self.import_interval),

@@ -2,6 +2,7 @@
 //! with Fortnox's real rate limit), drained to INVOICED while this benchmark plays the
 //! warehouse over GraphQL. Compared with what Fortnox's limit allows and with apalis
 //! draining no-op tasks on the same database.
+use fortnox_fulfilment::jobs::counters::ORDER_JOBS_PUT_OFF;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,8 @@ pub struct DrainFigures {
     pub validate_p50: Option<Duration>,
     pub validate_p99: Option<Duration>,
     pub pipeline_jobs: i64,
+    /// Order jobs that found their order held by another job and waited for its lease.
+    pub put_off: u64,
     pub cpu_seconds: f64,
     pub noop: noop::NoopFigures,
 }
@@ -207,6 +210,7 @@ async fn drain(
     let pool = server.pool();
 
     let calls_before = api_calls(&sb.counters());
+    let put_off_before = ORDER_JOBS_PUT_OFF.get();
     let cpu_before = harness::cpu_seconds();
     let started_at = Utc::now();
     let started = Instant::now();
@@ -252,6 +256,7 @@ async fn drain(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let cpu_seconds = harness::cpu_seconds() - cpu_before;
+    let put_off = ORDER_JOBS_PUT_OFF.get() - put_off_before;
     let _ = stop_warehouse.send(true);
     let shipped = warehouse.await.context("warehouse task")??;
     if invoiced < orders {
@@ -283,6 +288,7 @@ async fn drain(
         validate_p50: harness::quantile(&latencies, 0.5),
         validate_p99: harness::quantile(&latencies, 0.99),
         pipeline_jobs,
+        put_off,
         cpu_seconds,
         noop,
     })

@@ -38,6 +38,8 @@ pub struct ListFigures {
     pub insert: Duration,
     pub rows: Vec<ListRow>,
     pub rss_idle_kib: u64,
+    /// After the bulk insert (which runs in this process, through the server's pool).
+    pub rss_inserted_kib: u64,
     pub rss_after_kib: u64,
 }
 
@@ -93,6 +95,7 @@ async fn measure(server: &Server, settings: &ListSettings) -> anyhow::Result<Lis
         sqlx::query("ANALYZE").execute(pool).await?;
     }
     let insert = inserting.elapsed();
+    let rss_inserted_kib = harness::status_kib("VmRSS:");
     let orders = scalar(pool, "SELECT COUNT(*) FROM orders").await? as usize;
 
     let merchant = merchants[0];
@@ -207,6 +210,7 @@ async fn measure(server: &Server, settings: &ListSettings) -> anyhow::Result<Lis
         insert,
         rows,
         rss_idle_kib,
+        rss_inserted_kib,
         rss_after_kib: harness::status_kib("VmRSS:"),
     })
 }

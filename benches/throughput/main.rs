@@ -8,6 +8,8 @@
 //!    apalis draining no-op tasks on the same database, 429s, and CPU.
 //! 2. `lists`: the order lists the API serves with 100,000 stored orders, each against the
 //!    same SQL run on the pool, and this process's resident memory.
+//! 3. `idle` (PostgreSQL): transactions per second of an idle server, against the same
+//!    server polling every 250 ms.
 //!
 //! `cargo bench --bench throughput` runs both on SQLite (a temp file), and also on
 //! PostgreSQL when `BENCH_DATABASE_URL` points at a server where the user may create
@@ -16,7 +18,9 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `BENCH_ONLY` | `throughput,lists` | scenarios to run |
+//! | `BENCH_ONLY` | `throughput,lists,idle` | scenarios to run (`idle`: PostgreSQL only) |
+//! | `BENCH_IDLE_SETTLE_SECS` | `40` | idle: wait after start before counting |
+//! | `BENCH_IDLE_SECS` | `30` | idle: how long transactions are counted |
 //! | `BENCH_DATABASE_URL` | unset | also run on PostgreSQL (`postgres://postgres@127.0.0.1:5432/postgres`) |
 //! | `BENCH_SKIP_SQLITE` | unset | `1`: PostgreSQL only |
 //! | `BENCH_K` | `10,40,100` | merchant counts of the throughput scenario |
@@ -30,6 +34,7 @@
 //! | `BENCH_LIST_RUNS` | `20` | runs per list query (the p50 is printed) |
 mod drain;
 mod harness;
+mod idle;
 mod lists;
 mod noop;
 
@@ -39,7 +44,7 @@ use harness::{ms, Backend};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let only = env_list("BENCH_ONLY", &["throughput", "lists"]);
+    let only = env_list("BENCH_ONLY", &["throughput", "lists", "idle"]);
     let mut backends = Vec::new();
     if std::env::var("BENCH_SKIP_SQLITE").ok().as_deref() != Some("1") {
         backends.push(Backend::Sqlite);
@@ -57,6 +62,9 @@ async fn main() -> anyhow::Result<()> {
         }
         if only.iter().any(|s| s == "lists") {
             lists(backend).await?;
+        }
+        if only.iter().any(|s| s == "idle") && matches!(backend, Backend::Postgres { .. }) {
+            idle(backend).await?;
         }
     }
     Ok(())
@@ -142,12 +150,40 @@ fn print_drain(backend: &Backend, f: &drain::DrainFigures) {
         f.too_many_requests
     );
     println!(
+        "| order jobs that waited for their order's lease | {} | of {} pipeline jobs | {:.3} |",
+        f.put_off,
+        f.pipeline_jobs,
+        f.put_off as f64 / f.pipeline_jobs.max(1) as f64
+    );
+    println!(
         "| process CPU over the drain (server, sandbox, warehouse) | {:.1} s | 2 cores × {:.1} s | {:.2} |",
         f.cpu_seconds,
         f.drain.as_secs_f64(),
         f.cpu_share_of_two_cores()
     );
     println!();
+}
+
+async fn idle(backend: &Backend) -> anyhow::Result<()> {
+    let settle = Duration::from_secs(env_parse("BENCH_IDLE_SETTLE_SECS", 40));
+    let window = Duration::from_secs(env_parse("BENCH_IDLE_SECS", 30));
+    let f = idle::run(backend, settle, window).await?;
+    println!(
+        "### An idle server, {} (transactions per second over {} s, after {} s to settle)\n",
+        backend.name(),
+        window.as_secs(),
+        settle.as_secs()
+    );
+    println!("| figure | value | reference | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| transactions per second, idle poll as shipped | {:.2} | polling every 250 ms: {:.2} | {:.2} |",
+        f.shipped,
+        f.fixed_poll,
+        f.shipped / f.fixed_poll.max(f64::EPSILON)
+    );
+    println!();
+    Ok(())
 }
 
 async fn lists(backend: &Backend) -> anyhow::Result<()> {
@@ -182,6 +218,12 @@ async fn lists(backend: &Backend) -> anyhow::Result<()> {
         mib(f.rss_after_kib),
         mib(f.rss_idle_kib),
         f.rss_after_kib as f64 / f.rss_idle_kib.max(1) as f64
+    );
+    println!(
+        "| process RSS after the queries | {:.1} MiB | after the bulk insert, before the queries: {:.1} MiB | {:.2} |",
+        mib(f.rss_after_kib),
+        mib(f.rss_inserted_kib),
+        f.rss_after_kib as f64 / f.rss_inserted_kib.max(1) as f64
     );
     println!();
     Ok(())

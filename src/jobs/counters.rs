@@ -13,6 +13,10 @@ pub static DUPLICATE_INVOICES_CREDITED: LazyLock<Counter> = LazyLock::new(Counte
 /// INVOICED (forced or cancelled by a person): someone must look at it.
 pub static INVOICES_FOR_CHANGED_ORDERS: LazyLock<Counter> = LazyLock::new(Counter::default);
 
+/// An order job found its order held by another job and was put off until the lease ends:
+/// rare by design (a transition hands the lease on), so a rising count means contention.
+pub static ORDER_JOBS_PUT_OFF: LazyLock<Counter> = LazyLock::new(Counter::default);
+
 pub(crate) fn bump(counter: &Counter) {
     counter.inc();
 }
@@ -33,5 +37,10 @@ pub fn register(registry: &mut Registry) {
         "invoices_for_changed_orders",
         "Fortnox invoices created for orders that had meanwhile left SHIPPED for another state than INVOICED",
         INVOICES_FOR_CHANGED_ORDERS.clone(),
+    );
+    registry.register(
+        "order_jobs_put_off",
+        "Order jobs that found their order held by another job and waited for its lease",
+        ORDER_JOBS_PUT_OFF.clone(),
     );
 }

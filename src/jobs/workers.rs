@@ -17,6 +17,7 @@ async fn run_order_job(kind: JobKind, job: OrderJob, ctx: &JobContext) -> Result
         Ok(()) => return Ok(()),
         Err(JobError::Busy(until)) => {
             // Not a failure: the same attempt runs again once the other job is done.
+            super::counters::bump(&super::counters::ORDER_JOBS_PUT_OFF);
             let wait = until
                 .and_then(|until| (until - chrono::Utc::now()).to_std().ok())
                 .unwrap_or_default()
@@ -94,6 +95,67 @@ async fn import_orders(
     Ok(())
 }
 
+/// When a worker looks for due tasks: at once when a task is queued (`Wakeups`), and
+/// otherwise on a poll that doubles from `busy` up to `idle` while the queue stays empty
+/// and drops back to `busy` as soon as a look finds work.
+///
+/// Written by hand: apalis' combined `Strategy` (a stream plus `interval_with_backoff`)
+/// never passes its poll results on to the backoff, which so stays at its first interval:
+/// an idle server polled every queue four times a second.
+struct WakeOrPoll {
+    wakeups: Wakeups,
+    busy: std::time::Duration,
+    idle: std::time::Duration,
+    next: std::time::Duration,
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl WakeOrPoll {
+    fn new(wakeups: Wakeups, busy: std::time::Duration, idle: std::time::Duration) -> Self {
+        WakeOrPoll {
+            wakeups,
+            busy,
+            idle: idle.max(busy),
+            next: busy,
+            timer: None,
+        }
+    }
+}
+
+impl PollStrategy for WakeOrPoll {
+    fn poll_drive(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        _: &PollSnapshot,
+    ) -> std::task::Poll<Option<()>> {
+        use futures::{FutureExt, StreamExt};
+        use std::task::Poll;
+        if let Poll::Ready(Some(())) = self.wakeups.poll_next_unpin(cx) {
+            self.next = self.busy;
+            self.timer = None;
+            return Poll::Ready(Some(()));
+        }
+        let next = self.next;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(next)));
+        match timer.poll_unpin(cx) {
+            Poll::Ready(()) => {
+                self.timer = None;
+                self.next = (self.next * 2).min(self.idle);
+                Poll::Ready(Some(()))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn on_poll(&mut self, snapshot: &PollSnapshot) {
+        if !snapshot.is_idle() {
+            self.next = self.busy;
+        }
+    }
+}
+
 /// Worker names must be unique per process: apalis refuses to register a name whose last
 /// heartbeat is recent, which a restart right after a crash would otherwise hit.
 fn worker_name(queue: &str) -> String {
@@ -112,12 +174,7 @@ macro_rules! register_workers {
         // Woken at once for every task queued (job_wakeups); the poll is the safety net, so
         // it stretches from `poll_interval` to `idle_poll_interval` while a queue is idle.
         let strategy = move |queue: &str| {
-            Strategy::new()
-                .stream(Wakeups::of(queue))
-                .interval_with_backoff(
-                    poll_interval,
-                    BackoffConfig::new(idle_poll_interval.max(poll_interval)),
-                )
+            WakeOrPoll::new(Wakeups::of(queue), poll_interval, idle_poll_interval)
         };
         let config = |queue: &str| {
             $config::default()

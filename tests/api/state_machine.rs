@@ -218,3 +218,61 @@ async fn a_forced_change_is_recorded_as_forced() {
     store.close().await;
     db.cleanup().await;
 }
+
+/// Orders per state as counted and as kept by the triggers for `/metrics`.
+async fn counts(store: &Store) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
+    use fortnox_fulfilment::store::Pool;
+    const KEPT: &str = "SELECT state, CAST(SUM(n) AS BIGINT) FROM order_state_counts \
+        GROUP BY state HAVING SUM(n) <> 0 ORDER BY state";
+    const COUNTED: &str = "SELECT state, COUNT(*) FROM orders GROUP BY state ORDER BY state";
+    let read = |sql: &'static str| async move {
+        match &store.pool {
+            Pool::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+            Pool::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+        }
+        .expect("read the counts")
+    };
+    (read(KEPT).await, read(COUNTED).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_state_counts_follow_every_change_even_concurrent_opposite_ones() {
+    use OrderState::*;
+    let db = TestDb::new().await;
+    let store = store(&db).await;
+    let bus = EventBus::new();
+    let merchant = create_merchant(&store, "M").await;
+    const STATES: [OrderState; 7] = [
+        Imported, Validated, Reserved, Sent, Shipped, Invoiced, Cancelled,
+    ];
+    let mut ids = Vec::new();
+    for n in 0..42 {
+        ids.push(order_in(&store, &bus, merchant, &format!("C{n}"), STATES[n % 7]).await);
+    }
+    // Every order forced to another state and back, all at once: forward and backward
+    // changes of orders in the same stripe run side by side (a deadlock would show as a
+    // store error).
+    let mut changes = Vec::new();
+    for (n, id) in ids.iter().copied().enumerate() {
+        let (store, bus) = (store.clone(), bus.clone());
+        changes.push(tokio::spawn(async move {
+            for to in [STATES[(n * 3 + 1) % 7], STATES[n % 7]] {
+                let mut force = TransitionRequest::new(id, None, to, "admin_forced", "admin:test");
+                force.forced = true;
+                match apply_transition(&store, &bus, force).await {
+                    Ok(_) | Err(TransitionError::Refused(_) | TransitionError::Conflict { .. }) => {
+                    }
+                    Err(error) => panic!("order {id} to {to}: {error}"),
+                }
+            }
+        }));
+    }
+    for change in changes {
+        change.await.expect("a change");
+    }
+    let (kept, counted) = counts(&store).await;
+    assert_eq!(kept, counted, "the kept counts are the orders' states");
+    assert_eq!(counted.iter().map(|(_, n)| n).sum::<i64>(), 42);
+    store.close().await;
+    db.cleanup().await;
+}

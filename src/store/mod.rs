@@ -13,7 +13,6 @@ pub mod leases;
 pub mod orders;
 pub mod pipeline;
 pub mod product_sync;
-mod sqlite_busy;
 pub mod transitions;
 pub mod write;
 
@@ -63,7 +62,6 @@ impl Store {
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
-                .after_connect(|conn, _| Box::pin(sqlite_busy::install(conn)))
                 .connect_with(options)
                 .await?;
             Ok(Store {

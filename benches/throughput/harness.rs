@@ -56,6 +56,17 @@ impl BenchDb {
                     .execute(&admin)
                     .await
                     .context("create the scenario's database")?;
+                // A diagnosis, never a setting to run with: does the wait for each
+                // commit's flush to disk bound the pipeline?
+                if let Ok(value) = std::env::var("BENCH_PG_SYNCHRONOUS_COMMIT") {
+                    let value = if value == "off" { "off" } else { "on" };
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "ALTER DATABASE {name} SET synchronous_commit = {value}"
+                    )))
+                    .execute(&admin)
+                    .await
+                    .context("set synchronous_commit on the scenario's database")?;
+                }
                 admin.close().await;
                 let base = admin_url.split('?').next().unwrap_or(admin_url);
                 let (server, _) = base

@@ -23,6 +23,7 @@
 //! | `BENCH_IDLE_SECS` | `30` | idle: how long transactions are counted |
 //! | `BENCH_DATABASE_URL` | unset | also run on PostgreSQL (`postgres://postgres@127.0.0.1:5432/postgres`) |
 //! | `BENCH_SKIP_SQLITE` | unset | `1`: PostgreSQL only |
+//! | `BENCH_PG_SYNCHRONOUS_COMMIT` | unset | `off`: a diagnosis of whether commit flushes bound the pipeline |
 //! | `BENCH_K` | `10,40,100` | merchant counts of the throughput scenario |
 //! | `BENCH_DRAIN_SECS` | `45` | backlog per merchant: what the ideal rate drains in this time |
 //! | `BENCH_BACKLOG` | from `BENCH_DRAIN_SECS` | orders per merchant, overriding it |

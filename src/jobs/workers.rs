@@ -320,3 +320,40 @@ pub async fn run_workers(
     let _ = scheduler.await;
     result.map_err(|e| anyhow::anyhow!("job workers stopped with an error: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use apalis::prelude::{PollSnapshot, PollStrategy};
+
+    use super::WakeOrPoll;
+    use crate::store::job_wakeups::{wake, Wakeups};
+
+    /// How long until the strategy next asks for a look.
+    async fn next_look(strategy: &mut WakeOrPoll) -> Duration {
+        let started = Instant::now();
+        std::future::poll_fn(|cx| strategy.poll_drive(cx, &PollSnapshot::default())).await;
+        started.elapsed()
+    }
+
+    #[tokio::test]
+    async fn the_poll_doubles_while_idle_up_to_its_cap_and_a_wake_up_brings_it_back() {
+        let busy = Duration::from_millis(100);
+        let idle = Duration::from_millis(400);
+        let mut strategy = WakeOrPoll::new(Wakeups::of("test-wake-or-poll"), busy, idle);
+        let mut gaps = Vec::new();
+        for _ in 0..4 {
+            gaps.push(next_look(&mut strategy).await);
+        }
+        assert!(gaps[0] >= busy, "{gaps:?}");
+        assert!(gaps[1] >= busy * 2, "{gaps:?}");
+        assert!(gaps[2] >= idle && gaps[3] >= idle, "{gaps:?}");
+        assert!(gaps[3] < idle * 3, "capped at `idle`: {gaps:?}");
+        wake("test-wake-or-poll");
+        let woken = next_look(&mut strategy).await;
+        assert!(woken < busy, "a wake-up asks at once: {woken:?}");
+        let after = next_look(&mut strategy).await;
+        assert!(after >= busy && after < idle, "back to `busy`: {after:?}");
+    }
+}

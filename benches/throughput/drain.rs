@@ -10,9 +10,10 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use fortnox_fulfilment::auth::Role;
 use fortnox_fulfilment::domain::OrderState;
-use fortnox_fulfilment::fortnox::types::{Article, Quantity, WayOfDelivery};
+use fortnox_fulfilment::fortnox::types::WayOfDelivery;
 use fortnox_fulfilment::fortnox::TokenSet;
 use fortnox_fulfilment::store::Pool;
+use fortnox_sandbox::testkit::article;
 use fortnox_sandbox::{Counters, Sandbox, SandboxConfig, SandboxHandle};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -101,7 +102,13 @@ pub async fn run(backend: &Backend, settings: &DrainSettings) -> anyhow::Result<
 /// `orders` done orders of two stock rows each.
 fn seed_tenant(sb: &SandboxHandle, tenant: &str, orders: usize) -> anyhow::Result<()> {
     sb.create_tenant(tenant, None);
-    sb.add_articles(tenant, vec![article("ART-1"), article("ART-2")]);
+    sb.add_articles(
+        tenant,
+        vec![
+            article("ART-1", true, 100_000),
+            article("ART-2", true, 100_000),
+        ],
+    );
     sb.add_ways_of_delivery(
         tenant,
         vec![WayOfDelivery {
@@ -129,31 +136,6 @@ fn order_json() -> Value {
             {"ArticleNumber": "ART-2", "Description": "Nails", "OrderedQuantity": "1", "Price": 10, "VAT": 25}
         ],
     })
-}
-
-fn article(number: &str) -> Article {
-    Article {
-        url: None,
-        article_number: number.into(),
-        description: Some(format!("Article {number}")),
-        ean: None,
-        article_type: Some("STOCK".into()),
-        stock_goods: Some(true),
-        active: Some(true),
-        unit: Some("st".into()),
-        weight: None,
-        width: None,
-        height: None,
-        depth: None,
-        sales_price: Some(Quantity::from_i64(100)),
-        purchase_price: None,
-        quantity_in_stock: Some(Quantity::from_i64(100_000)),
-        reserved_quantity: None,
-        disposable_quantity: None,
-        stock_place: None,
-        default_stock_point: None,
-        default_stock_location: None,
-    }
 }
 
 /// Creates a merchant per tenant, connected (tokens saved directly, as edge_costs does:

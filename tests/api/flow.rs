@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fortnox_fulfilment::auth::Role;
 use fortnox_fulfilment::domain::OrderState;
-use fortnox_fulfilment::fortnox::types::{Article, Quantity, WayOfDelivery};
+use fortnox_fulfilment::fortnox::types::{Article, WayOfDelivery};
 use fortnox_fulfilment::store::orders::TenantScope;
 use fortnox_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use serde_json::{json, Value};
@@ -16,37 +16,17 @@ use crate::common::{self, admin_token, eventually, TestApp};
 pub const TENANT: &str = "shop";
 pub const KEY: &str = "6b6579206b6579206b6579206b6579206b6579206b6579206b6579206b657921";
 
+/// A stock article with 100 on hand, or a service article.
+pub fn article(number: &str, stock: bool) -> Article {
+    fortnox_sandbox::testkit::article(number, stock, 100)
+}
+
 pub struct Flow {
     pub app: TestApp,
     pub sandbox: Sandbox,
     pub merchant: i64,
     pub admin: String,
     pub warehouse: String,
-}
-
-pub fn article(number: &str, stock: bool) -> Article {
-    Article {
-        url: None,
-        article_number: number.into(),
-        description: Some(format!("Article {number}")),
-        ean: None,
-        article_type: Some(if stock { "STOCK" } else { "SERVICE" }.into()),
-        stock_goods: Some(stock),
-        active: Some(true),
-        unit: Some("st".into()),
-        weight: None,
-        width: None,
-        height: None,
-        depth: None,
-        sales_price: Some(Quantity::from_i64(100)),
-        purchase_price: None,
-        quantity_in_stock: Some(Quantity::from_i64(100)),
-        reserved_quantity: None,
-        disposable_quantity: None,
-        stock_place: None,
-        default_stock_point: None,
-        default_stock_location: None,
-    }
 }
 
 /// Starts a connection as `token`, approves it on the sandbox's authorize page (whichever

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use fortnox_fulfilment::auth::Role;
 use fortnox_fulfilment::fortnox::crypto::TokenCipher;
-use fortnox_fulfilment::fortnox::types::{Article, Quantity, WayOfDelivery};
+use fortnox_fulfilment::fortnox::types::WayOfDelivery;
 use fortnox_fulfilment::fortnox::{TokenSet, TokenStore};
 use fortnox_fulfilment::store::fortnox_tokens::DbTokenStore;
 use fortnox_fulfilment::store::orders::{OrderFilter, TenantScope};
@@ -64,7 +64,10 @@ impl ProcessHarness {
         let sb = sandbox.handle();
         sb.create_tenant(TENANT, None);
         sb.set_authorize_tenant(TENANT);
-        sb.add_articles(TENANT, vec![stock_article("ART-1")]);
+        sb.add_articles(
+            TENANT,
+            vec![fortnox_sandbox::testkit::article("ART-1", true, 100_000)],
+        );
         sb.add_ways_of_delivery(
             TENANT,
             vec![WayOfDelivery {
@@ -193,31 +196,6 @@ impl ProcessHarness {
         self.store.close().await;
         self.sandbox.shutdown().await;
         self.db.cleanup().await;
-    }
-}
-
-fn stock_article(number: &str) -> Article {
-    Article {
-        url: None,
-        article_number: number.into(),
-        description: Some(format!("Article {number}")),
-        ean: None,
-        article_type: Some("STOCK".into()),
-        stock_goods: Some(true),
-        active: Some(true),
-        unit: Some("st".into()),
-        weight: None,
-        width: None,
-        height: None,
-        depth: None,
-        sales_price: Some(Quantity::from_i64(100)),
-        purchase_price: None,
-        quantity_in_stock: Some(Quantity::from_i64(100_000)),
-        reserved_quantity: None,
-        disposable_quantity: None,
-        stock_place: None,
-        default_stock_point: None,
-        default_stock_location: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Checks any [`TokenStore`] must pass, so the database-backed store (SQLite
-//! and PostgreSQL) runs the same contract as the in-memory one.
+//! and PostgreSQL) runs the same contract as the in-memory one; and the
+//! articles tests and benchmarks put in the sandbox.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +8,34 @@ use std::time::Duration;
 use chrono::Utc;
 
 use fortnox::oauth::{TokenSet, TokenState, TokenStore};
+use fortnox::types::{Article, Quantity};
+
+/// An active article priced 100: a stock article with `in_stock` on hand, or
+/// (`stock` false) a service article such as freight.
+pub fn article(number: &str, stock: bool, in_stock: i64) -> Article {
+    Article {
+        url: None,
+        article_number: number.into(),
+        description: Some(format!("Article {number}")),
+        ean: None,
+        article_type: Some(if stock { "STOCK" } else { "SERVICE" }.into()),
+        stock_goods: Some(stock),
+        active: Some(true),
+        unit: Some("st".into()),
+        weight: None,
+        width: None,
+        height: None,
+        depth: None,
+        sales_price: Some(Quantity::from_i64(100)),
+        purchase_price: None,
+        quantity_in_stock: Some(Quantity::from_i64(in_stock)),
+        reserved_quantity: None,
+        disposable_quantity: None,
+        stock_place: None,
+        default_stock_point: None,
+        default_stock_location: None,
+    }
+}
 
 fn tokens(tag: &str) -> TokenSet {
     TokenSet {

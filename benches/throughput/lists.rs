@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use entity::{order, order_event, order_line};
 use fortnox_fulfilment::auth::Role;
 use fortnox_fulfilment::domain::OrderState;
-use fortnox_fulfilment::store::Pool;
+use fortnox_fulfilment::store::{numbered_placeholders, Pool};
 use sea_orm::{
     ColumnTrait, Condition, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     QueryTrait,
@@ -405,7 +405,7 @@ async fn insert_orders(pool: &Pool, merchant: i64, count: usize) -> anyhow::Resu
             bind_all!(sqlx::query(sql)).execute(pool).await?;
         }
         Pool::Postgres(pool) => {
-            let sql = sqlx::AssertSqlSafe(numbered(sql));
+            let sql = sqlx::AssertSqlSafe(numbered_placeholders(sql));
             bind_all!(sqlx::query(sql)).execute(pool).await?;
         }
     }
@@ -504,27 +504,13 @@ async fn execute(
             .execute(pool)
             .await?
             .rows_affected(),
-        Pool::Postgres(pool) => bind_postgres(sqlx::query(sqlx::AssertSqlSafe(numbered(sql))))
-            .execute(pool)
-            .await?
-            .rows_affected(),
-    })
-}
-
-/// `?` placeholders as PostgreSQL's `$1, $2, ...` (as the store's own helper does).
-fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = 0;
-    for ch in sql.chars() {
-        if ch == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(ch);
+        Pool::Postgres(pool) => {
+            bind_postgres(sqlx::query(sqlx::AssertSqlSafe(numbered_placeholders(sql))))
+                .execute(pool)
+                .await?
+                .rows_affected()
         }
-    }
-    out
+    })
 }
 
 async fn scalar(pool: &Pool, sql: &'static str) -> anyhow::Result<i64> {

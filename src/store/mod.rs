@@ -122,7 +122,7 @@ impl Store {
 }
 
 /// SQL is written once with `?` placeholders; PostgreSQL wants `$1, $2, ...`.
-pub(crate) fn numbered_placeholders(sql: &str) -> String {
+pub fn numbered_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut n = 0;
     for ch in sql.chars() {

@@ -62,7 +62,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
                 config.server.bind_addr
             )
         })?;
-    let mut changes = app.bus.subscribe();
+    let mut changes = app.feed.subscribe();
     let server = tokio::spawn(app.clone().serve(listener, shutdown_signal()));
 
     let keys = JwtKeys::new(&secret);
@@ -89,8 +89,17 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     tokio::spawn(simulated_warehouse(warehouse));
     tokio::spawn(async move {
         // Progress, one line per change, as a merchant would want to watch it.
-        while let Ok(change) = changes.recv().await {
-            tracing::info!(target: "demo", "order {:>3}: {} → {} ({})", change.order_id, change.from, change.to, change.cause);
+        loop {
+            let event = match changes.recv().await {
+                Ok(event) => event,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            if let (Some(from), Some(to)) = (event.from_state, event.to_state) {
+                if event.kind == entity::EventKind::Transition {
+                    tracing::info!(target: "demo", "order {:>3}: {} → {} ({})", event.order_id, from, to, event.cause);
+                }
+            }
         }
     });
 

@@ -1,89 +1,131 @@
-//! In-process fan-out of order changes to GraphQL subscribers. Events are published only
-//! after their transaction has committed, so a subscriber never sees a change that was
-//! rolled back.
-use chrono::{DateTime, Utc};
-use tokio::sync::broadcast;
+//! The event feed: one reader of the order event log per process, fanning each new event
+//! out to every subscriber of this process, in log order.
+//!
+//! The store is the truth; the feed only saves each subscriber its own queries. It reads
+//! when woken (a commit in this process that wrote events, or on PostgreSQL the NOTIFY of
+//! any process's commit), soon again while committed events wait behind a transaction
+//! still running, and every `SAFETY_POLL` for a wake-up that got lost. A subscriber that
+//! falls behind the channel is told so (`Lagged`) and reads what it missed from the store
+//! (`services::order_events`).
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::domain::OrderState;
+use entity::order_event;
+use tokio::sync::{broadcast, watch};
 
-#[derive(Clone, Debug)]
-pub struct OrderStateChanged {
-    pub event_id: i64,
-    pub order_id: i64,
-    pub merchant_id: i64,
-    pub from: OrderState,
-    pub to: OrderState,
-    pub cause: String,
-    pub actor: String,
-    pub message: Option<String>,
-    pub forced: bool,
-    pub at: DateTime<Utc>,
-}
+use crate::store::event_log::{self, Position};
+use crate::store::Store;
+
+/// Events kept for subscribers that are a little behind; beyond that they read the store.
+const CHANNEL_CAPACITY: usize = 4096;
+/// Events read per query.
+const BATCH: u64 = 500;
+/// How soon to look again while committed events wait behind a running transaction.
+const HELD_BACK_RETRY: Duration = Duration::from_millis(15);
+/// How often to look without a wake-up.
+const SAFETY_POLL: Duration = Duration::from_secs(5);
+
+pub type FeedEvent = Arc<order_event::Model>;
 
 #[derive(Clone)]
-pub struct EventBus {
-    sender: broadcast::Sender<OrderStateChanged>,
+pub struct EventFeed {
+    sender: broadcast::Sender<FeedEvent>,
 }
 
-impl EventBus {
+impl EventFeed {
     pub fn new() -> Self {
-        // Slow subscribers lag and are told so by the channel; they never block writers.
-        let (sender, _) = broadcast::channel(4096);
-        EventBus { sender }
+        let (sender, _) = broadcast::channel(CHANNEL_CAPACITY);
+        EventFeed { sender }
     }
 
-    pub fn publish(&self, event: OrderStateChanged) {
-        // No subscriber is not an error.
-        let _ = self.sender.send(event);
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<OrderStateChanged> {
+    /// Every event the feed reads from now on, in log order.
+    pub fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
         self.sender.subscribe()
     }
+
+    /// Reads the log and publishes what is new until `shutdown`, starting after the newest
+    /// settled event.
+    pub async fn run(self, store: Store, mut shutdown: watch::Receiver<bool>) {
+        let mut wakeups = event_log::feed_wakeups();
+        let mut position = loop {
+            match store.event_log_head().await {
+                Ok(head) => break head,
+                Err(error) => {
+                    tracing::warn!(%error, "the event feed cannot read the log; retrying in 1 s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+        };
+        loop {
+            // Seen before reading: a wake-up during the read makes the next wait return.
+            wakeups.borrow_and_update();
+            let pause = match store.feed_batch(position, BATCH).await {
+                Ok(batch) => {
+                    let full = batch.events.len() as u64 == BATCH;
+                    for event in batch.events {
+                        position = Position::of(&event);
+                        // No subscriber is not an error.
+                        let _ = self.sender.send(Arc::new(event));
+                    }
+                    if full {
+                        continue;
+                    }
+                    if batch.held_back {
+                        HELD_BACK_RETRY
+                    } else {
+                        SAFETY_POLL
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the event feed cannot read the log; retrying in 1 s");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                _ = wakeups.changed() => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
 }
 
-impl Default for EventBus {
+impl Default for EventFeed {
     fn default() -> Self {
         Self::new()
     }
 }
 
-/// PostgreSQL: feeds the bus from `NOTIFY order_state_changed`, so that a subscriber on any
-/// process sees every change. Runs until `shutdown`; reconnects when the connection drops.
-pub async fn listen_postgres(
-    pool: sqlx::PgPool,
-    bus: EventBus,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
+/// PostgreSQL: wakes this process's feed on every other process's commit of events
+/// (`NOTIFY order_events`). Runs until `shutdown`; reconnects when the connection drops,
+/// and wakes the feed then, since notifications may have been missed meanwhile.
+pub async fn listen_postgres(pool: sqlx::PgPool, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+        let listener = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(event_log::EVENTS_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = match listener.await {
             Ok(listener) => listener,
             Err(error) => {
-                tracing::error!(%error, "cannot listen for order changes; retrying in 5 s");
+                tracing::error!(%error, "cannot listen for order events; retrying in 5 s");
                 tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => continue,
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
                     _ = shutdown.changed() => return,
                 }
             }
         };
-        if let Err(error) = listener.listen("order_state_changed").await {
-            tracing::error!(%error, "cannot listen for order changes; retrying in 5 s");
-            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            continue;
-        }
+        event_log::wake_feeds();
         loop {
             tokio::select! {
                 notification = listener.recv() => match notification {
-                    Ok(notification) => {
-                        let Ok(event_id) = notification.payload().parse::<i64>() else { continue };
-                        match load_event(&pool, event_id).await {
-                            Ok(Some(event)) => bus.publish(event),
-                            Ok(None) => {}
-                            Err(error) => tracing::warn!(event_id, %error, "cannot load a notified order change"),
-                        }
-                    }
+                    Ok(_) => event_log::wake_feeds(),
                     Err(error) => {
-                        tracing::warn!(%error, "order change listener lost its connection; reconnecting");
+                        tracing::warn!(%error, "the order event listener lost its connection; reconnecting");
                         break;
                     }
                 },
@@ -91,45 +133,4 @@ pub async fn listen_postgres(
             }
         }
     }
-}
-
-async fn load_event(
-    pool: &sqlx::PgPool,
-    event_id: i64,
-) -> Result<Option<OrderStateChanged>, sqlx::Error> {
-    type Row = (
-        i64,
-        i64,
-        i64,
-        Option<String>,
-        Option<String>,
-        String,
-        String,
-        Option<String>,
-        bool,
-        DateTime<Utc>,
-    );
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT id, order_id, merchant_id, from_state, to_state, cause, actor, message, forced, created_at \
-         FROM order_events WHERE id = $1 AND kind = 'TRANSITION'",
-    )
-    .bind(event_id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.and_then(
-        |(event_id, order_id, merchant_id, from, to, cause, actor, message, forced, at)| {
-            Some(OrderStateChanged {
-                event_id,
-                order_id,
-                merchant_id,
-                from: from?.parse().ok()?,
-                to: to?.parse().ok()?,
-                cause,
-                actor,
-                message,
-                forced,
-                at,
-            })
-        },
-    ))
 }

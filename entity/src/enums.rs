@@ -133,9 +133,24 @@ pub enum EventKind {
     /// A job for the order failed; the message says why and what to do.
     #[sea_orm(string_value = "ERROR")]
     Error,
-    /// Something worth knowing that changed no state (e.g. a re-check that still fails).
+    /// Something worth knowing that changed no state.
     #[sea_orm(string_value = "INFO")]
     Info,
+    /// The order's job gave up after its last attempt; the order waits for a retry.
+    #[sea_orm(string_value = "STALLED")]
+    Stalled,
+    /// A stalled order was taken up again (a retry, or the merchant reconnected).
+    #[sea_orm(string_value = "RESUMED")]
+    Resumed,
+    /// A RESERVED order was checked again and its reasons changed.
+    #[sea_orm(string_value = "REASONS_CHANGED")]
+    ReasonsChanged,
+    /// The warehouse reported tracking numbers for the shipment.
+    #[sea_orm(string_value = "TRACKING_NUMBERS")]
+    TrackingNumbers,
+    /// The order's invoice was created in Fortnox.
+    #[sea_orm(string_value = "INVOICE_CREATED")]
+    InvoiceCreated,
 }
 
 impl EventKind {
@@ -145,6 +160,11 @@ impl EventKind {
             EventKind::Transition => "TRANSITION",
             EventKind::Error => "ERROR",
             EventKind::Info => "INFO",
+            EventKind::Stalled => "STALLED",
+            EventKind::Resumed => "RESUMED",
+            EventKind::ReasonsChanged => "REASONS_CHANGED",
+            EventKind::TrackingNumbers => "TRACKING_NUMBERS",
+            EventKind::InvoiceCreated => "INVOICE_CREATED",
         }
     }
 }

@@ -21,3 +21,22 @@ pub struct StoredAddress {
     pub country: Option<String>,
     pub country_code: Option<String>,
 }
+
+/// What an order event adds beyond its change of state. The keys are the stored contract.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, FromJsonQueryResult)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPayload {
+    /// The reasons a RESERVED order waits for (on entering RESERVED and REASONS_CHANGED).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_numbers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_number: Option<String>,
+}
+
+impl EventPayload {
+    pub fn is_empty(&self) -> bool {
+        self == &EventPayload::default()
+    }
+}

@@ -15,4 +15,4 @@ pub mod shipping_method;
 pub mod shipping_rule;
 
 pub use enums::{EventKind, IntegrationStatus, OrderState, UnknownState};
-pub use json::{StoredAddress, TextList};
+pub use json::{EventPayload, StoredAddress, TextList};

@@ -7,6 +7,7 @@ mod m20261128_000002_edges;
 mod m20261128_000003_order_list_indexes;
 mod m20261129_000001_shared_rate_log;
 mod m20261129_000002_order_state_counts;
+mod m20261129_000003_event_log;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_order_list_indexes::Migration),
             Box::new(m20261129_000001_shared_rate_log::Migration),
             Box::new(m20261129_000002_order_state_counts::Migration),
+            Box::new(m20261129_000003_event_log::Migration),
         ]
     }
 }

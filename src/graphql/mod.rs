@@ -10,6 +10,7 @@ mod guard;
 mod limits;
 mod loaders;
 mod mutation;
+mod order_events;
 mod pagination;
 mod product_sync;
 mod query;
@@ -25,13 +26,14 @@ pub use error::{ApiError, ErrorCode, INTERNAL_MESSAGE};
 use fortnox::{FortnoxMutation, FortnoxQuery};
 pub use guard::RoleGuard;
 use mutation::OrderMutation;
+use order_events::OrderEventsQuery;
 use product_sync::{ProductSyncMutation, ProductSyncQuery};
 use query::OrderQuery;
 use subscription::SubscriptionRoot;
 
 use crate::auth::Principal;
 use crate::config::FortnoxSettings;
-use crate::events::EventBus;
+use crate::events::EventFeed;
 use crate::fortnox::FortnoxClient;
 use crate::services::Services;
 use crate::store::Store;
@@ -55,7 +57,7 @@ pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRo
 
 pub fn build_schema(
     store: Store,
-    bus: EventBus,
+    feed: EventFeed,
     fortnox: FortnoxClient,
     settings: &FortnoxSettings,
 ) -> AppSchema {
@@ -66,7 +68,7 @@ pub fn build_schema(
         loaders::DuplicateInvoicesLoader(store.clone()),
         tokio::spawn,
     );
-    let services = Services::new(store.clone(), bus.clone(), fortnox, settings);
+    let services = Services::new(store.clone(), feed, fortnox, settings);
     schema_builder()
         .data(lines)
         .data(events)
@@ -82,7 +84,13 @@ pub fn sdl() -> String {
 }
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(OrderQuery, FortnoxQuery, CatalogQuery, ProductSyncQuery);
+pub struct QueryRoot(
+    OrderQuery,
+    OrderEventsQuery,
+    FortnoxQuery,
+    CatalogQuery,
+    ProductSyncQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(

@@ -6,7 +6,7 @@ use entity::{merchant, order, order_event, order_line, shipping_method, EventKin
 use super::loaders::{DuplicateInvoicesLoader, OrderEventsLoader, OrderLinesLoader};
 use super::{cost, Result};
 use crate::domain::OrderState;
-use crate::events::OrderStateChanged;
+use crate::store::event_log::Position;
 use async_graphql::dataloader::DataLoader;
 
 #[derive(SimpleObject)]
@@ -221,9 +221,15 @@ impl From<order_line::Model> for OrderLine {
     }
 }
 
+/// One entry of the order event log.
 #[derive(SimpleObject)]
 pub struct OrderEvent {
     pub id: ID,
+    /// Where the event stands in the log: resume after it with `after`. Cursors compare as
+    /// text in log order, so a receiver can order events and drop ones it has seen.
+    pub cursor: String,
+    pub order_id: ID,
+    pub merchant_id: ID,
     pub kind: EventKind,
     pub from_state: Option<OrderState>,
     pub to_state: Option<OrderState>,
@@ -232,13 +238,24 @@ pub struct OrderEvent {
     pub message: Option<String>,
     /// True when an admin forced the change.
     pub forced: bool,
+    /// The reasons a RESERVED order waits for: on the change into RESERVED and on
+    /// REASONS_CHANGED.
+    pub reasons: Option<Vec<String>>,
+    /// On TRACKING_NUMBERS.
+    pub tracking_numbers: Option<Vec<String>>,
+    /// On INVOICE_CREATED.
+    pub invoice_number: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
 impl From<order_event::Model> for OrderEvent {
     fn from(e: order_event::Model) -> Self {
+        let payload = e.payload.clone().unwrap_or_default();
         OrderEvent {
             id: e.id.into(),
+            cursor: Position::of(&e).cursor(),
+            order_id: e.order_id.into(),
+            merchant_id: e.merchant_id.into(),
             kind: e.kind,
             from_state: e.from_state,
             to_state: e.to_state,
@@ -246,6 +263,9 @@ impl From<order_event::Model> for OrderEvent {
             actor: e.actor,
             message: e.message,
             forced: e.forced,
+            reasons: payload.reasons,
+            tracking_numbers: payload.tracking_numbers,
+            invoice_number: payload.invoice_number,
             created_at: e.created_at,
         }
     }
@@ -266,19 +286,20 @@ pub struct OrderStateChange {
     pub at: DateTime<Utc>,
 }
 
-impl From<OrderStateChanged> for OrderStateChange {
-    fn from(e: OrderStateChanged) -> Self {
-        OrderStateChange {
-            event_id: e.event_id.into(),
+impl OrderStateChange {
+    /// A TRANSITION event that changed a state (the import's first event has no `from`).
+    pub fn from_event(e: order_event::Model) -> Option<Self> {
+        Some(OrderStateChange {
+            event_id: e.id.into(),
             order_id: e.order_id.into(),
             merchant_id: e.merchant_id.into(),
-            from_state: e.from,
-            to_state: e.to,
+            from_state: e.from_state?,
+            to_state: e.to_state?,
             cause: e.cause,
             actor: e.actor,
             message: e.message,
             forced: e.forced,
-            at: e.at,
-        }
+            at: e.created_at,
+        })
     }
 }

@@ -86,7 +86,7 @@ async fn apply(
         StepOutcome::Transition(mut request) => {
             // The next state's job may start before this one returns: hand the order on.
             request.lease_token = Some(lease_token.to_owned());
-            match apply_transition(&ctx.store, &ctx.bus, request.clone()).await {
+            match apply_transition(&ctx.store, request.clone()).await {
                 Ok(_) => Ok(Applied::Transitioned),
                 Err(TransitionError::Store(e)) => Err(e.into()),
                 Err(TransitionError::NotFound) => {

@@ -310,7 +310,7 @@ async fn cancel_local(
         "Order {} was cancelled in Fortnox",
         order.fortnox_document_number
     ));
-    match crate::store::transitions::apply_transition(&ctx.store, &ctx.bus, request).await {
+    match crate::store::transitions::apply_transition(&ctx.store, request).await {
         Ok(_) => Ok(true),
         Err(TransitionError::Conflict { .. } | TransitionError::Refused(_)) => Ok(false),
         Err(TransitionError::NotFound) => Ok(false),

@@ -27,7 +27,6 @@ pub use reconciler::reconcile_once;
 pub use workers::run_workers;
 
 use crate::domain::{JobKind, OrderState};
-use crate::events::EventBus;
 use crate::fortnox::RetryPolicy;
 use crate::store::jobs_table::{self, OrderJob};
 use crate::store::{Store, StoreError};
@@ -86,7 +85,6 @@ impl Default for JobSettings {
 #[derive(Clone)]
 pub struct JobContext {
     pub store: Store,
-    pub bus: EventBus,
     pub settings: JobSettings,
     /// Test-only fault points; absent from builds without the `test-faults` feature.
     #[cfg(feature = "test-faults")]

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::JwtKeys;
 use crate::config::Config;
-use crate::events::EventBus;
+use crate::events::EventFeed;
 use crate::fortnox::crypto::TokenCipher;
 use crate::fortnox::limiter::{RateLimit, SharedRateLog};
 use crate::fortnox::{FortnoxClient, FortnoxConfig};
@@ -33,7 +33,8 @@ use crate::store::{Pool, Store};
 #[derive(Clone)]
 pub struct App {
     pub store: Store,
-    pub bus: EventBus,
+    /// Fans the order event log out to this process's subscribers (runs in `serve`).
+    pub feed: EventFeed,
     pub jwt: JwtKeys,
     pub schema: AppSchema,
     pub job_settings: JobSettings,
@@ -106,9 +107,14 @@ impl App {
     pub async fn build(config: &Config, jwt_secret: &SecretString) -> anyhow::Result<App> {
         let store = Store::connect(&config.server.database_url).await?;
         store.migrate().await?;
-        let bus = EventBus::new();
+        let feed = EventFeed::new();
         let fortnox = fortnox_client(config, &store)?;
-        let schema = build_schema(store.clone(), bus.clone(), fortnox.clone(), &config.fortnox);
+        let schema = build_schema(
+            store.clone(),
+            feed.clone(),
+            fortnox.clone(),
+            &config.fortnox,
+        );
         let connect_return_url = config
             .fortnox
             .connect_return_url
@@ -126,7 +132,7 @@ impl App {
             catalog: crate::jobs::CatalogCache::default(),
             import_locks: crate::jobs::ImportLocks::default(),
             store,
-            bus,
+            feed,
             jwt: JwtKeys::new(jwt_secret),
             schema,
             job_settings: config.job_settings(),
@@ -154,7 +160,6 @@ impl App {
     pub fn job_context(&self) -> JobContext {
         JobContext {
             store: self.store.clone(),
-            bus: self.bus.clone(),
             settings: self.job_settings.clone(),
             #[cfg(feature = "test-faults")]
             faults: self.faults.clone(),
@@ -182,10 +187,10 @@ impl App {
             let _ = rx.wait_for(|stopped| *stopped).await;
         };
         let workers = tokio::spawn(jobs::run_workers(self.job_context(), wait(stop_rx.clone())));
+        tokio::spawn(self.feed.clone().run(self.store.clone(), stop_rx.clone()));
         if let crate::store::Pool::Postgres(pool) = &self.store.pool {
             tokio::spawn(crate::events::listen_postgres(
                 pool.clone(),
-                self.bus.clone(),
                 stop_rx.clone(),
             ));
             tokio::spawn(crate::store::job_wakeups::listen_postgres(

@@ -240,7 +240,9 @@ pub async fn resume_stalled(store: &Store, merchant_id: i64) -> Result<usize, St
     let mut resumed = 0;
     for order in store.stalled_orders(merchant_id).await? {
         let state = order.state;
-        store.clear_stall(order.id).await?;
+        store
+            .clear_stall(order.id, "system:fortnox-connection")
+            .await?;
         if enqueue_state_job(store, order.id, state).await? {
             resumed += 1;
         }

@@ -9,7 +9,7 @@ pub mod catalog;
 mod error;
 pub mod fortnox_connection;
 mod live_reads;
-mod order_changes;
+pub mod order_events;
 pub mod orders;
 pub mod product_sync;
 
@@ -21,7 +21,7 @@ use crate::auth::Principal;
 use crate::config::FortnoxSettings;
 use crate::domain::JobKind;
 use crate::domain::OrderState;
-use crate::events::EventBus;
+use crate::events::EventFeed;
 use crate::fortnox::FortnoxClient;
 use crate::store::jobs_table::{self, OrderJob};
 use crate::store::orders::{OrderFilter, TenantScope};
@@ -29,12 +29,12 @@ use crate::store::{Store, StoreError};
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
-/// What the use cases need: the store, the event bus (transitions announce themselves on
-/// it), and the Fortnox client with whether its app credentials are set.
+/// What the use cases need: the store, the event feed (subscribers follow the event log
+/// through it), and the Fortnox client with whether its app credentials are set.
 #[derive(Clone)]
 pub struct Services {
     pub store: Store,
-    pub bus: EventBus,
+    pub feed: EventFeed,
     pub fortnox: FortnoxClient,
     /// Whether FORTNOX_CLIENT_ID and FORTNOX_CLIENT_SECRET are set, so connecting can work.
     pub fortnox_configured: bool,
@@ -48,13 +48,13 @@ pub struct Services {
 impl Services {
     pub fn new(
         store: Store,
-        bus: EventBus,
+        feed: EventFeed,
         fortnox: FortnoxClient,
         settings: &FortnoxSettings,
     ) -> Services {
         Services {
             store,
-            bus,
+            feed,
             fortnox,
             fortnox_configured: settings.client_id.is_some() && settings.client_secret.is_some(),
             live_reads: live_reads::LiveReads::new(settings.live_read_cache),

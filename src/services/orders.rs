@@ -82,7 +82,7 @@ impl Services {
         if input.state == OrderState::Reserved {
             request.reasons = vec![format!("Forced to RESERVED by an admin: {reason}")];
         }
-        apply_transition(&self.store, &self.bus, request).await?;
+        apply_transition(&self.store, request).await?;
         self.order_in_scope(actor, input.order_id).await
     }
 
@@ -107,7 +107,7 @@ impl Services {
             &actor.actor(),
         );
         request.message = reason;
-        apply_transition(&self.store, &self.bus, request).await?;
+        apply_transition(&self.store, request).await?;
         self.order_in_scope(actor, order_id).await
     }
 
@@ -153,7 +153,7 @@ impl Services {
             .into_iter()
             .map(|(line, quantity)| (line, quantity.normalize().to_string()))
             .collect();
-        apply_transition(&self.store, &self.bus, request).await?;
+        apply_transition(&self.store, request).await?;
         self.order_in_scope(actor, id).await
     }
 
@@ -161,7 +161,7 @@ impl Services {
     /// refused when the state has no job (it waits for a person or the warehouse, or is final).
     pub async fn retry_order(&self, actor: &Principal, order_id: i64) -> Result<order::Model> {
         let state = self.order_in_scope(actor, order_id).await?.state;
-        self.store.clear_stall(order_id).await?;
+        self.store.clear_stall(order_id, &actor.actor()).await?;
         if !enqueue_state_job(&self.store, order_id, state).await? {
             return Err(ServiceError::TransitionRefused(format!(
                 "an order in {state} has nothing to retry: it waits for a person or the warehouse, or is final"

@@ -3,6 +3,7 @@
 //! sqlx directly so that the state change and the job it triggers commit together.
 pub mod catalog;
 pub mod duplicates;
+pub mod event_log;
 pub mod fortnox_rate;
 pub mod fortnox_tokens;
 pub mod import_failures;

@@ -145,6 +145,7 @@ impl Store {
             message: Some(&message),
             forced: false,
             at: now,
+            payload: None,
         })
         .await?;
         if let Some(kind) = JobKind::queued_in(OrderState::Imported) {
@@ -222,6 +223,7 @@ impl Store {
     ) -> Result<Vec<order_event::Model>, StoreError> {
         Ok(order_event::Entity::find()
             .filter(order_event::Column::OrderId.is_in(order_ids.iter().copied()))
+            .order_by_asc(order_event::Column::TxPosition)
             .order_by_asc(order_event::Column::Id)
             .all(&self.db)
             .await?)
@@ -230,6 +232,7 @@ impl Store {
     pub async fn order_events(&self, order_id: i64) -> Result<Vec<order_event::Model>, StoreError> {
         Ok(order_event::Entity::find()
             .filter(order_event::Column::OrderId.eq(order_id))
+            .order_by_asc(order_event::Column::TxPosition)
             .order_by_asc(order_event::Column::Id)
             .all(&self.db)
             .await?)
@@ -266,16 +269,37 @@ impl Store {
         tx.commit().await
     }
 
-    pub async fn clear_stall(&self, order_id: i64) -> Result<(), StoreError> {
-        order::Entity::update_many()
-            .col_expr(
-                order::Column::StalledAt,
-                Expr::value(Option::<DateTimeUtc>::None),
-            )
-            .filter(order::Column::Id.eq(order_id))
-            .exec(&self.db)
+    /// Takes a stalled order up again: clears the stall and records RESUMED. Nothing
+    /// happens to an order that is not stalled.
+    pub async fn clear_stall(&self, order_id: i64, actor: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_tx().await?;
+        let resumed: Option<(i64, String)> = on_tx!(&mut tx, |conn, sql| {
+            sqlx::query_as(sql("UPDATE orders SET stalled_at = NULL \
+                 WHERE id = ? AND stalled_at IS NOT NULL RETURNING merchant_id, state"))
+            .bind(order_id)
+            .fetch_optional(&mut *conn)
+            .await?
+        });
+        if let Some((merchant_id, state)) = resumed {
+            let state = state
+                .parse::<OrderState>()
+                .map_err(|e| StoreError::Corrupt(format!("order {order_id}: {e}")))?;
+            tx.insert_event(&NewEvent {
+                order_id,
+                merchant_id,
+                kind: EventKind::Resumed,
+                from_state: Some(state),
+                to_state: Some(state),
+                cause: "resumed",
+                actor,
+                message: Some("taken up again: its job runs once more"),
+                forced: false,
+                at: Utc::now(),
+                payload: None,
+            })
             .await?;
-        Ok(())
+        }
+        tx.commit().await
     }
 
     pub async fn stalled_orders(&self, merchant_id: i64) -> Result<Vec<order::Model>, StoreError> {

@@ -8,7 +8,7 @@ use sea_orm::prelude::*;
 use sea_orm::QueryOrder;
 
 use super::orders::NewOrderLine;
-use super::write::{on_tx, EventKind};
+use super::write::{on_tx, EventKind, EventPayload, NewEvent};
 use super::{Store, StoreError};
 use crate::domain::shipping::ShippingRule;
 use crate::domain::OrderState;
@@ -112,28 +112,39 @@ impl Store {
         actor: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_tx().await?;
-        let updated = on_tx!(&mut tx, |conn, sql| {
-            sqlx::query(sql(
-                "UPDATE orders SET reasons = ?, updated_at = ? WHERE id = ? AND state = ?",
+        let now = Utc::now();
+        // Only when they differ: a re-check that finds the same reasons is no news.
+        let updated: Option<i64> = on_tx!(&mut tx, |conn, sql| {
+            sqlx::query_scalar(sql(
+                "UPDATE orders SET reasons = ?, updated_at = ? WHERE id = ? AND state = ? \
+                 AND reasons <> ? RETURNING merchant_id",
             ))
             .bind(sqlx::types::Json(reasons))
-            .bind(Utc::now())
+            .bind(now)
             .bind(order_id)
             .bind(OrderState::Reserved.as_str())
-            .execute(&mut *conn)
+            .bind(sqlx::types::Json(reasons))
+            .fetch_optional(&mut *conn)
             .await?
-            .rows_affected()
         });
-        if updated == 1 {
+        if let Some(merchant_id) = updated {
             let message = format!("Checked again, still reserved: {}", reasons.join("; "));
-            tx.record_order_event(
+            tx.insert_event(&NewEvent {
                 order_id,
-                EventKind::Info,
-                "revalidated",
+                merchant_id,
+                kind: EventKind::ReasonsChanged,
+                from_state: Some(OrderState::Reserved),
+                to_state: Some(OrderState::Reserved),
+                cause: "revalidated",
                 actor,
-                &message,
-                false,
-            )
+                message: Some(&message),
+                forced: false,
+                at: now,
+                payload: Some(EventPayload {
+                    reasons: Some(reasons.to_vec()),
+                    ..EventPayload::default()
+                }),
+            })
             .await?;
         }
         tx.commit().await

@@ -3,18 +3,17 @@
 //! In one transaction (`store::write`): read the current state, check the table,
 //! compare-and-set (`UPDATE ... WHERE state = <current>`), save what the change carries
 //! (check results, shipped quantities), append the event, and insert the job the new state
-//! needs. Subscribers are told after commit. Nothing else writes `orders.state` (the import
+//! needs. Subscribers read it from the event log after commit. Nothing else writes `orders.state` (the import
 //! writes the first one, IMPORTED, when it creates the order).
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
 use super::jobs_table::{self, OrderJob, QueuedTask};
 use super::pipeline::CheckResults;
-use super::write::{on_tx, EventKind, NewEvent, WriteTx};
+use super::write::{on_tx, EventKind, EventPayload, NewEvent, WriteTx};
 use super::{Store, StoreError};
 use crate::domain::state_machine::check_transition;
 use crate::domain::{JobKind, OrderState, TransitionRefused};
-use crate::events::{EventBus, OrderStateChanged};
 
 #[derive(Clone, Debug)]
 pub struct TransitionRequest {
@@ -129,11 +128,13 @@ fn jobs_for(order_id: i64, state: OrderState) -> Result<Vec<QueuedTask>, StoreEr
     }
 }
 
-/// What a committed transition changed, for subscribers.
-struct Applied {
-    from: OrderState,
-    merchant_id: i64,
-    event_id: i64,
+/// What a transition changed.
+#[derive(Clone, Copy, Debug)]
+pub struct Applied {
+    pub from: OrderState,
+    pub merchant_id: i64,
+    /// The TRANSITION event's id.
+    pub event_id: i64,
 }
 
 impl WriteTx {
@@ -205,22 +206,56 @@ impl WriteTx {
         if let Some(results) = &req.check_results {
             self.save_check_results(req.order_id, results).await?;
         }
-        let event_id = self
-            .insert_event(&NewEvent {
-                order_id: req.order_id,
-                merchant_id,
-                kind: EventKind::Transition,
-                from_state: Some(current),
-                to_state: Some(req.to),
-                cause: &req.cause,
-                actor: &req.actor,
-                message: req.message.as_deref(),
-                forced: req.forced,
-                at: now,
-            })
+        let entered_reserved = req.to == OrderState::Reserved && !req.reasons.is_empty();
+        let event = NewEvent {
+            order_id: req.order_id,
+            merchant_id,
+            kind: EventKind::Transition,
+            from_state: Some(current),
+            to_state: Some(req.to),
+            cause: &req.cause,
+            actor: &req.actor,
+            message: req.message.as_deref(),
+            forced: req.forced,
+            at: now,
+            payload: entered_reserved.then(|| EventPayload {
+                reasons: Some(req.reasons.clone()),
+                ..EventPayload::default()
+            }),
+        };
+        let event_id = self.insert_event(&event).await?;
+        // What the change carries that partners follow on its own.
+        let same_state = |kind, message: &'static str, payload| NewEvent {
+            kind,
+            from_state: Some(req.to),
+            message: Some(message),
+            forced: false,
+            payload: Some(payload),
+            ..event.clone()
+        };
+        if let Some(numbers) = req.tracking_numbers.as_ref().filter(|n| !n.is_empty()) {
+            self.insert_event(&same_state(
+                EventKind::TrackingNumbers,
+                "the warehouse reported tracking numbers",
+                EventPayload {
+                    tracking_numbers: Some(numbers.clone()),
+                    ..EventPayload::default()
+                },
+            ))
             .await?;
+        }
+        if let Some(invoice_number) = &req.invoice_number {
+            self.insert_event(&same_state(
+                EventKind::InvoiceCreated,
+                "the invoice was created in Fortnox",
+                EventPayload {
+                    invoice_number: Some(invoice_number.clone()),
+                    ..EventPayload::default()
+                },
+            ))
+            .await?;
+        }
         self.push_jobs(jobs_for(req.order_id, req.to)?).await?;
-        self.notify_state_changed(event_id).await?;
         Ok(Applied {
             from: current,
             merchant_id,
@@ -259,35 +294,16 @@ impl WriteTx {
     }
 }
 
+/// Changes the order's state in a transaction of its own. Subscribers learn of it from the
+/// event log once it has committed (see `events`).
 pub async fn apply_transition(
     store: &Store,
-    bus: &EventBus,
     req: TransitionRequest,
-) -> Result<OrderStateChanged, TransitionError> {
+) -> Result<Applied, TransitionError> {
     let now: DateTime<Utc> = Utc::now();
     let mut tx = store.begin_tx().await?;
-    let Applied {
-        from,
-        merchant_id,
-        event_id,
-    } = tx.transition(&req, now).await?;
+    let applied = tx.transition(&req, now).await?;
     tx.commit().await?;
-    let event = OrderStateChanged {
-        event_id,
-        order_id: req.order_id,
-        merchant_id,
-        from,
-        to: req.to,
-        cause: req.cause,
-        actor: req.actor,
-        message: req.message,
-        forced: req.forced,
-        at: now,
-    };
-    tracing::info!(order_id = event.order_id, from = %event.from, to = %event.to, cause = %event.cause, actor = %event.actor, forced = event.forced, "order state changed");
-    if !store.is_postgres() {
-        // On PostgreSQL the listener publishes it, in this process and every other.
-        bus.publish(event.clone());
-    }
-    Ok(event)
+    tracing::info!(order_id = req.order_id, from = %applied.from, to = %req.to, cause = %req.cause, actor = %req.actor, forced = req.forced, "order state changed");
+    Ok(applied)
 }

@@ -9,15 +9,17 @@
 //! Every order event in the database is written by [`WriteTx::insert_event`].
 use chrono::{DateTime, Utc};
 
-use super::job_wakeups;
 use super::jobs_table::{self, QueuedTask};
-use super::{numbered_placeholders, Pool, Store, StoreError};
+use super::{event_log, job_wakeups};
+use super::{Pool, Store, StoreError};
 use crate::domain::OrderState;
 
 pub struct WriteTx {
     pub(crate) conn: TxConn,
     /// The queues of the tasks pushed, and when each is due: woken once this commits.
     queued: Vec<(&'static str, Option<std::time::Duration>)>,
+    /// Whether this wrote order events: the event feed is woken once this commits.
+    wrote_events: bool,
 }
 
 pub enum TxConn {
@@ -45,7 +47,7 @@ macro_rules! on_tx {
 }
 pub(crate) use on_tx;
 
-pub use entity::EventKind;
+pub use entity::{EventKind, EventPayload};
 
 /// One entry of an order's history.
 #[derive(Clone, Debug)]
@@ -60,14 +62,13 @@ pub struct NewEvent<'a> {
     pub message: Option<&'a str>,
     pub forced: bool,
     pub at: DateTime<Utc>,
+    pub payload: Option<EventPayload>,
 }
 
+/// `tx_position` is left to its default: the transaction's id on PostgreSQL, 0 on SQLite.
 const INSERT_EVENT: &str = "INSERT INTO order_events \
-    (order_id, merchant_id, kind, from_state, to_state, cause, actor, message, forced, created_at) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id";
-/// PostgreSQL: tell every process (see `events::listen_postgres`); the payload is the event
-/// id, since NOTIFY payloads are small and the event row has everything.
-const NOTIFY_STATE_CHANGED: &str = "SELECT pg_notify('order_state_changed', ?)";
+    (order_id, merchant_id, kind, from_state, to_state, cause, actor, message, forced, created_at, payload) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id";
 
 impl Store {
     /// Opens a write transaction; nothing is written until `commit`.
@@ -79,6 +80,7 @@ impl Store {
         Ok(WriteTx {
             conn,
             queued: Vec::new(),
+            wrote_events: false,
         })
     }
 }
@@ -88,8 +90,18 @@ impl WriteTx {
         matches!(self.conn, TxConn::Postgres(_))
     }
 
-    /// Appends an event to the order's history; returns its id.
+    /// Appends an event to the order's history; returns its id. On PostgreSQL the first
+    /// event of a transaction also queues the NOTIFY that wakes every process's event feed
+    /// when (and only if) the transaction commits.
     pub async fn insert_event(&mut self, event: &NewEvent<'_>) -> Result<i64, StoreError> {
+        if !self.wrote_events {
+            if let TxConn::Postgres(tx) = &mut self.conn {
+                sqlx::query(event_log::NOTIFY_EVENTS_WRITTEN)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            self.wrote_events = true;
+        }
         let id: i64 = on_tx!(self, |conn, sql| {
             sqlx::query_scalar(sql(INSERT_EVENT))
                 .bind(event.order_id)
@@ -102,6 +114,7 @@ impl WriteTx {
                 .bind(event.message)
                 .bind(event.forced)
                 .bind(event.at)
+                .bind(event.payload.as_ref().map(sqlx::types::Json))
                 .fetch_one(conn)
                 .await?
         });
@@ -120,21 +133,7 @@ impl WriteTx {
         }
     }
 
-    /// PostgreSQL: announce a state change to every process when (and only if) this
-    /// commits. SQLite: nothing (one process; the caller publishes after commit).
-    pub async fn notify_state_changed(&mut self, event_id: i64) -> Result<(), StoreError> {
-        if let TxConn::Postgres(tx) = &mut self.conn {
-            sqlx::query(sqlx::AssertSqlSafe(numbered_placeholders(
-                NOTIFY_STATE_CHANGED,
-            )))
-            .bind(event_id.to_string())
-            .execute(&mut **tx)
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Commits, then wakes the workers of the jobs it queued.
+    /// Commits, then wakes the workers of the jobs it queued and this process's event feed.
     pub async fn commit(self) -> Result<(), StoreError> {
         match self.conn {
             TxConn::Sqlite(tx) => tx.commit().await?,
@@ -142,6 +141,9 @@ impl WriteTx {
         }
         for (queue, delay) in self.queued {
             job_wakeups::task_queued(queue, delay);
+        }
+        if self.wrote_events {
+            event_log::wake_feeds();
         }
         Ok(())
     }
@@ -181,8 +183,25 @@ impl WriteTx {
             message: Some(message),
             forced: false,
             at: now,
+            payload: None,
         })
         .await?;
+        if stall {
+            self.insert_event(&NewEvent {
+                order_id,
+                merchant_id,
+                kind: EventKind::Stalled,
+                from_state: Some(state),
+                to_state: Some(state),
+                cause,
+                actor,
+                message: Some("no further attempts: fix the cause, then retry the order"),
+                forced: false,
+                at: now,
+                payload: None,
+            })
+            .await?;
+        }
         if kind == EventKind::Error {
             on_tx!(self, |conn, sql| {
                 sqlx::query(sql("UPDATE orders SET last_error = ?, updated_at = ?, \

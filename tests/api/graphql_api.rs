@@ -51,7 +51,7 @@ async fn stage(store: &Store, sqlite: &'static str, postgres: &'static str, valu
 async fn put_in_state(app: &TestApp, order: i64, state: OrderState) {
     let mut request = TransitionRequest::new(order, None, state, "setup", "test");
     request.forced = true;
-    match apply_transition(app.store(), &app.app.bus, request).await {
+    match apply_transition(app.store(), request).await {
         Ok(_) | Err(TransitionError::Refused(TransitionRefused::SameState(_))) => {}
         Err(other) => panic!("setup: {other}"),
     }
@@ -355,7 +355,7 @@ async fn admin_forces_an_order_through_states_and_a_subscriber_sees_each_change(
         "test",
     );
     reserve.forced = true;
-    fortnox_fulfilment::store::transitions::apply_transition(app.store(), &app.app.bus, reserve)
+    fortnox_fulfilment::store::transitions::apply_transition(app.store(), reserve)
         .await
         .expect("setup");
 
@@ -469,7 +469,7 @@ async fn only_the_warehouse_cancels_an_order_it_holds() {
         "test",
     );
     sent.forced = true;
-    fortnox_fulfilment::store::transitions::apply_transition(app.store(), &app.app.bus, sent)
+    fortnox_fulfilment::store::transitions::apply_transition(app.store(), sent)
         .await
         .expect("setup");
     let cancel = "mutation($id: ID!) { cancelOrder(orderId: $id, reason: \"customer changed their mind\") { state } }";

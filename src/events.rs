@@ -30,12 +30,20 @@ pub type FeedEvent = Arc<order_event::Model>;
 #[derive(Clone)]
 pub struct EventFeed {
     sender: broadcast::Sender<FeedEvent>,
+    /// Where `run` starts: the newest settled event when the feed was made, before anyone
+    /// could subscribe. A subscriber's replay from the store reaches at least this far, so
+    /// nothing falls between its replay and what the feed publishes.
+    start: Position,
 }
 
 impl EventFeed {
-    pub fn new() -> Self {
+    /// A feed that will publish every event after the newest one settled now.
+    pub async fn new(store: &Store) -> Result<Self, crate::store::StoreError> {
         let (sender, _) = broadcast::channel(CHANNEL_CAPACITY);
-        EventFeed { sender }
+        Ok(EventFeed {
+            sender,
+            start: store.event_log_head().await?,
+        })
     }
 
     /// Every event the feed reads from now on, in log order.
@@ -43,22 +51,10 @@ impl EventFeed {
         self.sender.subscribe()
     }
 
-    /// Reads the log and publishes what is new until `shutdown`, starting after the newest
-    /// settled event.
+    /// Reads the log and publishes what is new until `shutdown`.
     pub async fn run(self, store: Store, mut shutdown: watch::Receiver<bool>) {
         let mut wakeups = event_log::feed_wakeups();
-        let mut position = loop {
-            match store.event_log_head().await {
-                Ok(head) => break head,
-                Err(error) => {
-                    tracing::warn!(%error, "the event feed cannot read the log; retrying in 1 s");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        _ = shutdown.changed() => return,
-                    }
-                }
-            }
-        };
+        let mut position = self.start;
         loop {
             // Seen before reading: a wake-up during the read makes the next wait return.
             wakeups.borrow_and_update();
@@ -90,12 +86,6 @@ impl EventFeed {
                 _ = shutdown.changed() => return,
             }
         }
-    }
-}
-
-impl Default for EventFeed {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

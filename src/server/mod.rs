@@ -107,7 +107,7 @@ impl App {
     pub async fn build(config: &Config, jwt_secret: &SecretString) -> anyhow::Result<App> {
         let store = Store::connect(&config.server.database_url).await?;
         store.migrate().await?;
-        let feed = EventFeed::new();
+        let feed = EventFeed::new(&store).await?;
         let fortnox = fortnox_client(config, &store)?;
         let schema = build_schema(
             store.clone(),

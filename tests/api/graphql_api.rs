@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::common::{
     admin_token, assert_code, create_merchant, error_code, error_message, eventually, insert_order,
-    token, token_with_exp, TestApp,
+    open_socket, token, token_with_exp, Subscriber, TestApp,
 };
 use base64::Engine;
 use fortnox_fulfilment::auth::Role;
@@ -283,50 +283,6 @@ async fn depth_limit_rejects_abusive_queries() {
         "{body}"
     );
     app.stop().await;
-}
-
-struct Subscriber {
-    socket: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-}
-
-impl Subscriber {
-    async fn connect(app: &TestApp, token: &str) -> Result<Subscriber, String> {
-        let mut socket = open_socket(app).await;
-        let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
-        socket
-            .send(Message::Text(init.to_string().into()))
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut subscriber = Subscriber { socket };
-        match subscriber.next_json().await {
-            Some(msg) if msg["type"] == "connection_ack" => Ok(subscriber),
-            other => Err(format!("not acknowledged: {other:?}")),
-        }
-    }
-
-    async fn subscribe(&mut self, query: &str, variables: Value) {
-        let msg = json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } });
-        self.socket
-            .send(Message::Text(msg.to_string().into()))
-            .await
-            .expect("send subscribe");
-    }
-
-    async fn next_json(&mut self) -> Option<Value> {
-        loop {
-            let msg = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
-                .await
-                .ok()??
-                .ok()?;
-            match msg {
-                Message::Text(text) => return serde_json::from_str(&text).ok(),
-                Message::Close(_) => return None,
-                _ => continue,
-            }
-        }
-    }
 }
 
 #[tokio::test]
@@ -838,22 +794,6 @@ async fn a_subscription_ends_when_its_token_expires() {
     let complete = subscriber.next_json().await.expect("then complete");
     assert_eq!(complete["type"], "complete", "{complete}");
     app.stop().await;
-}
-
-async fn open_socket(
-    app: &TestApp,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let mut request = format!("ws://{}/graphql", app.addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    tokio_tungstenite::connect_async(request)
-        .await
-        .expect("WebSocket upgrade")
-        .0
 }
 
 #[tokio::test]

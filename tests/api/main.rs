@@ -27,6 +27,7 @@ mod hardening;
 mod health;
 mod import;
 mod jobs;
+mod order_events;
 mod pipeline;
 mod pipeline_rules;
 mod product_sync;

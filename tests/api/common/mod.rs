@@ -3,6 +3,9 @@
 //! small HTTP/WebSocket clients.
 #![allow(dead_code)]
 
+pub mod subscriber;
+pub use subscriber::{open_socket, Subscriber};
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

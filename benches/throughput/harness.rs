@@ -10,7 +10,7 @@ use fortnox_fulfilment::server::App;
 use fortnox_fulfilment::store::Pool;
 use serde_json::{json, Value};
 
-const SECRET: &str = "benchmark-secret";
+pub const SECRET: &str = "benchmark-secret";
 
 /// Which database a scenario runs on: SQLite in a temp file, or a PostgreSQL server on
 /// which each scenario gets a database of its own.

@@ -102,6 +102,10 @@ pub async fn graphql_get(State(app): State<App>, request: axum::extract::Request
     };
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(super::websocket::READ_BUFFER)
+        .write_buffer_size(super::websocket::WRITE_BUFFER)
+        .max_message_size(super::websocket::MAX_CLIENT_MESSAGE)
+        .max_frame_size(super::websocket::MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| super::websocket::serve(app, socket, protocol))
         .into_response()
 }

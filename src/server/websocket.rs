@@ -22,6 +22,17 @@ use crate::graphql::ApiError;
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Open subscription connections per token (role and subject).
 pub const MAX_SOCKETS_PER_TOKEN: usize = 20;
+/// The read buffer each connection allocates up front. tungstenite's default, 128 KiB,
+/// was most of what an open subscription cost (about 138 KiB each); what clients send
+/// here (init, subscribe, ping) is a few hundred bytes, and a larger message is still
+/// read, in more steps.
+pub const READ_BUFFER: usize = 4 * 1024;
+/// Outgoing messages are gathered up to this before a write (tungstenite's default is
+/// 128 KiB, kept per connection once reached).
+pub const WRITE_BUFFER: usize = 16 * 1024;
+/// The largest message or frame a client may send (tungstenite's default is 64 MiB):
+/// a subscribe with its query stays far below; the size limits of a query apply after.
+pub const MAX_CLIENT_MESSAGE: usize = 256 * 1024;
 
 /// How many connections each token holds now.
 #[derive(Clone, Default)]

@@ -16,9 +16,8 @@ use fortnox_fulfilment::store::transitions::{
     apply_transition, TransitionError, TransitionRequest,
 };
 use fortnox_fulfilment::store::{Pool, Store};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 const ORDER_QUERY: &str = "query($id: ID!) { order(id: $id) { id state events { fromState toState cause actor forced message } } }";

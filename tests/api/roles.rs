@@ -24,6 +24,7 @@ const TABLE: &[(&str, &[Role], &str)] = &[
     ("merchant", ALL, "query($m: ID!) { merchant(id: $m) { id } }"),
     ("orders", ALL, "{ orders(first: 1) { edges { node { id } } } }"),
     ("order", ALL, "query($o: ID!) { order(id: $o) { id } }"),
+    ("orderEvents", ALL, "query($m: ID!) { orderEvents(merchantId: $m, first: 1) { edges { cursor } } }"),
     ("shippingMethods", ALL, "{ shippingMethods { code } }"),
     ("fortnoxIntegration", READERS, "query($m: ID!) { fortnoxIntegration(merchantId: $m) { status } }"),
     ("products", ALL, "query($m: ID!) { products(merchantId: $m) { edges { node { id } } } }"),

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod subscriber;
+#[allow(unused_imports)] // tests/process shares this module and uses neither
 pub use subscriber::{open_socket, Subscriber};
 
 use std::net::SocketAddr;

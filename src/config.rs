@@ -87,6 +87,33 @@ pub struct Config {
     pub fortnox: FortnoxSettings,
     #[command(flatten)]
     pub jobs: JobsConfig,
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
+}
+
+/// Webhook deliveries.
+#[derive(Args, Debug, Clone)]
+pub struct WebhookConfig {
+    /// Development and tests only: accept http URLs and loopback or private addresses.
+    /// Off in production, where it would let anyone who may register a webhook make the
+    /// service call into its own network.
+    #[arg(long = "webhook-allow-private-urls", env = "WEBHOOK_ALLOW_PRIVATE_URLS",
+        default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub allow_private_urls: bool,
+    /// Time limit of one delivery attempt, in seconds.
+    #[arg(long = "webhook-timeout-secs", env = "WEBHOOK_TIMEOUT_SECS", default_value = "10",
+        value_parser = whole(Duration::from_secs), global = true)]
+    pub delivery_timeout: Duration,
+    /// The first retry's delay in milliseconds; it doubles per attempt up to an hour, less
+    /// a random part of up to half.
+    #[arg(long = "webhook-retry-base-ms", env = "WEBHOOK_RETRY_BASE_MS", default_value = "5000",
+        value_parser = whole(Duration::from_millis), global = true)]
+    pub delivery_retry_base: Duration,
+    /// How long a failed delivery is retried, and how long an endpoint may fail every
+    /// attempt before it is disabled, in seconds.
+    #[arg(long = "webhook-retry-for-secs", env = "WEBHOOK_RETRY_FOR_SECS", default_value = "86400",
+        value_parser = whole(Duration::from_secs), global = true)]
+    pub delivery_retry_for: Duration,
 }
 
 /// The database and the HTTP server.

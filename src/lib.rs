@@ -12,6 +12,7 @@ pub mod server;
 pub mod services;
 pub mod store;
 pub mod warehouse;
+pub mod webhooks;
 
 // The client crate under its old path, so `crate::fortnox::...` still resolves.
 pub use fortnox;

@@ -8,6 +8,7 @@ mod m20261128_000003_order_list_indexes;
 mod m20261129_000001_shared_rate_log;
 mod m20261129_000002_order_state_counts;
 mod m20261129_000003_event_log;
+mod m20261129_000004_webhooks;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_shared_rate_log::Migration),
             Box::new(m20261129_000002_order_state_counts::Migration),
             Box::new(m20261129_000003_event_log::Migration),
+            Box::new(m20261129_000004_webhooks::Migration),
         ]
     }
 }

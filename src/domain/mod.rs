@@ -7,6 +7,7 @@ pub mod quantity;
 pub mod shipment;
 pub mod shipping;
 pub mod state_machine;
+pub mod webhooks;
 
 pub use quantity::{Quantity, QuantityError};
 pub use state_machine::{actionable_states, JobKind, OrderState, TransitionRefused};

@@ -16,6 +16,7 @@ mod product_sync;
 mod query;
 mod subscription;
 mod types;
+mod webhooks;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, MergedObject, Schema, SchemaBuilder};
@@ -30,6 +31,7 @@ use order_events::OrderEventsQuery;
 use product_sync::{ProductSyncMutation, ProductSyncQuery};
 use query::OrderQuery;
 use subscription::SubscriptionRoot;
+use webhooks::{WebhookMutation, WebhookQuery};
 
 use crate::auth::Principal;
 use crate::config::FortnoxSettings;
@@ -59,6 +61,7 @@ pub fn build_schema(
     store: Store,
     feed: EventFeed,
     fortnox: FortnoxClient,
+    webhooks: crate::webhooks::Webhooks,
     settings: &FortnoxSettings,
 ) -> AppSchema {
     // The loaders keep no cache, so sharing them across requests serves no stale data.
@@ -68,7 +71,7 @@ pub fn build_schema(
         loaders::DuplicateInvoicesLoader(store.clone()),
         tokio::spawn,
     );
-    let services = Services::new(store.clone(), feed, fortnox, settings);
+    let services = Services::new(store.clone(), feed, fortnox, webhooks, settings);
     schema_builder()
         .data(lines)
         .data(events)
@@ -90,6 +93,7 @@ pub struct QueryRoot(
     FortnoxQuery,
     CatalogQuery,
     ProductSyncQuery,
+    WebhookQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -98,6 +102,7 @@ pub struct MutationRoot(
     FortnoxMutation,
     CatalogMutation,
     ProductSyncMutation,
+    WebhookMutation,
 );
 
 pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal> {

@@ -16,6 +16,7 @@ mod reconciler;
 mod send;
 mod stock;
 mod validate;
+mod webhooks;
 mod workers;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use std::time::Duration;
 pub use fortnox_glue::{new_order, CatalogCache};
 pub use import::import_orders;
 pub use reconciler::reconcile_once;
+pub use webhooks::{fan_out as fan_out_webhooks, payload as webhook_payload};
 pub use workers::run_workers;
 
 use crate::domain::{JobKind, OrderState};
@@ -93,6 +95,7 @@ pub struct JobContext {
     pub warehouse: Arc<dyn crate::warehouse::Warehouse>,
     pub catalog: CatalogCache,
     pub import_locks: ImportLocks,
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 /// One import per merchant at a time in a process: a second one (a poll and a syncOrders

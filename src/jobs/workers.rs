@@ -269,6 +269,22 @@ macro_rules! register_workers {
         let (c, p, cfg, st) = (
             ctx.clone(),
             pool.clone(),
+            config(jobs_table::WEBHOOK_QUEUE),
+            strategy,
+        );
+        let monitor = monitor.register(move |_| {
+            WorkerBuilder::new(worker_name(jobs_table::WEBHOOK_QUEUE))
+                .backend(
+                    $storage::<jobs_table::DeliverWebhook>::new(&p)
+                        .with_config(cfg.clone())
+                        .poll_with_strategy(st(cfg.queue.as_ref())),
+                )
+                .data(c.clone())
+                .build(super::webhooks::deliver_webhook)
+        });
+        let (c, p, cfg, st) = (
+            ctx.clone(),
+            pool.clone(),
             config(jobs_table::PUSH_STOCK_QUEUE),
             strategy,
         );

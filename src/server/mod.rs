@@ -28,6 +28,7 @@ use crate::jobs::{self, JobContext, JobSettings};
 use crate::store::fortnox_rate::PgRateLog;
 use crate::store::fortnox_tokens::DbTokenStore;
 use crate::store::{Pool, Store};
+use crate::webhooks::{WebhookSender, Webhooks};
 
 /// Everything a running service holds; cheap to clone.
 #[derive(Clone)]
@@ -53,6 +54,7 @@ pub struct App {
     pub metrics_token: Option<SecretString>,
     /// Open subscription connections per token.
     pub websockets: websocket::SocketCounts,
+    pub webhooks: Webhooks,
 }
 
 /// The OAuth callback Fortnox redirects the merchant to.
@@ -76,6 +78,14 @@ fn token_cipher(config: &Config) -> anyhow::Result<TokenCipher> {
 }
 
 pub fn fortnox_client(config: &Config, store: &Store) -> anyhow::Result<FortnoxClient> {
+    fortnox_client_with(config, store, token_cipher(config)?)
+}
+
+fn fortnox_client_with(
+    config: &Config,
+    store: &Store,
+    cipher: TokenCipher,
+) -> anyhow::Result<FortnoxClient> {
     let redirect_uri = format!(
         "{}{OAUTH_CALLBACK_PATH}",
         config.server.public_url.trim_end_matches('/')
@@ -88,7 +98,7 @@ pub fn fortnox_client(config: &Config, store: &Store) -> anyhow::Result<FortnoxC
         redirect_uri,
     );
     fortnox.rate_limit = Some(RateLimit::FORTNOX);
-    let tokens = DbTokenStore::new(store.pool.clone(), token_cipher(config)?);
+    let tokens = DbTokenStore::new(store.pool.clone(), cipher);
     // Several processes may share a PostgreSQL database, so there the merchants' rate-limit
     // logs live in it; SQLite has one process, which keeps them in memory.
     let rate_log: Option<std::sync::Arc<dyn SharedRateLog>> = match &store.pool {
@@ -108,11 +118,28 @@ impl App {
         let store = Store::connect(&config.server.database_url).await?;
         store.migrate().await?;
         let feed = EventFeed::new(&store).await?;
-        let fortnox = fortnox_client(config, &store)?;
+        // One cipher for the Fortnox tokens and the webhook secrets: without
+        // TOKEN_ENCRYPTION_KEY, one key made for this run.
+        let cipher = token_cipher(config)?;
+        let fortnox = fortnox_client_with(config, &store, cipher.clone())?;
+        let webhooks = Webhooks {
+            sender: WebhookSender::new(
+                config.webhooks.delivery_timeout,
+                config.webhooks.allow_private_urls,
+            )
+            .map_err(|e| anyhow::anyhow!("cannot build the webhook HTTP client: {e}"))?,
+            cipher,
+            retry_base: config.webhooks.delivery_retry_base,
+            retry_for: config.webhooks.delivery_retry_for,
+        };
+        if config.webhooks.allow_private_urls {
+            tracing::warn!("WEBHOOK_ALLOW_PRIVATE_URLS is on: webhooks may call http and private addresses; never in production");
+        }
         let schema = build_schema(
             store.clone(),
             feed.clone(),
             fortnox.clone(),
+            webhooks.clone(),
             &config.fortnox,
         );
         let connect_return_url = config
@@ -131,6 +158,7 @@ impl App {
             warehouse: std::sync::Arc::new(crate::warehouse::BuiltinWarehouse),
             catalog: crate::jobs::CatalogCache::default(),
             import_locks: crate::jobs::ImportLocks::default(),
+            webhooks,
             store,
             feed,
             jwt: JwtKeys::new(jwt_secret),
@@ -167,6 +195,7 @@ impl App {
             warehouse: self.warehouse.clone(),
             catalog: self.catalog.clone(),
             import_locks: self.import_locks.clone(),
+            webhooks: self.webhooks.clone(),
         }
     }
 
@@ -188,6 +217,11 @@ impl App {
         };
         let workers = tokio::spawn(jobs::run_workers(self.job_context(), wait(stop_rx.clone())));
         tokio::spawn(self.feed.clone().run(self.store.clone(), stop_rx.clone()));
+        tokio::spawn(jobs::fan_out_webhooks(
+            self.store.clone(),
+            self.feed.clone(),
+            stop_rx.clone(),
+        ));
         if let crate::store::Pool::Postgres(pool) = &self.store.pool {
             tokio::spawn(crate::events::listen_postgres(
                 pool.clone(),

@@ -12,6 +12,7 @@ mod live_reads;
 pub mod order_events;
 pub mod orders;
 pub mod product_sync;
+pub mod webhooks;
 
 use entity::merchant;
 
@@ -36,6 +37,7 @@ pub struct Services {
     pub store: Store,
     pub feed: EventFeed,
     pub fortnox: FortnoxClient,
+    pub webhooks: crate::webhooks::Webhooks,
     /// Whether FORTNOX_CLIENT_ID and FORTNOX_CLIENT_SECRET are set, so connecting can work.
     pub fortnox_configured: bool,
     /// Live Fortnox reads behind a short per-merchant cache.
@@ -50,12 +52,14 @@ impl Services {
         store: Store,
         feed: EventFeed,
         fortnox: FortnoxClient,
+        webhooks: crate::webhooks::Webhooks,
         settings: &FortnoxSettings,
     ) -> Services {
         Services {
             store,
             feed,
             fortnox,
+            webhooks,
             fortnox_configured: settings.client_id.is_some() && settings.client_secret.is_some(),
             live_reads: live_reads::LiveReads::new(settings.live_read_cache),
             sync_locks: Default::default(),

@@ -160,6 +160,13 @@ impl Store {
         rows.into_iter().map(decode).collect()
     }
 
+    /// One event by its id, settled or not.
+    pub async fn event_by_id(&self, id: i64) -> Result<Option<order_event::Model>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM order_events WHERE id = ?");
+        let rows: Vec<Row> = self.fetch_rows(&sql, vec![Bind::Int(id)]).await?;
+        rows.into_iter().next().map(decode).transpose()
+    }
+
     /// The next events of the whole log after `after`, for the feed that fans them out.
     pub async fn feed_batch(&self, after: Position, limit: u64) -> Result<FeedBatch, StoreError> {
         // One statement: the events and the horizon come from the same snapshot.

@@ -86,6 +86,35 @@ pub fn credit_duplicate_task(
     })
 }
 
+/// One attempt at a webhook delivery (see `jobs::webhooks`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeliverWebhook {
+    pub delivery_id: i64,
+}
+
+pub const WEBHOOK_QUEUE: &str = "webhook_delivery";
+
+pub fn webhook_task(
+    job: &DeliverWebhook,
+    delay: Option<Duration>,
+) -> Result<QueuedTask, StoreError> {
+    let payload = serde_json::to_vec(job).map_err(|e| StoreError::Queue(e.to_string()))?;
+    let mut builder = TaskBuilder::new(payload)
+        .max_attempts(TASK_MAX_ATTEMPTS)
+        .idempotency_key(format!(
+            "webhook:{}:{}",
+            job.delivery_id,
+            uuid::Uuid::new_v4().simple()
+        ));
+    if let Some(delay) = delay {
+        builder = builder.run_after(delay);
+    }
+    Ok(QueuedTask {
+        queue: WEBHOOK_QUEUE,
+        task: builder.build(),
+    })
+}
+
 pub fn queue_name(kind: JobKind) -> &'static str {
     match kind {
         JobKind::ValidateOrder => "validate_order",

@@ -15,6 +15,7 @@ pub mod orders;
 pub mod pipeline;
 pub mod product_sync;
 pub mod transitions;
+pub mod webhooks;
 pub mod write;
 
 use std::str::FromStr;

@@ -85,6 +85,22 @@ impl Store {
     }
 }
 
+impl Store {
+    /// A transaction for reading several rows consistently; on SQLite it takes no write
+    /// lock (unlike `begin_tx`). Writes through it may fail with SQLITE_BUSY there.
+    pub async fn begin_read(&self) -> Result<WriteTx, StoreError> {
+        let conn = match &self.pool {
+            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin().await?),
+            Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+        };
+        Ok(WriteTx {
+            conn,
+            queued: Vec::new(),
+            wrote_events: false,
+        })
+    }
+}
+
 impl WriteTx {
     pub fn is_postgres(&self) -> bool {
         matches!(self.conn, TxConn::Postgres(_))

@@ -35,3 +35,4 @@ mod query_cost;
 mod roles;
 mod schema;
 mod state_machine;
+mod webhooks;

@@ -24,7 +24,7 @@ const FOLLOW: &str = "subscription($m: ID, $after: String, $kinds: [OrderEventKi
 
 /// Writes `count` INFO events on the order, `per_tx` to a transaction, with messages
 /// `{prefix}{n}`, as the jobs and services would (one `WriteTx` each).
-async fn write_events(
+pub(crate) async fn write_events(
     store: &Store,
     order_id: i64,
     merchant_id: i64,
@@ -60,7 +60,7 @@ async fn write_events(
 
 /// An order the pipeline is done with (this merchant has no Fortnox connection, so its
 /// checks leave it RESERVED), so that from here on only the test writes its events.
-async fn quiet_order(app: &TestApp, merchant: i64, document: &str) -> i64 {
+pub(crate) async fn quiet_order(app: &TestApp, merchant: i64, document: &str) -> i64 {
     let order = insert_order(app.store(), merchant, document).await;
     let store = app.store().clone();
     let quiet = common::eventually(Duration::from_secs(20), || {

@@ -49,6 +49,13 @@ const TABLE: &[(&str, &[Role], &str)] = &[
     ("removeShippingRule", MERCHANT, "mutation { removeShippingRule(id: \"999999\") { id } }"),
     ("createProductsFromFortnox", MERCHANT, "mutation($m: ID!) { createProductsFromFortnox(merchantId: $m, articleNumbers: []) { id } }"),
     ("reportStockLevels", WAREHOUSE, "mutation($m: ID!) { reportStockLevels(merchantId: $m, levels: []) { id } }"),
+    ("webhookEndpoints", READERS, "query($m: ID!) { webhookEndpoints(merchantId: $m) { id } }"),
+    ("webhookEndpoint", READERS, "{ webhookEndpoint(id: \"999999\") { id } }"),
+    ("createWebhookEndpoint", READERS, "mutation($m: ID!) { createWebhookEndpoint(merchantId: $m, url: \"https://93.184.216.34/hook\") { secret } }"),
+    ("updateWebhookEndpoint", READERS, "mutation { updateWebhookEndpoint(id: \"999999\", enabled: false) { id } }"),
+    ("deleteWebhookEndpoint", READERS, "mutation { deleteWebhookEndpoint(id: \"999999\") }"),
+    ("rotateWebhookSecret", READERS, "mutation { rotateWebhookSecret(id: \"999999\") { secret } }"),
+    ("resendWebhookDelivery", READERS, "mutation { resendWebhookDelivery(id: \"999999\") { id } }"),
 ];
 
 /// The fields of the schema's query and mutation roots.

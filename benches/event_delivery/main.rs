@@ -12,6 +12,9 @@
 //! - `subscribers`: one subscriber (the reference), then `BENCH_SUBSCRIBERS` subscribers,
 //!   each on a WebSocket of its own with a token of its own; delay p50/p99, events lost,
 //!   and the server's resident memory per open subscription.
+//! - `webhooks`: one endpoint (the reference), then `BENCH_ENDPOINTS` endpoints (20 per
+//!   merchant, the most a merchant may have), receivers in this process; delay p50/p99
+//!   from the change to the receiver, and deliveries lost.
 //!
 //! Runs on SQLite (a temp file), and also on PostgreSQL when `BENCH_DATABASE_URL` points at
 //! a server where the user may create databases. Knobs (environment):
@@ -20,7 +23,9 @@
 //! |---|---|---|
 //! | `BENCH_DATABASE_URL` | unset | also run on PostgreSQL (`postgres://postgres@127.0.0.1:5432/postgres`) |
 //! | `BENCH_SKIP_SQLITE` | unset | `1`: PostgreSQL only |
+//! | `BENCH_ONLY` | `subscribers,webhooks` | scenarios to run |
 //! | `BENCH_SUBSCRIBERS` | `1000` | subscribers of the large run |
+//! | `BENCH_ENDPOINTS` | `100` | webhook endpoints of the large run |
 //! | `BENCH_EVENTS` | `100` | events per run |
 //! | `BENCH_EVENT_GAP_MS` | `100` | time between two changes |
 #[allow(dead_code)]
@@ -28,6 +33,7 @@
 mod harness;
 mod server;
 mod subscribers;
+mod webhooks;
 
 use harness::Backend;
 
@@ -41,6 +47,7 @@ fn env_number(name: &str, default: u64) -> u64 {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub subscribers: usize,
+    pub endpoints: usize,
     pub events: usize,
     pub gap: std::time::Duration,
 }
@@ -49,6 +56,7 @@ pub struct Settings {
 async fn main() -> anyhow::Result<()> {
     let settings = Settings {
         subscribers: env_number("BENCH_SUBSCRIBERS", 1000) as usize,
+        endpoints: env_number("BENCH_ENDPOINTS", 100) as usize,
         events: env_number("BENCH_EVENTS", 100) as usize,
         gap: std::time::Duration::from_millis(env_number("BENCH_EVENT_GAP_MS", 100)),
     };
@@ -63,8 +71,14 @@ async fn main() -> anyhow::Result<()> {
         backends.push(Backend::Postgres { admin_url });
     }
     println!("event delivery: {settings:?}");
+    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "subscribers,webhooks".into());
     for backend in &backends {
-        subscribers::run(backend, &settings).await?;
+        if only.contains("subscribers") {
+            subscribers::run(backend, &settings).await?;
+        }
+        if only.contains("webhooks") {
+            webhooks::run(backend, &settings).await?;
+        }
     }
     Ok(())
 }

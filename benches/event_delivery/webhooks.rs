@@ -129,7 +129,7 @@ async fn deliver(
         tokio::time::sleep_until((start + settings.gap * n as u32).into()).await;
         let order = orders[n % merchants];
         // Each order alternates, starting from RESERVED.
-        let state = if (n / merchants) % 2 == 0 {
+        let state = if (n / merchants).is_multiple_of(2) {
             "CANCELLED"
         } else {
             "RESERVED"

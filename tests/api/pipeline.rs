@@ -83,6 +83,25 @@ async fn a_hundred_done_orders_are_invoiced_once_each_within_the_call_budget() {
         order["trackingNumbers"].as_array().map(|t| t.len()),
         Some(1)
     );
+    // The event log tells a partner the tracking numbers and the invoice on their own.
+    let events = flow
+        .gql(
+            "query($o: ID) { orderEvents(orderId: $o, kinds: [TRACKING_NUMBERS, INVOICE_CREATED]) { edges { node { kind trackingNumbers invoiceNumber } } } }",
+            serde_json::json!({ "o": order["id"] }),
+        )
+        .await;
+    let nodes: Vec<_> = events["data"]["orderEvents"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|edge| edge["node"].clone())
+        .collect();
+    assert_eq!(nodes.len(), 2, "{events}");
+    assert_eq!(nodes[0]["kind"], "TRACKING_NUMBERS");
+    assert_eq!(nodes[0]["trackingNumbers"], order["trackingNumbers"]);
+    assert_eq!(nodes[1]["kind"], "INVOICE_CREATED");
+    assert_eq!(nodes[1]["invoiceNumber"], order["invoiceNumber"]);
     // The per-state counts /metrics reads are kept by triggers through every transition.
     let metrics = flow
         .app

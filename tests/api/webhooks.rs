@@ -437,3 +437,83 @@ async fn a_rotated_secret_overlaps_with_the_old_one_and_other_tenants_see_nothin
     assert_eq!(body["data"]["webhookEndpoints"], json!([]), "{body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_receiver_that_hangs_times_out_and_one_that_floods_is_read_only_in_part() {
+    let app = app_with_webhooks(|config| {
+        config.webhooks.delivery_timeout = Duration::from_secs(1);
+        config.webhooks.delivery_retry_base = Duration::from_secs(60);
+    })
+    .await;
+    let merchant = create_merchant(app.store(), "M").await;
+    let order = quiet_order(&app, merchant, "1").await;
+    // One path never answers in time; the other answers 200 with 20 MB.
+    let receiver = axum::Router::new()
+        .route(
+            "/hang",
+            post(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late"
+            }),
+        )
+        .route("/flood", post(|| async { "x".repeat(20 * 1024 * 1024) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let merchant_token = token(Role::Merchant, vec![merchant]);
+    let (hang, _) = register(
+        &app,
+        &merchant_token,
+        merchant,
+        &format!("http://{addr}/hang"),
+    )
+    .await;
+    let (flood, _) = register(
+        &app,
+        &merchant_token,
+        merchant,
+        &format!("http://{addr}/flood"),
+    )
+    .await;
+    write_events(app.store(), order, merchant, "e", 1, 1).await;
+
+    let first_attempt = |endpoint: String| {
+        let (app, merchant_token) = (&app, &merchant_token);
+        async move {
+            let body = app
+                .graphql(merchant_token, ENDPOINT, json!({ "id": endpoint }))
+                .await;
+            body["data"]["webhookEndpoint"]["deliveries"]["edges"][0]["node"].clone()
+        }
+    };
+    let attempted = eventually(Duration::from_secs(20), || async {
+        first_attempt(hang.clone()).await["attempts"] == 1
+            && first_attempt(flood.clone()).await["attempts"] == 1
+    })
+    .await;
+    assert!(attempted, "both endpoints were tried");
+    let hung = first_attempt(hang).await;
+    let attempt = &hung["attemptLog"][0];
+    assert_eq!(hung["status"], "PENDING", "retried later: {hung}");
+    assert!(
+        attempt["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("timed out")),
+        "{hung}"
+    );
+    assert!(
+        attempt["latencyMs"]
+            .as_i64()
+            .is_some_and(|ms| (900..5000).contains(&ms)),
+        "{hung}"
+    );
+    let flooded = first_attempt(flood).await;
+    assert_eq!(flooded["status"], "DELIVERED", "{flooded}");
+    let response = flooded["attemptLog"][0]["response"].as_str().unwrap_or("");
+    assert!(
+        response.len() <= 1024 && response.starts_with("xxx"),
+        "kept: {} bytes",
+        response.len()
+    );
+    app.stop().await;
+}

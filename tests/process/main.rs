@@ -7,6 +7,7 @@ mod common;
 mod harness;
 
 mod crash_recovery;
+mod event_resume;
 // It runs the binary's `demo` command, which needs the `sandbox` feature.
 #[cfg(feature = "sandbox")]
 mod demo;

@@ -4,9 +4,9 @@
 //! The store is the truth; the feed only saves each subscriber its own queries. It reads
 //! when woken (a commit in this process that wrote events, or on PostgreSQL the NOTIFY of
 //! any process's commit), soon again while committed events wait behind a transaction
-//! still running, and every `SAFETY_POLL` for a wake-up that got lost. A subscriber that
-//! falls behind the channel is told so (`Lagged`) and reads what it missed from the store
-//! (`services::order_events`).
+//! still running (from 15 ms, doubling up to 250 ms while nothing moves), and every
+//! `SAFETY_POLL` for a wake-up that got lost. A subscriber that falls behind the channel
+//! is told so (`Lagged`) and reads what it missed from the store (`services::order_events`).
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ const CHANNEL_CAPACITY: usize = 4096;
 const BATCH: u64 = 500;
 /// How soon to look again while committed events wait behind a running transaction.
 const HELD_BACK_RETRY: Duration = Duration::from_millis(15);
+/// The longest wait between looks while events stay held back.
+const HELD_BACK_MAX: Duration = Duration::from_millis(250);
 /// How often to look without a wake-up.
 const SAFETY_POLL: Duration = Duration::from_secs(5);
 
@@ -55,12 +57,16 @@ impl EventFeed {
     pub async fn run(self, store: Store, mut shutdown: watch::Receiver<bool>) {
         let mut wakeups = event_log::feed_wakeups();
         let mut position = self.start;
+        let mut held_back_for = Duration::ZERO;
         loop {
             // Seen before reading: a wake-up during the read makes the next wait return.
             wakeups.borrow_and_update();
             let pause = match store.feed_batch(position, BATCH).await {
                 Ok(batch) => {
                     let full = batch.events.len() as u64 == BATCH;
+                    if !batch.events.is_empty() {
+                        held_back_for = Duration::ZERO;
+                    }
                     for event in batch.events {
                         position = Position::of(&event);
                         // No subscriber is not an error.
@@ -70,8 +76,13 @@ impl EventFeed {
                         continue;
                     }
                     if batch.held_back {
-                        HELD_BACK_RETRY
+                        // Doubling while nothing moves, so that one long transaction
+                        // costs a few reads a second, not sixty; a wake-up still reads
+                        // at once.
+                        held_back_for = (held_back_for * 2).clamp(HELD_BACK_RETRY, HELD_BACK_MAX);
+                        held_back_for
                     } else {
+                        held_back_for = Duration::ZERO;
                         SAFETY_POLL
                     }
                 }

@@ -35,6 +35,7 @@ const TABLES: [&str; 4] = [
         next_attempt_at {ts} NULL,
         last_error TEXT NULL,
         created_at {ts} NOT NULL,
+        retry_window_start {ts} NOT NULL,
         delivered_at {ts} NULL,
         UNIQUE (endpoint_id, event_id)
     )",

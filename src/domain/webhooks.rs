@@ -1,6 +1,6 @@
 //! Webhooks, the pure part: which destinations are allowed, how a delivery is signed
 //! (Standard Webhooks), and when a failed delivery is tried again.
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use base64::Engine;
@@ -17,7 +17,7 @@ pub enum DestinationRefused {
     NotHttps(String),
     #[error("the webhook URL has no host name")]
     NoHost,
-    #[error("webhook URLs must not carry a user name or password; put credentials in the path or verify the signature instead")]
+    #[error("webhook URLs must not carry a user name or password: authenticate deliveries by their signature instead")]
     Credentials,
     #[error("`{host}` is {what}: webhooks go only to public internet addresses")]
     NotPublic { host: String, what: &'static str },
@@ -94,35 +94,53 @@ fn check_address(host: &str, ip: IpAddr, allow_private: bool) -> Result<(), Dest
 pub fn address_class(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => v4_class(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return v4_class(v4);
-            }
-            let segments = v6.segments();
-            if v6.is_loopback() {
-                Some("a loopback address")
-            } else if v6.is_unspecified() {
-                Some("the unspecified address")
-            } else if segments[0] & 0xfe00 == 0xfc00 {
-                Some("a private (unique local) address")
-            } else if segments[0] & 0xffc0 == 0xfe80 {
-                Some("a link-local address")
-            } else if v6.is_multicast() {
-                Some("a multicast address")
-            } else if segments[0] == 0x0064 && segments[1] == 0xff9b {
-                // NAT64: the IPv4 address it embeds decides.
-                let [a, b] = segments[6].to_be_bytes();
-                let [c, d] = segments[7].to_be_bytes();
-                v4_class(Ipv4Addr::new(a, b, c, d))
-            } else if segments[0] == 0x2001 && segments[1] == 0x0db8 {
-                Some("a documentation address")
-            } else if segments[..6] == [0, 0, 0, 0, 0, 0] {
-                Some("a deprecated IPv4-compatible address")
-            } else {
-                None
-            }
-        }
+        IpAddr::V6(v6) => v6_class(v6),
     }
+}
+
+/// Only global unicast (2000::/3) can be public, less the special ranges inside it; an
+/// address that embeds an IPv4 address (mapped, NAT64, 6to4) is judged by that address.
+fn v6_class(v6: Ipv6Addr) -> Option<&'static str> {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return v4_class(v4);
+    }
+    let segments = v6.segments();
+    let embedded_v4 = |high: u16, low: u16| {
+        let [a, b] = high.to_be_bytes();
+        let [c, d] = low.to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    };
+    if segments[0] == 0x0064 && segments[1] == 0xff9b && segments[2..6] == [0, 0, 0, 0] {
+        // NAT64 (64:ff9b::/96): the IPv4 address it embeds decides.
+        return v4_class(embedded_v4(segments[6], segments[7]));
+    }
+    if segments[0] & 0xe000 != 0x2000 {
+        return Some(if v6.is_loopback() {
+            "a loopback address"
+        } else if v6.is_unspecified() {
+            "the unspecified address"
+        } else if segments[0] & 0xfe00 == 0xfc00 {
+            "a private (unique local) address"
+        } else if segments[0] & 0xffc0 == 0xfe80 || segments[0] & 0xffc0 == 0xfec0 {
+            "a link-local or site-local address"
+        } else if v6.is_multicast() {
+            "a multicast address"
+        } else {
+            "not a global unicast address"
+        });
+    }
+    if segments[0] == 0x2002 {
+        // 6to4 (2002::/16): the IPv4 address it embeds decides.
+        return v4_class(embedded_v4(segments[1], segments[2]));
+    }
+    if segments[0] == 0x2001 && segments[1] < 0x0200 {
+        // 2001::/23: IETF protocol assignments (Teredo among them).
+        return Some("an IETF protocol address");
+    }
+    if segments[0] == 0x2001 && segments[1] == 0x0db8 {
+        return Some("a documentation address");
+    }
+    None
 }
 
 fn v4_class(ip: Ipv4Addr) -> Option<&'static str> {
@@ -209,6 +227,8 @@ mod tests {
     fn only_https_urls_to_public_hosts_pass_unless_development_allows_private_ones() {
         assert!(Destination::parse("https://hooks.example.com/x?y=1", false).is_ok());
         assert!(Destination::parse("https://93.184.216.34/hook", false).is_ok());
+        assert!(Destination::parse("https://[2606:2800:220:1::1]/hook", false).is_ok());
+        assert!(Destination::parse("https://[2002:5db8:d822::1]/hook", false).is_ok());
         for url in [
             "http://hooks.example.com/",
             "ftp://hooks.example.com/",
@@ -225,6 +245,12 @@ mod tests {
             "https://[fe80::1]/",
             "https://[::ffff:127.0.0.1]/",
             "https://[64:ff9b::a00:1]/",
+            "https://[::ffff:0:a00:1]/",
+            "https://[64:ff9b:1::1]/",
+            "https://[2002:a00:1::1]/",
+            "https://[2001::1]/",
+            "https://[fec0::1]/",
+            "https://[2001:db8::1]/",
             "not a url",
         ] {
             assert!(refused(url), "{url} must be refused");

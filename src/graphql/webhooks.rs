@@ -308,7 +308,23 @@ impl WebhookMutation {
         Ok(rotated.into())
     }
 
-    /// Sends a delivery again at once (e.g. a failed one, once the receiver works).
+    /// Sends every failed delivery of the endpoint again at once (after fixing the
+    /// receiver and enabling the endpoint); returns how many.
+    #[graphql(guard = "RoleGuard::merchant_partner_or_admin()")]
+    async fn resend_failed_webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        endpoint_id: ID,
+    ) -> Result<i32> {
+        let id = parse_id(&endpoint_id, "webhook endpoint")?;
+        let count = services(ctx)
+            .resend_failed_webhook_deliveries(principal(ctx)?, id)
+            .await?;
+        Ok(i32::try_from(count).unwrap_or(i32::MAX))
+    }
+
+    /// Sends a delivery again at once (a failed one once the receiver works, or a
+    /// delivered one the receiver lost), with a fresh retry period.
     #[graphql(guard = "RoleGuard::merchant_partner_or_admin()")]
     async fn resend_webhook_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookDelivery> {
         let id = parse_id(&id, "webhook delivery")?;

@@ -61,7 +61,7 @@ async fn run(ctx: &JobContext, job: DeliverWebhook) -> Result<(), StoreError> {
         .into_iter()
         .map(|secret| {
             let secret = secret.map_err(|e| {
-                format!("the endpoint's secret cannot be read ({e}; was TOKEN_ENCRYPTION_KEY changed?): rotate the secret")
+                format!("the endpoint's signing secret cannot be read ({e}: TOKEN_ENCRYPTION_KEY is unset or changed since it was made): rotate the secret, then enable the endpoint and re-send its failed deliveries")
             })?;
             sign(&secret, &message_id, timestamp, &body)
         })
@@ -107,14 +107,15 @@ async fn run(ctx: &JobContext, job: DeliverWebhook) -> Result<(), StoreError> {
     let after = if outcome.succeeded() {
         AfterAttempt::Delivered
     } else if let Some(error) = signing_error {
-        AfterAttempt::GiveUp(error)
+        // No delivery to this endpoint can be signed until its owner rotates the secret.
+        AfterAttempt::DisableEndpoint(error)
     } else if now - failing_since >= retry_for {
         AfterAttempt::DisableEndpoint(format!(
             "every delivery failed for {} (last: {}): fix the receiver, then enable the endpoint and re-send its failed deliveries",
             human(webhooks.retry_for),
             attempt.error.clone().unwrap_or_else(|| format!("HTTP {}", attempt.status_code.unwrap_or_default()))
         ))
-    } else if now - work.delivery.created_at >= retry_for {
+    } else if now - work.delivery.retry_window_start >= retry_for {
         AfterAttempt::GiveUp(format!(
             "retried for {}: re-send it once the receiver works",
             human(webhooks.retry_for)
@@ -128,11 +129,14 @@ async fn run(ctx: &JobContext, job: DeliverWebhook) -> Result<(), StoreError> {
         ))
     };
     if !outcome.succeeded() {
+        // The endpoint's id, never its URL (which may carry a token).
         tracing::info!(delivery = work.delivery.id, endpoint = work.endpoint.id, attempt = attempt_number, error = ?attempt.error, status = ?attempt.status_code, next = ?after, "webhook delivery failed");
     }
+    // Not recorded when another run of this task got there first: nothing more to do.
     ctx.store
         .record_webhook_attempt(&work, &attempt, &after)
         .await
+        .map(|_| ())
 }
 
 /// What a receiver gets: Standard Webhooks' `type`, `timestamp` and `data`; `data` is the

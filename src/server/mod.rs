@@ -69,8 +69,9 @@ fn token_cipher(config: &Config) -> anyhow::Result<TokenCipher> {
         }),
         None => {
             tracing::warn!(
-                "TOKEN_ENCRYPTION_KEY is not set: Fortnox tokens are encrypted with a key generated for this run only, \
-                 so merchants must reconnect after a restart. Set TOKEN_ENCRYPTION_KEY in production."
+                "TOKEN_ENCRYPTION_KEY is not set: Fortnox tokens and webhook secrets are encrypted with a key generated for this run only, \
+                 so merchants must reconnect and webhook secrets be rotated after a restart (and other processes cannot read them). \
+                 Set TOKEN_ENCRYPTION_KEY in production."
             );
             Ok(TokenCipher::new(rand::random()))
         }

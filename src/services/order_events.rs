@@ -75,12 +75,23 @@ impl Services {
         let left = (actor.expires_at - chrono::Utc::now())
             .to_std()
             .unwrap_or_default();
-        let expiry = tokio::time::sleep(left);
-        Ok(events
-            .take_until(expiry)
-            .chain(futures::stream::once(async {
-                Err(ServiceError::TokenExpired)
-            })))
+        // The stream ends with TOKEN_EXPIRED only when the token did expire, not when the
+        // store failed (the client then resumes with the same token).
+        let expired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let expiry = {
+            let expired = expired.clone();
+            async move {
+                tokio::time::sleep(left).await;
+                expired.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        };
+        let token_expired = futures::stream::once(async move {
+            expired
+                .load(std::sync::atomic::Ordering::SeqCst)
+                .then_some(Err(ServiceError::TokenExpired))
+        })
+        .filter_map(std::future::ready);
+        Ok(events.take_until(Box::pin(expiry)).chain(token_expired))
     }
 }
 

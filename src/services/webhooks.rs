@@ -1,11 +1,11 @@
 //! Webhook endpoints as their owners manage them: register (the signing secret is shown
 //! once), change, disable, delete, rotate the secret with an overlap, read the delivery
-//! log, re-send a delivery. Merchants, admins and partners may do it for the merchants in
-//! their token.
+//! log, re-send a delivery. Merchants and admins may do it for every endpoint of the
+//! merchants in their token; partners for the endpoints they registered.
 use chrono::Utc;
 
 use super::{Result, ServiceError, Services};
-use crate::auth::Principal;
+use crate::auth::{Principal, Role};
 use crate::domain::webhooks::new_secret;
 use crate::store::webhooks::{
     DeliveryStatus, EndpointChanges, NewEndpoint, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
@@ -32,34 +32,33 @@ impl Services {
         kinds: Vec<EventKind>,
     ) -> Result<EndpointWithSecret> {
         self.merchant_in_scope(actor, merchant_id).await?;
-        let existing = self
-            .store
-            .webhook_endpoints(&actor.scope, Some(merchant_id))
-            .await?;
-        if existing.len() >= MAX_ENDPOINTS_PER_MERCHANT {
-            return Err(ServiceError::InvalidInput(format!(
-                "this merchant already has {MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints: delete one first"
-            )));
-        }
         let url = self.checked_url(url).await?;
         let secret = new_secret();
         let encrypted = self.webhooks.cipher.encrypt(&secret);
+        // Events from now on; the log before is there to read with orderEvents.
         let endpoint = self
             .store
-            .create_webhook_endpoint(NewEndpoint {
-                merchant_id,
-                url: &url,
-                kinds: &dedup(kinds),
-                secret: &encrypted,
-                // Events from now on; the log before is there to read with orderEvents.
-                start: self.store.event_log_head().await?,
-                created_by: &actor.actor(),
-            })
-            .await?;
+            .create_webhook_endpoint(
+                NewEndpoint {
+                    merchant_id,
+                    url: &url,
+                    kinds: &dedup(kinds),
+                    secret: &encrypted,
+                    created_by: &actor.actor(),
+                },
+                MAX_ENDPOINTS_PER_MERCHANT,
+            )
+            .await?
+            .ok_or_else(|| {
+                ServiceError::InvalidInput(format!(
+                    "this merchant already has {MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints: delete one first"
+                ))
+            })?;
         Ok(EndpointWithSecret { endpoint, secret })
     }
 
-    /// The endpoints of one merchant (or of every merchant the actor may see).
+    /// The endpoints of one merchant (or of every merchant the actor may see) that the
+    /// actor manages.
     pub async fn webhook_endpoints(
         &self,
         actor: &Principal,
@@ -68,16 +67,20 @@ impl Services {
         if let Some(merchant_id) = merchant_id {
             self.merchant_in_scope(actor, merchant_id).await?;
         }
-        Ok(self
+        let mut endpoints = self
             .store
             .webhook_endpoints(&actor.scope, merchant_id)
-            .await?)
+            .await?;
+        endpoints.retain(|endpoint| manages(actor, endpoint));
+        Ok(endpoints)
     }
 
+    /// The endpoint, if the actor manages it; otherwise "not found", like a missing one.
     pub async fn webhook_endpoint(&self, actor: &Principal, id: i64) -> Result<WebhookEndpoint> {
         self.store
             .webhook_endpoint(&actor.scope, id)
             .await?
+            .filter(|endpoint| manages(actor, endpoint))
             .ok_or(ServiceError::NotFound("webhook endpoint"))
     }
 
@@ -164,8 +167,9 @@ impl Services {
         Ok(self.store.webhook_attempts(delivery_id).await?)
     }
 
-    /// Sends a delivery again at once, whatever became of it (typically a failed one, once
-    /// the receiver works again).
+    /// Sends a delivery again at once (a failed one, once the receiver works again, or a
+    /// delivered one the receiver lost), with a fresh retry period. One waiting for its
+    /// next attempt is left to it.
     pub async fn resend_webhook_delivery(
         &self,
         actor: &Principal,
@@ -185,10 +189,38 @@ impl Services {
                 "the endpoint is disabled: enable it with updateWebhookEndpoint(enabled: true) first".into(),
             ));
         }
+        if delivery.status == DeliveryStatus::Pending {
+            return Err(ServiceError::InvalidInput(format!(
+                "this delivery is waiting for its next attempt{}: it is sent then",
+                delivery
+                    .next_attempt_at
+                    .map(|at| format!(" at {}", at.to_rfc3339()))
+                    .unwrap_or_default()
+            )));
+        }
         self.store
             .resend_webhook_delivery(delivery_id)
             .await?
             .ok_or(ServiceError::NotFound("webhook delivery"))
+    }
+
+    /// Sends every failed delivery of the endpoint again (after it was fixed and enabled);
+    /// returns how many.
+    pub async fn resend_failed_webhook_deliveries(
+        &self,
+        actor: &Principal,
+        endpoint_id: i64,
+    ) -> Result<usize> {
+        let endpoint = self.webhook_endpoint(actor, endpoint_id).await?;
+        if !endpoint.enabled {
+            return Err(ServiceError::InvalidInput(
+                "the endpoint is disabled: enable it with updateWebhookEndpoint(enabled: true) first".into(),
+            ));
+        }
+        Ok(self
+            .store
+            .resend_failed_webhook_deliveries(endpoint_id)
+            .await?)
     }
 
     async fn checked_url(&self, url: &str) -> Result<String> {
@@ -200,6 +232,12 @@ impl Services {
             .map_err(|refused| ServiceError::InvalidInput(refused.to_string()))?;
         Ok(destination.url.to_string())
     }
+}
+
+/// Merchants and admins manage every endpoint of their merchants; a partner only those
+/// it registered, so that one partner tool cannot read or re-point another's.
+fn manages(actor: &Principal, endpoint: &WebhookEndpoint) -> bool {
+    actor.role != Role::Partner || endpoint.created_by == actor.actor()
 }
 
 fn dedup(mut kinds: Vec<EventKind>) -> Vec<EventKind> {

@@ -1,10 +1,15 @@
 //! The Fortnox tokens of each merchant, encrypted at rest, in `fortnox_integrations`.
 //!
-//! Refresh tokens are single-use, so a refresh holds the merchant's row for its whole
-//! length: on PostgreSQL a transaction with `SELECT ... FOR UPDATE` (any number of
-//! processes). SQLite serves one process, and its only lock is database-wide, which must
-//! not be held across an HTTP call: there a per-merchant lock in the process does it.
-//! The rotated tokens are committed before the new access token is handed out.
+//! Refresh tokens are single-use, so one refresh per merchant runs at a time: on
+//! PostgreSQL a transaction holding the merchant's advisory lock (any number of
+//! processes). Not a row lock: `SELECT ... FOR UPDATE` would give the transaction an id
+//! for the whole HTTP call to Fortnox, and the order event log hands out no event newer
+//! than the oldest running transaction (`store::event_log`). SQLite serves one process,
+//! and its only lock is database-wide, which must not be held across an HTTP call: there a
+//! per-merchant lock in the process does it. Since neither lock keeps other writers off
+//! the row, the rotated tokens are saved only if the row still holds the refresh token
+//! that was read (a disconnect or a new connection meanwhile wins). The rotated tokens are
+//! committed before the new access token is handed out.
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use entity::IntegrationStatus;
@@ -98,9 +103,16 @@ const UPSERT: &str = "INSERT INTO fortnox_integrations (merchant_id, status, acc
     refresh_token_encrypted = excluded.refresh_token_encrypted, access_token_expires_at = excluded.access_token_expires_at, \
     token_scope = excluded.token_scope, last_error = NULL, updated_at = excluded.updated_at";
 const ROTATE: &str = "UPDATE fortnox_integrations SET status = ?, access_token_encrypted = ?, refresh_token_encrypted = ?, \
-    access_token_expires_at = ?, token_scope = ?, last_error = NULL, updated_at = ? WHERE merchant_id = ?";
-const NEEDS_REAUTH: &str = "UPDATE fortnox_integrations SET status = ?, access_token_encrypted = NULL, \
-    refresh_token_encrypted = NULL, access_token_expires_at = NULL, last_error = ?, updated_at = ? WHERE merchant_id = ?";
+    access_token_expires_at = ?, token_scope = ?, last_error = NULL, updated_at = ? \
+    WHERE merchant_id = ? AND refresh_token_encrypted = ?";
+const NEEDS_REAUTH: &str =
+    "UPDATE fortnox_integrations SET status = ?, access_token_encrypted = NULL, \
+    refresh_token_encrypted = NULL, access_token_expires_at = NULL, last_error = ?, updated_at = ? \
+    WHERE merchant_id = ? AND refresh_token_encrypted = ?";
+/// PostgreSQL: one refresh per merchant across processes, held until the transaction ends.
+const REFRESH_LOCK: &str = "SELECT pg_advisory_xact_lock(?)";
+/// The advisory-lock keys of token refreshes: the merchant id in a space of their own.
+const REFRESH_LOCK_SPACE: i64 = 0x466f_7274_0000_0000;
 
 fn sql(pool_is_pg: bool, text: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(if pool_is_pg {
@@ -184,8 +196,12 @@ impl TokenStore for DbTokenStore {
             }
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await.map_err(db_error)?;
-                let locking = format!("{SELECT} FOR UPDATE");
-                let row: Option<Row> = sqlx::query_as(sql(true, &locking))
+                sqlx::query(sql(true, REFRESH_LOCK))
+                    .bind(REFRESH_LOCK_SPACE | id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                let row: Option<Row> = sqlx::query_as(sql(true, SELECT))
                     .bind(id)
                     .fetch_optional(&mut *tx)
                     .await
@@ -193,11 +209,13 @@ impl TokenStore for DbTokenStore {
                 (LeaseTx::Postgres(tx), row)
             }
         };
+        let read_refresh = row.as_ref().and_then(|r| r.refresh.clone());
         let tokens = self.decode(row)?;
         Ok(Box::new(DbLease {
             tx,
             merchant_id: id,
             tokens,
+            read_refresh,
             cipher: self.cipher.clone(),
         }))
     }
@@ -211,11 +229,15 @@ enum LeaseTx {
     Postgres(Transaction<'static, Postgres>),
 }
 
-/// Holds the row lock until it is saved, marked, or dropped (which rolls back).
+/// Holds the merchant's refresh lock until it is saved, marked, or dropped (which rolls
+/// back).
 struct DbLease {
     tx: LeaseTx,
     merchant_id: i64,
     tokens: TokenState,
+    /// The refresh token as stored when the lease began (encrypted): a write applies only
+    /// while the row still holds it.
+    read_refresh: Option<String>,
     cipher: TokenCipher,
 }
 
@@ -234,7 +256,7 @@ impl RefreshLease for DbLease {
         macro_rules! rotate {
             ($tx:expr, $pg:expr) => {{
                 let mut tx = $tx;
-                sqlx::query(sql($pg, ROTATE))
+                let updated = sqlx::query(sql($pg, ROTATE))
                     .bind(IntegrationStatus::Connected.as_str())
                     .bind(&access)
                     .bind(&refresh)
@@ -242,19 +264,27 @@ impl RefreshLease for DbLease {
                     .bind(tokens.scope.as_deref())
                     .bind(now)
                     .bind(self.merchant_id)
+                    .bind(self.read_refresh.as_deref())
                     .execute(&mut *tx)
                     .await
-                    .map_err(db_error)?;
-                tx.commit().await
+                    .map_err(db_error)?
+                    .rows_affected();
+                tx.commit().await.map(|()| updated)
             }};
         }
-        match self.tx {
+        let updated = match self.tx {
             LeaseTx::Sqlite { pool, _guard } => {
                 rotate!(pool.begin().await.map_err(db_error)?, false)
             }
             LeaseTx::Postgres(tx) => rotate!(tx, true),
         }
-        .map_err(db_error)
+        .map_err(db_error)?;
+        if updated != 1 {
+            return Err(StoreError(
+                "the Fortnox connection changed while its tokens were refreshed (it was disconnected or connected again): try again".into(),
+            ));
+        }
+        Ok(())
     }
 
     async fn mark_needs_reauthorization(self: Box<Self>, reason: &str) -> Result<(), StoreError> {
@@ -267,6 +297,7 @@ impl RefreshLease for DbLease {
                     .bind(reason)
                     .bind(now)
                     .bind(self.merchant_id)
+                    .bind(self.read_refresh.as_deref())
                     .execute(&mut *tx)
                     .await
                     .map_err(db_error)?;

@@ -15,6 +15,8 @@ use entity::{order_event, EventKind};
 
 /// Deliveries made per fan-out transaction.
 const FAN_OUT_BATCH: u64 = 500;
+const DISABLED_WHEN_FANNED_OUT: &str =
+    "the endpoint was disabled when this event happened: enable it, then re-send its failed deliveries";
 
 #[derive(Clone, Debug)]
 pub struct WebhookEndpoint {
@@ -37,9 +39,10 @@ pub struct WebhookEndpoint {
 }
 
 impl WebhookEndpoint {
+    /// Whether the event is for this endpoint (enabled or not: a disabled endpoint's
+    /// deliveries are recorded as failed, to be re-sent once it is enabled again).
     pub fn wants(&self, event: &order_event::Model) -> bool {
-        self.enabled
-            && event.merchant_id == self.merchant_id
+        event.merchant_id == self.merchant_id
             && Position::of(event) > self.start
             && (self.kinds.is_empty() || self.kinds.contains(&event.kind))
     }
@@ -85,6 +88,9 @@ pub struct WebhookDelivery {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Retries stop once this is older than the retry period: the delivery's creation, or
+    /// its last re-send.
+    pub retry_window_start: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
@@ -184,7 +190,7 @@ type AttemptRow = (
 );
 
 const DELIVERY_COLUMNS: &str = "id, endpoint_id, event_id, status, attempts, next_attempt_at, \
-    last_error, created_at, delivered_at";
+    last_error, created_at, retry_window_start, delivered_at";
 
 type DeliveryRow = (
     i64,
@@ -194,6 +200,7 @@ type DeliveryRow = (
     i32,
     Option<DateTime<Utc>>,
     Option<String>,
+    DateTime<Utc>,
     DateTime<Utc>,
     Option<DateTime<Utc>>,
 );
@@ -208,7 +215,8 @@ fn delivery(row: DeliveryRow) -> Result<WebhookDelivery, StoreError> {
         next_attempt_at: row.5,
         last_error: row.6,
         created_at: row.7,
-        delivered_at: row.8,
+        retry_window_start: row.8,
+        delivered_at: row.9,
     })
 }
 
@@ -222,7 +230,6 @@ pub struct NewEndpoint<'a> {
     pub url: &'a str,
     pub kinds: &'a [EventKind],
     pub secret: &'a str,
-    pub start: Position,
     pub created_by: &'a str,
 }
 
@@ -235,12 +242,45 @@ pub struct EndpointChanges<'a> {
 }
 
 impl Store {
+    /// Registers the endpoint, unless the merchant already has `max` (then None). It gets
+    /// the events the fan-out has not reached yet: the cursor is read in the same
+    /// transaction, locked against a fan-out committing meanwhile (SQLite: one writer).
     pub async fn create_webhook_endpoint(
         &self,
         new: NewEndpoint<'_>,
-    ) -> Result<WebhookEndpoint, StoreError> {
+        max: usize,
+    ) -> Result<Option<WebhookEndpoint>, StoreError> {
         let mut tx = self.begin_tx().await?;
         let now = Utc::now();
+        let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
+        if tx.is_postgres() {
+            // Two registrations for one merchant count one after the other.
+            on_tx!(&mut tx, |conn, sql| {
+                sqlx::query(sql("SELECT id FROM merchants WHERE id = ? FOR UPDATE"))
+                    .bind(new.merchant_id)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected()
+            });
+        }
+        let existing: i64 = on_tx!(&mut tx, |conn, sql| {
+            sqlx::query_scalar(sql(
+                "SELECT COUNT(*) FROM webhook_endpoints WHERE merchant_id = ?",
+            ))
+            .bind(new.merchant_id)
+            .fetch_one(&mut *conn)
+            .await?
+        });
+        if usize::try_from(existing).unwrap_or(usize::MAX) >= max {
+            return Ok(None);
+        }
+        let (start_tx, start_id): (i64, i64) = on_tx!(&mut tx, |conn, sql| {
+            sqlx::query_as(sql(&format!(
+                "SELECT tx_position, event_id FROM webhook_fanout WHERE id = 1{lock}"
+            )))
+            .fetch_one(&mut *conn)
+            .await?
+        });
         let row: EndpointRow = on_tx!(&mut tx, |conn, sql| {
             sqlx::query_as(sql(&format!(
                 "INSERT INTO webhook_endpoints (merchant_id, url, kinds, secret, enabled, start_tx, \
@@ -252,8 +292,8 @@ impl Store {
             .bind(kind_names(new.kinds))
             .bind(new.secret)
             .bind(true)
-            .bind(new.start.tx)
-            .bind(new.start.id)
+            .bind(start_tx)
+            .bind(start_id)
             .bind(new.created_by)
             .bind(now)
             .bind(now)
@@ -261,7 +301,7 @@ impl Store {
             .await?
         });
         tx.commit().await?;
-        endpoint(row)
+        endpoint(row).map(Some)
     }
 
     /// The endpoints of the merchant, oldest first; or of all the scope's merchants.
@@ -424,9 +464,8 @@ impl Store {
         }
         let rows: Vec<EndpointRow> = on_tx!(&mut tx, |conn, sql| {
             sqlx::query_as(sql(&format!(
-                "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE enabled = ?"
+                "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints"
             )))
-            .bind(true)
             .fetch_all(&mut *conn)
             .await?
         });
@@ -438,21 +477,30 @@ impl Store {
         let mut tasks = Vec::new();
         for event in &events {
             for endpoint in endpoints.iter().filter(|e| e.wants(event)) {
+                // A disabled endpoint's deliveries wait, failed, for a re-send.
+                let (status, next_at, error) = if endpoint.enabled {
+                    (DeliveryStatus::Pending, Some(now), None)
+                } else {
+                    (DeliveryStatus::Failed, None, Some(DISABLED_WHEN_FANNED_OUT))
+                };
                 let id: Option<i64> = on_tx!(&mut tx, |conn, sql| {
                     sqlx::query_scalar(sql(
                         "INSERT INTO webhook_deliveries (endpoint_id, event_id, status, attempts, \
-                         next_attempt_at, created_at) VALUES (?, ?, ?, 0, ?, ?) \
+                         next_attempt_at, last_error, created_at, retry_window_start) \
+                         VALUES (?, ?, ?, 0, ?, ?, ?, ?) \
                          ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id",
                     ))
                     .bind(endpoint.id)
                     .bind(event.id)
-                    .bind(DeliveryStatus::Pending.as_str())
+                    .bind(status.as_str())
+                    .bind(next_at)
+                    .bind(error)
                     .bind(now)
                     .bind(now)
                     .fetch_optional(&mut *conn)
                     .await?
                 });
-                if let Some(delivery_id) = id {
+                if let (Some(delivery_id), true) = (id, endpoint.enabled) {
                     tasks.push(webhook_task(&DeliverWebhook { delivery_id }, None)?);
                 }
             }
@@ -495,30 +543,30 @@ impl Store {
 
     /// Records an attempt and what follows it, in one transaction: the delivery's status,
     /// the endpoint's failing streak (or its disabling), and the next attempt's job.
+    /// Nothing is recorded when the delivery moved on meanwhile (another run of the same
+    /// task recorded this attempt, or the endpoint was deleted); returns whether it was.
     pub async fn record_webhook_attempt(
         &self,
         work: &DeliveryWork,
         attempt: &WebhookAttempt,
         after: &AfterAttempt,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin_tx().await?;
         let now = Utc::now();
-        on_tx!(&mut tx, |conn, sql| {
-            sqlx::query(sql(
-                "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, status_code, \
-                 error, latency_ms, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            ))
-            .bind(attempt.delivery_id)
-            .bind(attempt.attempt)
-            .bind(attempt.started_at)
-            .bind(attempt.status_code)
-            .bind(attempt.error.as_deref())
-            .bind(attempt.latency_ms)
-            .bind(attempt.response_excerpt.as_deref())
-            .execute(&mut *conn)
+        // The endpoint first, then its delivery: the order a deletion locks them in
+        // (PostgreSQL; SQLite has one writer), so the two never wait on each other.
+        let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
+        let endpoint_exists: Option<i64> = on_tx!(&mut tx, |conn, sql| {
+            sqlx::query_scalar(sql(&format!(
+                "SELECT id FROM webhook_endpoints WHERE id = ?{lock}"
+            )))
+            .bind(work.endpoint.id)
+            .fetch_optional(&mut *conn)
             .await?
-            .rows_affected()
         });
+        if endpoint_exists.is_none() {
+            return Ok(false);
+        }
         let last_error = attempt.error.clone().or_else(|| {
             attempt
                 .status_code
@@ -537,11 +585,12 @@ impl Store {
                 Some(format!("{}; {reason}", last_error.unwrap_or_default())),
             ),
         };
-        on_tx!(&mut tx, |conn, sql| {
+        // Only from the state this attempt started from.
+        let updated = on_tx!(&mut tx, |conn, sql| {
             sqlx::query(sql(
                 "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, \
                  last_error = ?, delivered_at = CASE WHEN ? THEN ? ELSE delivered_at END \
-                 WHERE id = ?",
+                 WHERE id = ? AND status = ? AND attempts = ?",
             ))
             .bind(status.as_str())
             .bind(attempt.attempt)
@@ -550,32 +599,52 @@ impl Store {
             .bind(matches!(after, AfterAttempt::Delivered))
             .bind(now)
             .bind(work.delivery.id)
+            .bind(DeliveryStatus::Pending.as_str())
+            .bind(work.delivery.attempts)
             .execute(&mut *conn)
             .await?
             .rows_affected()
         });
-        let endpoint_update = match after {
-            AfterAttempt::Delivered => {
-                "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ? AND ? IS NOT NULL"
-            }
-            AfterAttempt::DisableEndpoint(_) => {
-                "UPDATE webhook_endpoints SET enabled = false, disabled_reason = ?, \
-                 failing_since = COALESCE(failing_since, ?), updated_at = ? WHERE id = ?"
-            }
-            _ => "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ?) WHERE id = ?",
-        };
+        if updated != 1 {
+            return Ok(false);
+        }
         on_tx!(&mut tx, |conn, sql| {
-            let query = sqlx::query(sql(endpoint_update));
+            sqlx::query(sql(
+                "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, status_code, \
+                 error, latency_ms, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ))
+            .bind(attempt.delivery_id)
+            .bind(attempt.attempt)
+            .bind(attempt.started_at)
+            .bind(attempt.status_code)
+            .bind(attempt.error.as_deref())
+            .bind(attempt.latency_ms)
+            .bind(attempt.response_excerpt.as_deref())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        on_tx!(&mut tx, |conn, sql| {
             let query = match after {
-                AfterAttempt::Delivered => query
-                    .bind(work.endpoint.id)
-                    .bind(work.endpoint.failing_since),
-                AfterAttempt::DisableEndpoint(reason) => query
-                    .bind(reason.as_str())
-                    .bind(attempt.started_at)
-                    .bind(now)
-                    .bind(work.endpoint.id),
-                _ => query.bind(attempt.started_at).bind(work.endpoint.id),
+                AfterAttempt::Delivered => sqlx::query(sql(
+                    "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ?",
+                ))
+                .bind(work.endpoint.id),
+                AfterAttempt::DisableEndpoint(reason) => sqlx::query(sql(
+                    "UPDATE webhook_endpoints SET enabled = ?, disabled_reason = ?, \
+                     failing_since = COALESCE(failing_since, ?), updated_at = ? WHERE id = ?",
+                ))
+                .bind(false)
+                .bind(reason.as_str())
+                .bind(attempt.started_at)
+                .bind(now)
+                .bind(work.endpoint.id),
+                _ => sqlx::query(sql(
+                    "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ?) \
+                     WHERE id = ?",
+                ))
+                .bind(attempt.started_at)
+                .bind(work.endpoint.id),
             };
             query.execute(&mut *conn).await?.rows_affected()
         });
@@ -588,7 +657,8 @@ impl Store {
             )?;
             tx.push_jobs(vec![task]).await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Marks a delivery failed without an attempt (its endpoint was disabled meanwhile).
@@ -688,29 +758,55 @@ impl Store {
             .collect())
     }
 
-    /// Sends a delivery again (whatever became of it), with a job at once.
+    /// Sends a delivery that is not waiting for an attempt (delivered or failed) again,
+    /// with a job at once and a fresh retry period. None when there is no such delivery.
     pub async fn resend_webhook_delivery(
         &self,
         delivery_id: i64,
     ) -> Result<Option<WebhookDelivery>, StoreError> {
-        let mut tx = self.begin_tx().await?;
-        let updated = on_tx!(&mut tx, |conn, sql| {
-            sqlx::query(sql(
-                "UPDATE webhook_deliveries SET status = ?, next_attempt_at = ? WHERE id = ?",
-            ))
-            .bind(DeliveryStatus::Pending.as_str())
-            .bind(Utc::now())
-            .bind(delivery_id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
-        });
-        if updated == 1 {
-            tx.push_jobs(vec![webhook_task(&DeliverWebhook { delivery_id }, None)?])
-                .await?;
-        }
-        tx.commit().await?;
+        self.resend_deliveries("id = ?", delivery_id).await?;
         self.webhook_delivery(delivery_id).await
+    }
+
+    /// Sends every failed delivery of the endpoint again; returns how many.
+    pub async fn resend_failed_webhook_deliveries(
+        &self,
+        endpoint_id: i64,
+    ) -> Result<usize, StoreError> {
+        self.resend_deliveries("endpoint_id = ? AND status = 'FAILED'", endpoint_id)
+            .await
+    }
+
+    async fn resend_deliveries(&self, which: &str, id: i64) -> Result<usize, StoreError> {
+        let mut tx = self.begin_tx().await?;
+        let now = Utc::now();
+        let ids: Vec<i64> = on_tx!(&mut tx, |conn, sql| {
+            sqlx::query_scalar(sql(&format!(
+                "UPDATE webhook_deliveries SET status = ?, next_attempt_at = ?, \
+                 retry_window_start = ? WHERE {which} AND status <> ? RETURNING id"
+            )))
+            .bind(DeliveryStatus::Pending.as_str())
+            .bind(now)
+            .bind(now)
+            .bind(id)
+            .bind(DeliveryStatus::Pending.as_str())
+            .fetch_all(&mut *conn)
+            .await?
+        });
+        let tasks = ids
+            .iter()
+            .map(|delivery_id| {
+                webhook_task(
+                    &DeliverWebhook {
+                        delivery_id: *delivery_id,
+                    },
+                    None,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.push_jobs(tasks).await?;
+        tx.commit().await?;
+        Ok(ids.len())
     }
 }
 

@@ -21,6 +21,8 @@ use crate::domain::webhooks::{check_resolved, Destination, DestinationRefused};
 pub const RESPONSE_READ_LIMIT: usize = 16 * 1024;
 /// The most of an answer kept in the delivery log.
 pub const RESPONSE_EXCERPT: usize = 1024;
+/// How long a registration waits for the URL's host name to resolve.
+const DNS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Resolves host names and refuses those that lead to non-public addresses (unless
 /// development allows them).
@@ -118,9 +120,13 @@ impl WebhookSender {
         let destination = Destination::parse(url, self.allow_private)?;
         if let Some(host) = destination.domain() {
             let port = destination.url.port_or_known_default().unwrap_or(443);
-            let ips: Vec<_> = tokio::net::lookup_host((host, port))
+            // A slow name server must not hold the request open.
+            let lookup = tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((host, port)));
+            let ips: Vec<_> = lookup
                 .await
-                .map_err(|_| DestinationRefused::Unresolved(host.to_owned()))?
+                .ok()
+                .and_then(Result::ok)
+                .ok_or_else(|| DestinationRefused::Unresolved(host.to_owned()))?
                 .map(|a| a.ip())
                 .collect();
             check_resolved(host, &ips, self.allow_private)?;
@@ -153,7 +159,7 @@ impl WebhookSender {
         }
         let mut response = match request.send().await {
             Ok(response) => response,
-            Err(error) => return AttemptOutcome::failed(describe(&error), started.elapsed()),
+            Err(error) => return AttemptOutcome::failed(describe(error), started.elapsed()),
         };
         let status = response.status().as_u16();
         let mut read = Vec::new();
@@ -165,7 +171,7 @@ impl WebhookSender {
                 Err(error) => {
                     return AttemptOutcome {
                         status: Some(status),
-                        error: Some(format!("reading the answer: {}", describe(&error))),
+                        error: Some(format!("reading the answer: {}", describe(error))),
                         latency: started.elapsed(),
                         response_excerpt: excerpt(&read),
                     }
@@ -182,14 +188,16 @@ impl WebhookSender {
 }
 
 /// The error and its causes in one line (reqwest's own message hides the cause, e.g. the
-/// resolver's refusal).
-fn describe(error: &reqwest::Error) -> String {
+/// resolver's refusal), without the URL: it is kept in the delivery log and logged, and a
+/// URL may carry a token in its path.
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
     let mut text = if error.is_timeout() {
         "timed out".to_owned()
     } else {
         error.to_string()
     };
-    let mut source = std::error::Error::source(error);
+    let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());

@@ -477,15 +477,24 @@ async fn shipping_rules_are_added_listed_and_removed() {
 async fn reserved_order(app: &TestApp, merchant: i64, document: &str) -> (i64, usize) {
     let order = insert_order(app.store(), merchant, document).await;
     let force = "mutation($id: ID!) { forceOrderState(orderId: $id, state: RESERVED, reason: \"waiting for the catalogue\") { state } }";
-    let body = app
-        .graphql(&admin_token(), force, json!({ "id": order.to_string() }))
-        .await;
     // The order's own validation may have reserved it first (no products yet): fine too.
-    let already = body["errors"][0]["message"] == "the order is already RESERVED";
-    assert!(
-        already || body["data"]["forceOrderState"]["state"] == "RESERVED",
-        "{body}"
-    );
+    // It may also change the order between the force's read and write (CONFLICT): then
+    // the force is asked again.
+    let mut attempts = 0;
+    loop {
+        let body = app
+            .graphql(&admin_token(), force, json!({ "id": order.to_string() }))
+            .await;
+        let already = body["errors"][0]["message"] == "the order is already RESERVED";
+        if already || body["data"]["forceOrderState"]["state"] == "RESERVED" {
+            break;
+        }
+        attempts += 1;
+        assert!(
+            crate::common::error_code(&body) == Some("CONFLICT") && attempts < 5,
+            "{body}"
+        );
+    }
     // Count only once that validation (and any retry of it) is over, so that the tasks
     // counted later are the re-checks the test is about.
     let settled = crate::common::eventually(std::time::Duration::from_secs(60), || async {

@@ -56,6 +56,7 @@ const TABLE: &[(&str, &[Role], &str)] = &[
     ("deleteWebhookEndpoint", READERS, "mutation { deleteWebhookEndpoint(id: \"999999\") }"),
     ("rotateWebhookSecret", READERS, "mutation { rotateWebhookSecret(id: \"999999\") { secret } }"),
     ("resendWebhookDelivery", READERS, "mutation { resendWebhookDelivery(id: \"999999\") { id } }"),
+    ("resendFailedWebhookDeliveries", READERS, "mutation { resendFailedWebhookDeliveries(endpointId: \"999999\") }"),
 ];
 
 /// The fields of the schema's query and mutation roots.

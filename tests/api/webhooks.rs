@@ -350,7 +350,21 @@ async fn an_endpoint_failing_for_the_retry_period_is_disabled_and_its_delivery_c
         "retried first: {body}"
     );
 
-    // The receiver is fixed; the owner enables the endpoint and re-sends the delivery.
+    // An event while it is disabled is kept as a failed delivery, not dropped.
+    write_events(app.store(), order, merchant, "while-disabled-", 1, 1).await;
+    let kept = eventually(Duration::from_secs(10), || async {
+        let body = app
+            .graphql(&merchant_token, ENDPOINT, json!({ "id": endpoint }))
+            .await;
+        body["data"]["webhookEndpoint"]["deliveries"]["edges"]
+            .as_array()
+            .map(Vec::len)
+            == Some(2)
+    })
+    .await;
+    assert!(kept, "the event while disabled has its delivery");
+
+    // The receiver is fixed; the owner enables the endpoint and re-sends what failed.
     receiver.answer_ok_from_now();
     let resend = "mutation($id: ID!) { resendWebhookDelivery(id: $id) { status } }";
     let body = app
@@ -366,16 +380,28 @@ async fn an_endpoint_failing_for_the_retry_period_is_disabled_and_its_delivery_c
         Value::Null,
         "{body}"
     );
+    let resend_failed = "mutation($id: ID!) { resendFailedWebhookDeliveries(endpointId: $id) }";
+    let body = app
+        .graphql(&merchant_token, resend_failed, json!({ "id": endpoint }))
+        .await;
+    assert_eq!(body["data"]["resendFailedWebhookDeliveries"], 2, "{body}");
+    let delivered = eventually(Duration::from_secs(10), || async {
+        let mut accepted = receiver.accepted_messages();
+        accepted.sort();
+        accepted == ["e0", "while-disabled-0"]
+    })
+    .await;
+    assert!(
+        delivered,
+        "the re-sent deliveries arrive: {:?}",
+        receiver.accepted_messages()
+    );
+    assert!(verifies(&secret, receiver.received().last().unwrap()));
+    // A delivered one can be sent again (a receiver that lost it); a second time, too.
     let body = app
         .graphql(&merchant_token, resend, json!({ "id": delivery["id"] }))
         .await;
     assert!(body["errors"].is_null(), "{body}");
-    let delivered = eventually(Duration::from_secs(10), || async {
-        receiver.accepted_messages() == ["e0"]
-    })
-    .await;
-    assert!(delivered, "the re-sent delivery arrives");
-    assert!(verifies(&secret, receiver.received().last().unwrap()));
     app.stop().await;
 }
 
@@ -412,6 +438,23 @@ async fn a_rotated_secret_overlaps_with_the_old_one_and_other_tenants_see_nothin
         verifies(&old_secret, request),
         "and, during the overlap, with the old one"
     );
+
+    // Another partner of the same merchant does not see or change this partner's endpoint.
+    let colleague = common::token_for("another-partner-tool", Role::Partner, vec![merchant]);
+    let body = app
+        .graphql(&colleague, ENDPOINT, json!({ "id": endpoint }))
+        .await;
+    assert_eq!(body["data"]["webhookEndpoint"], Value::Null, "{body}");
+    let body = app
+        .graphql(&colleague, rotate, json!({ "id": endpoint }))
+        .await;
+    assert_code(&body, "NOT_FOUND");
+    // The merchant does.
+    let merchant_token = token(Role::Merchant, vec![merchant]);
+    let body = app
+        .graphql(&merchant_token, ENDPOINT, json!({ "id": endpoint }))
+        .await;
+    assert_eq!(body["data"]["webhookEndpoint"]["enabled"], true, "{body}");
 
     // Another merchant's partner neither sees nor changes it, nor registers for ours.
     let stranger = token(Role::Partner, vec![other]);

@@ -68,22 +68,8 @@ pub fn credit_duplicate_task(
     job: &CreditDuplicate,
     delay: Option<Duration>,
 ) -> Result<QueuedTask, StoreError> {
-    let payload = serde_json::to_vec(job).map_err(|e| StoreError::Queue(e.to_string()))?;
-    let mut builder = TaskBuilder::new(payload)
-        .max_attempts(TASK_MAX_ATTEMPTS)
-        .idempotency_key(format!(
-            "credit:{}:{}:{}",
-            job.order_id,
-            job.invoice,
-            uuid::Uuid::new_v4().simple()
-        ));
-    if let Some(delay) = delay {
-        builder = builder.run_after(delay);
-    }
-    Ok(QueuedTask {
-        queue: CREDIT_DUPLICATE_QUEUE,
-        task: builder.build(),
-    })
+    let key = format!("credit:{}:{}", job.order_id, job.invoice);
+    task_on(CREDIT_DUPLICATE_QUEUE, job, &key, delay)
 }
 
 /// One attempt at a webhook delivery (see `jobs::webhooks`).
@@ -98,21 +84,12 @@ pub fn webhook_task(
     job: &DeliverWebhook,
     delay: Option<Duration>,
 ) -> Result<QueuedTask, StoreError> {
-    let payload = serde_json::to_vec(job).map_err(|e| StoreError::Queue(e.to_string()))?;
-    let mut builder = TaskBuilder::new(payload)
-        .max_attempts(TASK_MAX_ATTEMPTS)
-        .idempotency_key(format!(
-            "webhook:{}:{}",
-            job.delivery_id,
-            uuid::Uuid::new_v4().simple()
-        ));
-    if let Some(delay) = delay {
-        builder = builder.run_after(delay);
-    }
-    Ok(QueuedTask {
-        queue: WEBHOOK_QUEUE,
-        task: builder.build(),
-    })
+    task_on(
+        WEBHOOK_QUEUE,
+        job,
+        &format!("webhook:{}", job.delivery_id),
+        delay,
+    )
 }
 
 pub fn queue_name(kind: JobKind) -> &'static str {
@@ -123,12 +100,8 @@ pub fn queue_name(kind: JobKind) -> &'static str {
     }
 }
 
-/// The key lets the reconciler find an order's jobs without decoding payloads; the random
-/// tail keeps keys unique because apalis enforces (queue, key) uniqueness.
-fn idempotency_key(order_id: i64) -> String {
-    format!("order:{order_id}:{}", uuid::Uuid::new_v4().simple())
-}
-
+/// An order job's key (`order:{id}:` and a random tail) lets the reconciler find an
+/// order's jobs without decoding payloads.
 fn key_prefix(order_id: i64) -> String {
     format!("order:{order_id}:%")
 }
@@ -136,6 +109,27 @@ fn key_prefix(order_id: i64) -> String {
 /// Apalis' own attempt limit only matters for crashes (orphaned tasks are re-run); ordinary
 /// failures are retried by re-scheduling (see jobs), so the task itself never fails.
 const TASK_MAX_ATTEMPTS: usize = 25;
+
+/// A task of `job` on `queue`, due after `delay`; its key is `key` and a random tail,
+/// since apalis enforces (queue, key) uniqueness and each push is a task of its own.
+fn task_on(
+    queue: &'static str,
+    job: &impl Serialize,
+    key: &str,
+    delay: Option<Duration>,
+) -> Result<QueuedTask, StoreError> {
+    let payload = serde_json::to_vec(job).map_err(|e| StoreError::Queue(e.to_string()))?;
+    let mut builder = TaskBuilder::new(payload)
+        .max_attempts(TASK_MAX_ATTEMPTS)
+        .idempotency_key(format!("{key}:{}", uuid::Uuid::new_v4().simple()));
+    if let Some(delay) = delay {
+        builder = builder.run_after(delay);
+    }
+    Ok(QueuedTask {
+        queue,
+        task: builder.build(),
+    })
+}
 
 pub struct QueuedTask {
     pub queue: &'static str,
@@ -163,17 +157,12 @@ pub fn order_task(
     job: &OrderJob,
     delay: Option<Duration>,
 ) -> Result<QueuedTask, StoreError> {
-    let payload = serde_json::to_vec(job).map_err(|e| StoreError::Queue(e.to_string()))?;
-    let mut builder = TaskBuilder::new(payload)
-        .max_attempts(TASK_MAX_ATTEMPTS)
-        .idempotency_key(idempotency_key(job.order_id));
-    if let Some(delay) = delay {
-        builder = builder.run_after(delay);
-    }
-    Ok(QueuedTask {
-        queue: queue_name(kind),
-        task: builder.build(),
-    })
+    task_on(
+        queue_name(kind),
+        job,
+        &format!("order:{}", job.order_id),
+        delay,
+    )
 }
 
 pub fn import_task(merchant_id: i64) -> Result<QueuedTask, StoreError> {
@@ -221,21 +210,12 @@ pub async fn has_pending_import(pool: &Pool, merchant_id: i64) -> Result<bool, S
 }
 
 pub fn push_stock_task(job: &PushStock, delay: Option<Duration>) -> Result<QueuedTask, StoreError> {
-    let payload = serde_json::to_vec(job).map_err(|e| StoreError::Queue(e.to_string()))?;
-    let mut builder = TaskBuilder::new(payload)
-        .max_attempts(TASK_MAX_ATTEMPTS)
-        .idempotency_key(format!(
-            "stock:{}:{}",
-            job.merchant_id,
-            uuid::Uuid::new_v4().simple()
-        ));
-    if let Some(delay) = delay {
-        builder = builder.run_after(delay);
-    }
-    Ok(QueuedTask {
-        queue: PUSH_STOCK_QUEUE,
-        task: builder.build(),
-    })
+    task_on(
+        PUSH_STOCK_QUEUE,
+        job,
+        &format!("stock:{}", job.merchant_id),
+        delay,
+    )
 }
 
 /// The import of one schedule slot; its key makes a second one for the slot a no-op.

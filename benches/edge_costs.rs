@@ -136,6 +136,8 @@ async fn main() -> anyhow::Result<()> {
     config.fortnox.auth_url = sandbox.auth_base();
     config.fortnox.client_id = Some("sandbox-client".into());
     config.fortnox.client_secret = Some("sandbox-secret".into());
+    // Measured as before real-time import existed: orders come in by polling.
+    config.fortnox.ws_enabled = false;
     config.jobs.import_interval = Duration::from_secs(3600);
     let app = App::build(&config, &SECRET.into()).await?;
     let store = app.store.clone();

@@ -216,6 +216,19 @@ pub struct FortnoxSettings {
     #[arg(long = "fortnox-live-read-cache-secs", env = "FORTNOX_LIVE_READ_CACHE_SECS",
         default_value = "20", value_parser = whole(Duration::from_secs), global = true)]
     pub live_read_cache: Duration,
+    /// Fortnox's real-time WebSocket API: orders are imported within seconds of being
+    /// marked done, and polling stretches to `IMPORT_INTERVAL_REALTIME_SECS` while it works.
+    #[arg(
+        long = "fortnox-ws-url",
+        env = "FORTNOX_WS_URL",
+        default_value = crate::fortnox::topics::DEFAULT_URL,
+        global = true
+    )]
+    pub ws_url: String,
+    /// `false` turns real-time import off: orders are imported by polling alone.
+    #[arg(long = "fortnox-ws-enabled", env = "FORTNOX_WS_ENABLED", default_value_t = true,
+        action = clap::ArgAction::Set, global = true)]
+    pub ws_enabled: bool,
     /// The frontend page Fortnox's OAuth callback hands `code` and `state` on to (as query
     /// parameters), where the person who started the connection completes it with
     /// `completeFortnoxConnection`. Unset: the callback shows them on a page instead.
@@ -264,6 +277,12 @@ pub struct JobsConfig {
     #[arg(long = "import-interval-secs", env = "IMPORT_INTERVAL_SECS", default_value = "120",
         value_parser = whole(Duration::from_secs), global = true)]
     pub import_interval: Duration,
+    /// How often a merchant whose real-time import is live is polled anyway, to catch
+    /// changes Fortnox sends no event for. Polling falls back to `IMPORT_INTERVAL_SECS`
+    /// while the connection is down.
+    #[arg(long = "import-interval-realtime-secs", env = "IMPORT_INTERVAL_REALTIME_SECS", default_value = "900",
+        value_parser = whole(Duration::from_secs), global = true)]
+    pub realtime_import_interval: Duration,
     /// An order idle this long in a state that needs a job, with no live job, is re-enqueued.
     #[arg(long = "reconcile-idle-secs", env = "RECONCILE_IDLE_SECS", default_value = "60",
         value_parser = whole(Duration::from_secs), global = true)]
@@ -293,6 +312,7 @@ impl JobsConfig {
             reconcile_interval: at_least_a_second(self.reconcile_interval),
             reconcile_idle: self.reconcile_idle,
             import_interval: at_least_a_second(self.import_interval),
+            realtime_import_interval: at_least_a_second(self.realtime_import_interval),
             lease: at_least_a_second(self.lease),
             ..JobSettings::default()
         }

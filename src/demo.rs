@@ -39,6 +39,8 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     config.fortnox.auth_url = sandbox.auth_base();
     config.fortnox.client_id = Some("sandbox-client".into());
     config.fortnox.client_secret = Some("sandbox-secret".into());
+    // Orders marked done in the sandbox arrive within seconds through its WebSocket API.
+    config.fortnox.ws_url = sandbox.ws_url();
     config.server.public_url = format!("http://{}", config.server.bind_addr);
     config.jobs.import_interval = config.jobs.import_interval.min(Duration::from_secs(30));
     if config.auth.token_encryption_key.is_none() {

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod events;
 pub mod graphql;
 pub mod jobs;
+pub mod realtime;
 pub mod server;
 pub mod services;
 pub mod store;

@@ -9,6 +9,7 @@ mod m20261129_000001_shared_rate_log;
 mod m20261129_000002_order_state_counts;
 mod m20261129_000003_event_log;
 mod m20261129_000004_webhooks;
+mod m20261129_000005_realtime;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_order_state_counts::Migration),
             Box::new(m20261129_000003_event_log::Migration),
             Box::new(m20261129_000004_webhooks::Migration),
+            Box::new(m20261129_000005_realtime::Migration),
         ]
     }
 }

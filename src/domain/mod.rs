@@ -4,6 +4,7 @@ pub mod cancel;
 pub mod checks;
 pub mod country;
 pub mod quantity;
+pub mod realtime;
 pub mod shipment;
 pub mod shipping;
 pub mod state_machine;

@@ -33,6 +33,35 @@ pub struct FortnoxIntegration {
     /// Fortnox orders the import could not read or store. They are retried at every poll
     /// and never hold back the merchant's other orders; fix them in Fortnox.
     pub import_failures: Vec<ImportFailure>,
+    /// Whether orders arrive within seconds through Fortnox's WebSocket API, or only by
+    /// polling.
+    pub realtime: RealtimeImport,
+}
+
+/// The merchant's real-time import from Fortnox's WebSocket API. While it is live, polling
+/// runs only as a safety net (every `IMPORT_INTERVAL_REALTIME_SECS`); while it is not, at
+/// the normal interval.
+#[derive(SimpleObject)]
+pub struct RealtimeImport {
+    /// The merchant's events arrive on a healthy connection now.
+    pub live: bool,
+    /// Since when (`null` while not live).
+    pub since: Option<DateTime<Utc>>,
+    /// When the last event for the merchant arrived.
+    pub last_event_at: Option<DateTime<Utc>>,
+    /// Why the merchant is left to polling, when Fortnox refused it.
+    pub problem: Option<String>,
+}
+
+impl From<crate::store::realtime::RealtimeStatus> for RealtimeImport {
+    fn from(status: crate::store::realtime::RealtimeStatus) -> Self {
+        RealtimeImport {
+            live: status.live_since.is_some(),
+            since: status.live_since,
+            last_event_at: status.last_event_at,
+            problem: status.problem,
+        }
+    }
 }
 
 /// A Fortnox company (one Fortnox database), from Fortnox's company information.
@@ -76,6 +105,7 @@ impl From<Integration> for FortnoxIntegration {
             .into_iter()
             .map(ImportFailure::from)
             .collect();
+        let realtime = integration.realtime.into();
         let Some(row) = integration.row else {
             return FortnoxIntegration {
                 merchant_id,
@@ -89,6 +119,7 @@ impl From<Integration> for FortnoxIntegration {
                 last_error: None,
                 warnings,
                 import_failures,
+                realtime,
             };
         };
         let company = row.fortnox_tenant_id.map(|tenant_id| FortnoxCompany {
@@ -111,6 +142,7 @@ impl From<Integration> for FortnoxIntegration {
             last_error: row.last_error,
             warnings,
             import_failures,
+            realtime,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use moka::future::Cache;
 
 use crate::fortnox::types::Order;
@@ -57,6 +58,8 @@ pub fn new_order(merchant_id: i64, order: &Order) -> Result<NewOrder, String> {
 /// What the checks may need from the merchant's Fortnox beyond the order itself.
 #[derive(Debug, Default)]
 pub struct MerchantCatalog {
+    /// When it was read (a copy read before a change is stale).
+    pub fetched_at: Option<DateTime<Utc>>,
     pub non_stock_articles: HashSet<String>,
     pub way_of_delivery_descriptions: HashMap<String, String>,
 }
@@ -79,16 +82,29 @@ impl Default for CatalogCache {
 }
 
 impl CatalogCache {
+    /// The merchant's catalogue, read again when the cached copy is older than
+    /// `changed_at` (when an article event last said it changed, in any process).
     pub async fn get(
         &self,
         fortnox: &FortnoxClient,
         merchant_id: i64,
+        changed_at: Option<DateTime<Utc>>,
     ) -> Result<Arc<MerchantCatalog>, FortnoxError> {
+        if let (Some(changed), Some(cached)) = (changed_at, self.entries.get(&merchant_id).await) {
+            if cached.fetched_at.is_none_or(|at| at <= changed) {
+                self.entries.invalidate(&merchant_id).await;
+            }
+        }
         self.entries
             .try_get_with(merchant_id, fetch_catalog(fortnox, merchant_id))
             .await
             // Every waiter of a failed fetch gets the one error.
             .map_err(Arc::unwrap_or_clone)
+    }
+
+    /// Drops the merchant's cached catalogue (an article changed in Fortnox).
+    pub async fn forget(&self, merchant_id: i64) {
+        self.entries.invalidate(&merchant_id).await;
     }
 }
 
@@ -96,10 +112,13 @@ async fn fetch_catalog(
     fortnox: &FortnoxClient,
     merchant_id: i64,
 ) -> Result<Arc<MerchantCatalog>, FortnoxError> {
+    // Taken before the reads: a change made while they run makes this copy stale.
+    let fetched_at = Some(Utc::now());
     let tenant = fortnox.tenant(merchant_id.to_string());
     let articles = tenant.list_articles(None).await?;
     let ways = tenant.list_ways_of_delivery().await?;
     Ok(Arc::new(MerchantCatalog {
+        fetched_at,
         non_stock_articles: articles
             .into_iter()
             .filter(|a| {

@@ -12,7 +12,7 @@ use entity::import_failure;
 use super::fortnox_glue::{fortnox_error, new_order};
 use super::{JobContext, JobError};
 use crate::domain::OrderState;
-use crate::fortnox::types::{invoice_reference, DocumentNumber, Order, OrderListItem};
+use crate::fortnox::types::{invoice_reference, DocumentNumber, Order};
 use crate::fortnox::{ErrorClass, OrderFilter, OrderQuery, TenantClient};
 use crate::store::transitions::{TransitionError, TransitionRequest};
 use entity::IntegrationStatus;
@@ -131,7 +131,7 @@ pub async fn import_orders(
             .await
             .map_err(fortnox_error)?
         {
-            if cancel_local(ctx, merchant_id, &item).await? {
+            if cancel_local(ctx, merchant_id, item.document_number.as_str()).await? {
                 summary.cancelled += 1;
             }
         }
@@ -173,29 +173,100 @@ async fn import_one(
     first_order_date: Option<NaiveDate>,
     summary: &mut ImportSummary,
 ) -> Result<(), JobError> {
+    if let Some(order) = fetch(ctx, tenant, merchant_id, document, summary).await? {
+        store_fetched(ctx, merchant_id, &order, first_order_date, summary).await?;
+    }
+    Ok(())
+}
+
+/// One order a real-time event named: read it once, then import it or cancel it as a poll
+/// would (rule 3, and cancellations).
+pub(super) async fn import_or_cancel(
+    ctx: &JobContext,
+    merchant_id: i64,
+    document: &DocumentNumber,
+) -> Result<ImportSummary, JobError> {
+    let mut summary = ImportSummary::default();
+    let Some(integration) = ctx.store.integration(merchant_id).await? else {
+        return Ok(summary);
+    };
+    if integration.status != IntegrationStatus::Connected {
+        return Ok(summary);
+    }
+    let tenant = ctx.fortnox.tenant(merchant_id.to_string());
+    let Some(order) = fetch(ctx, &tenant, merchant_id, document, &mut summary).await? else {
+        return Ok(summary);
+    };
+    if order.cancelled {
+        ctx.store
+            .clear_import_failure(merchant_id, document.as_str())
+            .await?;
+        if cancel_local(ctx, merchant_id, document.as_str()).await? {
+            summary.cancelled += 1;
+        }
+        return Ok(summary);
+    }
+    if ctx
+        .store
+        .order_by_document(merchant_id, document.as_str())
+        .await?
+        .is_some()
+    {
+        summary.skipped += 1;
+        return Ok(summary);
+    }
+    let first_order_date = integration
+        .first_order_date
+        .as_deref()
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    store_fetched(ctx, merchant_id, &order, first_order_date, &mut summary).await?;
+    Ok(summary)
+}
+
+/// Reads one order; `None` when it is gone (404) or could not be read (then recorded as an
+/// import failure).
+async fn fetch(
+    ctx: &JobContext,
+    tenant: &TenantClient,
+    merchant_id: i64,
+    document: &DocumentNumber,
+    summary: &mut ImportSummary,
+) -> Result<Option<Order>, JobError> {
     let number = document.as_str();
-    let order = match tenant.get_order(document).await {
-        Ok(order) => order,
+    match tenant.get_order(document).await {
+        Ok(order) => Ok(Some(order)),
         Err(error) if error.is_not_found() => {
             // Deleted in Fortnox since it was listed: nothing to import or retry.
             ctx.store.clear_import_failure(merchant_id, number).await?;
             summary.skipped += 1;
-            return Ok(());
+            Ok(None)
         }
         Err(error) if error.class() == ErrorClass::NeedsReauthorization => {
-            return Err(fortnox_error(error))
+            Err(fortnox_error(error))
         }
         Err(error) => {
             let reason = format!("Fortnox order {number} could not be read: {error}");
-            return failed(ctx, merchant_id, number, &reason, summary).await;
+            failed(ctx, merchant_id, number, &reason, summary).await?;
+            Ok(None)
         }
-    };
-    if !importable(&order, first_order_date) {
+    }
+}
+
+/// Checks a read order against rule 3 and stores it with its first event and job.
+async fn store_fetched(
+    ctx: &JobContext,
+    merchant_id: i64,
+    order: &Order,
+    first_order_date: Option<NaiveDate>,
+    summary: &mut ImportSummary,
+) -> Result<(), JobError> {
+    let number = order.document_number.as_str();
+    if !importable(order, first_order_date) {
         ctx.store.clear_import_failure(merchant_id, number).await?;
         summary.skipped += 1;
         return Ok(());
     }
-    let stored = match new_order(merchant_id, &order) {
+    let stored = match new_order(merchant_id, order) {
         Ok(stored) => stored,
         Err(error) => {
             let reason = format!("Fortnox order {number} could not be stored: {error}");
@@ -278,11 +349,11 @@ fn importable(order: &Order, first_order_date: Option<NaiveDate>) -> bool {
 async fn cancel_local(
     ctx: &JobContext,
     merchant_id: i64,
-    item: &OrderListItem,
+    document_number: &str,
 ) -> Result<bool, JobError> {
     let Some(order) = ctx
         .store
-        .order_by_document(merchant_id, item.document_number.as_str())
+        .order_by_document(merchant_id, document_number)
         .await?
     else {
         return Ok(false);

@@ -8,6 +8,7 @@ pub mod counters;
 mod credit;
 mod dispatch;
 pub mod faults;
+mod fortnox_events;
 mod fortnox_glue;
 mod import;
 mod invoice;
@@ -52,6 +53,9 @@ pub struct JobSettings {
     pub reconcile_idle: Duration,
     /// How often each connected merchant's Fortnox is polled for done orders.
     pub import_interval: Duration,
+    /// The same for merchants whose real-time import is live: a safety net for changes
+    /// Fortnox sends no event for.
+    pub realtime_import_interval: Duration,
     /// How long an order's lease lasts without renewal: a running job renews it, so this is
     /// how long the order waits after its job's process died or froze.
     pub lease: Duration,
@@ -79,6 +83,7 @@ impl Default for JobSettings {
             reconcile_interval: Duration::from_secs(60),
             reconcile_idle: Duration::from_secs(60),
             import_interval: Duration::from_secs(120),
+            realtime_import_interval: Duration::from_secs(900),
             lease: Duration::from_secs(600),
         }
     }

@@ -46,13 +46,18 @@ pub(super) async fn run(ctx: JobContext, mut shutdown: tokio::sync::watch::Recei
     }
 }
 
-/// Queues an import for every connected merchant each `import_interval`. The key names the
+/// Queues an import for every connected merchant each `import_interval` (each
+/// `realtime_import_interval` while its real-time import is live). The key names the
 /// interval, so several processes sharing the database queue one import per merchant.
 pub(super) async fn schedule_imports(
     ctx: JobContext,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let interval = ctx.settings.import_interval;
+    // Each merchant's slot is either interval; ticking at the shorter one meets both.
+    let interval = ctx
+        .settings
+        .import_interval
+        .min(ctx.settings.realtime_import_interval);
     let mut ticker = tokio::time::interval(interval);
     loop {
         tokio::select! {
@@ -67,10 +72,19 @@ pub(super) async fn schedule_imports(
 }
 
 async fn queue_imports(ctx: &JobContext) -> Result<(), StoreError> {
-    let slot =
-        chrono::Utc::now().timestamp() / ctx.settings.import_interval.as_secs().max(1) as i64;
+    let now = chrono::Utc::now().timestamp();
+    let slot = |interval: std::time::Duration| now / interval.as_secs().max(1) as i64;
+    let live = ctx.store.realtime_live_merchants().await?;
     for merchant_id in ctx.store.connected_merchants().await? {
-        let task = jobs_table::scheduled_import_task(merchant_id, slot)?;
+        // A live merchant's slots are longer (and keyed apart from the normal ones): its
+        // events import its orders, and this poll only catches what Fortnox sends no
+        // event for.
+        let key = if live.contains(&merchant_id) {
+            format!("realtime:{}", slot(ctx.settings.realtime_import_interval))
+        } else {
+            slot(ctx.settings.import_interval).to_string()
+        };
+        let task = jobs_table::scheduled_import_task(merchant_id, &key)?;
         if let Err(error) = jobs_table::push(&ctx.store.pool, vec![task]).await {
             // Another process queued this slot's import first.
             tracing::debug!(merchant_id, %error, "scheduled import already queued");

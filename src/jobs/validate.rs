@@ -62,9 +62,10 @@ pub(super) async fn run(
     // orders pass without, and every Fortnox call counts.
     let needs_catalog = !outcome.passes() || !outcome.warnings.is_empty();
     if needs_catalog && connected {
+        let changed_at = ctx.store.catalog_changed_at(order.merchant_id).await?;
         let catalog = ctx
             .catalog
-            .get(&ctx.fortnox, order.merchant_id)
+            .get(&ctx.fortnox, order.merchant_id, changed_at)
             .await
             .map_err(fortnox_error)?;
         check_ctx.non_stock_article_numbers = catalog.non_stock_articles.clone();

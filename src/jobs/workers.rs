@@ -253,6 +253,22 @@ macro_rules! register_workers {
         let (c, p, cfg, st) = (
             ctx.clone(),
             pool.clone(),
+            config(jobs_table::FORTNOX_EVENT_QUEUE),
+            strategy,
+        );
+        let monitor = monitor.register(move |_| {
+            WorkerBuilder::new(worker_name(jobs_table::FORTNOX_EVENT_QUEUE))
+                .backend(
+                    $storage::<jobs_table::FortnoxOrderEvent>::new(&p)
+                        .with_config(cfg.clone())
+                        .poll_with_strategy(st(cfg.queue.as_ref())),
+                )
+                .data(c.clone())
+                .build(super::fortnox_events::read_fortnox_order)
+        });
+        let (c, p, cfg, st) = (
+            ctx.clone(),
+            pool.clone(),
             config(jobs_table::CREDIT_DUPLICATE_QUEUE),
             strategy,
         );

@@ -55,6 +55,8 @@ pub struct App {
     /// Open subscription connections per token.
     pub websockets: websocket::SocketCounts,
     pub webhooks: Webhooks,
+    /// The connection to Fortnox's WebSocket API, when real-time import is on.
+    pub realtime: Option<crate::realtime::RealtimeSettings>,
 }
 
 /// The OAuth callback Fortnox redirects the merchant to.
@@ -153,7 +155,19 @@ impl App {
                 })
             })
             .transpose()?;
+        let realtime = match (&config.fortnox.client_secret, config.fortnox.ws_enabled) {
+            (Some(secret), true) => Some(crate::realtime::RealtimeSettings::new(
+                config.fortnox.ws_url.clone(),
+                secret.clone(),
+            )),
+            (None, true) => {
+                tracing::warn!("FORTNOX_CLIENT_SECRET is not set, so real-time import from Fortnox's WebSocket API is off; orders are imported by polling");
+                None
+            }
+            (_, false) => None,
+        };
         Ok(App {
+            realtime,
             connect_return_url,
             fortnox,
             warehouse: std::sync::Arc::new(crate::warehouse::BuiltinWarehouse),
@@ -223,6 +237,17 @@ impl App {
             self.feed.clone(),
             stop_rx.clone(),
         ));
+        if let Some(settings) = &self.realtime {
+            tokio::spawn(crate::realtime::run(
+                crate::realtime::RealtimeContext {
+                    store: self.store.clone(),
+                    fortnox: self.fortnox.clone(),
+                    catalog: self.catalog.clone(),
+                    settings: settings.clone(),
+                },
+                stop_rx.clone(),
+            ));
+        }
         if let crate::store::Pool::Postgres(pool) = &self.store.pool {
             tokio::spawn(crate::events::listen_postgres(
                 pool.clone(),

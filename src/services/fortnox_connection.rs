@@ -22,6 +22,8 @@ pub struct Integration {
     pub row: Option<fortnox_integration::Model>,
     /// Fortnox orders the import could not read or store, retried at every poll.
     pub import_failures: Vec<import_failure::Model>,
+    /// Whether the merchant's orders arrive in real time (Fortnox's WebSocket API).
+    pub realtime: crate::store::realtime::RealtimeStatus,
 }
 
 /// What the merchant is told while Fortnox is not connected.
@@ -151,6 +153,7 @@ impl Services {
         }
         tracing::info!(merchant_id, company = %company.describe(), "Fortnox connected");
         after_connected(&self.store, merchant_id).await;
+        crate::realtime::tenants_changed();
         self.integration(merchant_id).await
     }
 
@@ -161,6 +164,7 @@ impl Services {
     ) -> Result<Integration> {
         self.merchant_in_scope(actor, merchant_id).await?;
         self.store.disconnect(merchant_id).await?;
+        crate::realtime::tenants_changed();
         self.integration(merchant_id).await
     }
 
@@ -200,10 +204,12 @@ impl Services {
     async fn integration(&self, merchant_id: i64) -> Result<Integration> {
         let row = self.store.integration(merchant_id).await?;
         let import_failures = self.store.import_failures(merchant_id).await?;
+        let realtime = self.store.realtime_status(merchant_id).await?;
         Ok(Integration {
             merchant_id,
             row,
             import_failures,
+            realtime,
         })
     }
 }

@@ -49,6 +49,58 @@ pub struct PushStock {
 
 pub const PUSH_STOCK_QUEUE: &str = "push_stock";
 
+/// Payload of the read of one Fortnox order that a real-time event named: the order is
+/// read when the job runs, so one job stands for every event of the order queued before.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FortnoxOrderEvent {
+    pub merchant_id: i64,
+    pub document_number: String,
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+pub const FORTNOX_EVENT_QUEUE: &str = "fortnox_order_event";
+
+/// The key prefix of an order's event reads: `fortnox-order:{merchant}:{document}:`.
+fn fortnox_order_key(merchant_id: i64, document_number: &str) -> String {
+    format!("fortnox-order:{merchant_id}:{document_number}")
+}
+
+pub fn fortnox_order_task(
+    job: &FortnoxOrderEvent,
+    delay: Option<Duration>,
+) -> Result<QueuedTask, StoreError> {
+    task_on(
+        FORTNOX_EVENT_QUEUE,
+        job,
+        &fortnox_order_key(job.merchant_id, &job.document_number),
+        delay,
+    )
+}
+
+/// Is a read of this order waiting to start? Then a new event needs no job of its own:
+/// that read sees the change too. A running read does not count (it may have read before
+/// the change). `document_number` must be a parsed document number (digits), since it
+/// becomes part of a pattern.
+pub(crate) fn pending_fortnox_order_query(
+    postgres: bool,
+    merchant_id: i64,
+    document_number: &str,
+) -> (String, String) {
+    let prefix = fortnox_order_key(merchant_id, document_number);
+    if postgres {
+        (
+            "SELECT COUNT(*) FROM apalis.jobs WHERE idempotency_key LIKE ? AND status IN ('Pending', 'Queued')".into(),
+            format!("{prefix}:%"),
+        )
+    } else {
+        (
+            "SELECT COUNT(*) FROM Jobs INDEXED BY ix_jobs_idempotency_key WHERE idempotency_key GLOB ? AND status IN ('Pending', 'Queued')".into(),
+            format!("{prefix}:*"),
+        )
+    }
+}
+
 /// Payload of the job that records a duplicate invoice and credits it in Fortnox. Queued
 /// by the job that found it, in one write, so that a crash right after loses nothing.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -219,7 +271,7 @@ pub fn push_stock_task(job: &PushStock, delay: Option<Duration>) -> Result<Queue
 }
 
 /// The import of one schedule slot; its key makes a second one for the slot a no-op.
-pub fn scheduled_import_task(merchant_id: i64, slot: i64) -> Result<QueuedTask, StoreError> {
+pub fn scheduled_import_task(merchant_id: i64, slot: &str) -> Result<QueuedTask, StoreError> {
     let payload = serde_json::to_vec(&ImportOrders::now(merchant_id))
         .map_err(|e| StoreError::Queue(e.to_string()))?;
     let task = TaskBuilder::new(payload)

@@ -14,6 +14,7 @@ pub mod leases;
 pub mod orders;
 pub mod pipeline;
 pub mod product_sync;
+pub mod realtime;
 pub mod transitions;
 pub mod webhooks;
 pub mod write;

@@ -108,12 +108,14 @@ impl Flow {
                 },
             ],
         );
-        let (api, auth) = (sandbox.api_base(), sandbox.auth_base());
+        let (api, auth, ws_url) = (sandbox.api_base(), sandbox.auth_base(), sandbox.ws_url());
         let app = TestApp::spawn_with(|config| {
             config.fortnox.api_url = api;
             config.fortnox.auth_url = auth;
             config.fortnox.client_id = Some("sandbox-client".into());
             config.fortnox.client_secret = Some("sandbox-secret".into());
+            // Off unless a test turns it on (`config.fortnox.ws_enabled = true`).
+            config.fortnox.ws_url = ws_url;
             config.auth.token_encryption_key = Some(KEY.into());
             config.jobs.import_interval = Duration::from_secs(3600);
             config.jobs.retry_base = Duration::from_millis(300);

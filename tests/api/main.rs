@@ -32,6 +32,7 @@ mod pipeline;
 mod pipeline_rules;
 mod product_sync;
 mod query_cost;
+mod realtime;
 mod roles;
 mod schema;
 mod state_machine;

@@ -15,7 +15,7 @@ fn two_rows() -> serde_json::Value {
 }
 
 /// Calls to Fortnox's API, OAuth aside.
-fn api_calls(counters: &fortnox_sandbox::Counters) -> u64 {
+pub(crate) fn api_calls(counters: &fortnox_sandbox::Counters) -> u64 {
     counters
         .calls
         .iter()

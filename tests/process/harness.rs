@@ -123,6 +123,16 @@ impl ProcessHarness {
             ("FORTNOX_CLIENT_ID".into(), DEFAULT_CLIENT_ID.into()),
             ("FORTNOX_CLIENT_SECRET".into(), DEFAULT_CLIENT_SECRET.into()),
             ("TOKEN_ENCRYPTION_KEY".into(), TOKEN_KEY.into()),
+            // Real-time import is turned on by the tests about it (`realtime_env`).
+            ("FORTNOX_WS_ENABLED".into(), "false".into()),
+        ]
+    }
+
+    /// Real-time import from the sandbox's WebSocket API, for `start_server`'s extra env.
+    pub fn realtime_env(&self) -> [(&'static str, String); 2] {
+        [
+            ("FORTNOX_WS_ENABLED", "true".into()),
+            ("FORTNOX_WS_URL", self.sandbox.ws_url()),
         ]
     }
 

@@ -11,6 +11,7 @@ mod event_resume;
 // It runs the binary's `demo` command, which needs the `sandbox` feature.
 #[cfg(feature = "sandbox")]
 mod demo;
+mod realtime_handover;
 mod restart_rate_limit;
 mod shared_budget;
 mod sigstop_invoice;

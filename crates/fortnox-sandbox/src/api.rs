@@ -26,8 +26,11 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/orders/{n}/createinvoice", put(create_invoice))
         .route("/orders/{n}/cancel", put(cancel_order))
         .route("/orders/{n}/warehouseready", put(warehouse_ready))
-        .route("/articles", get(list_articles))
-        .route("/articles/{n}", get(get_article).put(update_article))
+        .route("/articles", get(list_articles).post(create_article))
+        .route(
+            "/articles/{n}",
+            get(get_article).put(update_article).delete(delete_article),
+        )
         .route("/wayofdeliveries", get(list_ways))
         .route("/wayofdeliveries/{code}", get(get_way))
         .route("/invoices/{n}", get(get_invoice))
@@ -324,6 +327,24 @@ async fn update_article(
         })
         .map(|article| ArticleEnvelope { article });
     respond(StatusCode::OK, r)
+}
+
+async fn create_article(AxState(sh): S, Extension(TenantId(t)): T, body: Bytes) -> Response {
+    let r = unwrap_body(&body, "Article")
+        .and_then(|m| sh.lock().tenant_mut(&t).create_article(&m, &sh.base_url))
+        .map(|article| ArticleEnvelope { article });
+    respond(StatusCode::CREATED, r)
+}
+
+async fn delete_article(
+    AxState(sh): S,
+    Extension(TenantId(t)): T,
+    Path(n): Path<String>,
+) -> Response {
+    match sh.lock().tenant_mut(&t).delete_article(&n) {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn list_ways(

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
@@ -36,6 +36,8 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/faults", post(inject).delete(clear_faults))
         .route("/calls", get(calls).delete(clear_calls))
         .route("/counters", get(counters))
+        .route("/tenants/{t}/articles/{n}", delete(delete_article))
+        .nest("/ws", crate::ws::control_routes())
 }
 
 type S = AxState<Arc<Shared>>;
@@ -164,8 +166,36 @@ async fn cancel(AxState(sh): S, Path((t, n)): Path<(String, String)>) -> Respons
     }
 }
 
-async fn issue_tokens(AxState(sh): S, Path(t): Path<String>) -> Response {
-    Json(handle(sh).issue_tokens(&t)).into_response()
+#[derive(Deserialize)]
+struct TokenRequest {
+    /// Space-separated scopes; the default is every scope.
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// The body is optional: none or `{"scope":"article order"}`.
+async fn issue_tokens(AxState(sh): S, Path(t): Path<String>, body: Bytes) -> Response {
+    let scope = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<TokenRequest>(&body) {
+            Ok(r) => r.scope,
+            Err(e) => return bad(format!("expected no body or {{\"scope\":\"...\"}}: {e}")),
+        }
+    };
+    let h = handle(sh);
+    let tokens = match scope {
+        Some(scope) => h.issue_tokens_with_scope(&t, &scope),
+        None => h.issue_tokens(&t),
+    };
+    Json(tokens).into_response()
+}
+
+async fn delete_article(AxState(sh): S, Path((t, n)): Path<(String, String)>) -> Response {
+    match handle(sh).delete_article(&t, &n) {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn revoke(AxState(sh): S, Path(t): Path<String>) -> Response {

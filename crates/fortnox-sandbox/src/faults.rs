@@ -341,6 +341,7 @@ mod tests {
             AccessToken {
                 tenant: "t1".into(),
                 expires_at: Instant::now() + Duration::from_secs(3600),
+                scope: String::new(),
             },
         );
         Shared {

@@ -88,8 +88,17 @@ pub(crate) fn random_token(len: usize) -> String {
         .collect()
 }
 
-/// Issues a fresh access/refresh pair for `tenant`.
-pub(crate) fn issue_tokens(shared: &Shared, st: &mut State, tenant: &str) -> TokenResponse {
+/// The scopes of the tokens the sandbox issues, unless told otherwise.
+pub const DEFAULT_SCOPE: &str = "article companyinformation invoice order settings";
+
+/// Issues a fresh access/refresh pair for `tenant` with `scope`
+/// (space-separated; the refresh token passes it on).
+pub(crate) fn issue_tokens(
+    shared: &Shared,
+    st: &mut State,
+    tenant: &str,
+    scope: &str,
+) -> TokenResponse {
     let now = Instant::now();
     let access = random_token(48);
     let refresh = random_token(40);
@@ -98,6 +107,7 @@ pub(crate) fn issue_tokens(shared: &Shared, st: &mut State, tenant: &str) -> Tok
         AccessToken {
             tenant: tenant.into(),
             expires_at: now + shared.cfg.access_token_ttl,
+            scope: scope.into(),
         },
     );
     st.refresh.insert(
@@ -106,12 +116,13 @@ pub(crate) fn issue_tokens(shared: &Shared, st: &mut State, tenant: &str) -> Tok
             tenant: tenant.into(),
             expires_at: now + shared.cfg.refresh_token_ttl,
             used: false,
+            scope: scope.into(),
         },
     );
     TokenResponse {
         access_token: access,
         refresh_token: refresh,
-        scope: Some("article companyinformation invoice order settings".into()),
+        scope: Some(scope.into()),
         expires_in: shared.cfg.access_token_ttl.as_secs() as i64,
         token_type: Some("bearer".into()),
     }
@@ -185,6 +196,12 @@ impl SandboxHandle {
         for a in articles {
             t.upsert_article(a, &self.shared.base_url);
         }
+    }
+
+    /// Deletes an article, as `DELETE /3/articles/{n}` does, without a call
+    /// in the log.
+    pub fn delete_article(&self, tenant: &str, number: &str) -> SResult<Article> {
+        self.shared.lock().tenant_mut(tenant).delete_article(number)
     }
 
     pub fn add_ways_of_delivery(&self, tenant: &str, ways: Vec<WayOfDelivery>) {
@@ -304,7 +321,16 @@ impl SandboxHandle {
     pub fn issue_tokens(&self, tenant: &str) -> TokenResponse {
         let mut st = self.shared.lock();
         st.tenant_mut(tenant);
-        issue_tokens(&self.shared, &mut st, tenant)
+        issue_tokens(&self.shared, &mut st, tenant, DEFAULT_SCOPE)
+    }
+
+    /// Like [`Self::issue_tokens`], with only `scope` (space-separated, e.g.
+    /// `"article"`): the Topics WebSocket then sends the tenant only the
+    /// topics those scopes cover. The REST API checks no scopes.
+    pub fn issue_tokens_with_scope(&self, tenant: &str, scope: &str) -> TokenResponse {
+        let mut st = self.shared.lock();
+        st.tenant_mut(tenant);
+        issue_tokens(&self.shared, &mut st, tenant, scope)
     }
 
     /// The merchant revoked the integration: every token of the tenant dies.

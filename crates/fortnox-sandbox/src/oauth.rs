@@ -12,7 +12,7 @@ use axum::{Form, Router};
 use base64::Engine;
 use tokio::time::Instant;
 
-use super::handle::{issue_tokens, random_token};
+use super::handle::{issue_tokens, random_token, DEFAULT_SCOPE};
 use super::state::AuthCode;
 use super::Shared;
 
@@ -161,7 +161,7 @@ fn token_inner(
             match st.codes.get_mut(code) {
                 Some(c) if !c.used && c.expires_at > now && c.redirect_uri == redirect => {
                     c.used = true;
-                    Some(c.tenant.clone())
+                    Some((c.tenant.clone(), DEFAULT_SCOPE.to_string()))
                 }
                 _ => None,
             }
@@ -172,7 +172,7 @@ fn token_inner(
                 Some(r) if !r.used && r.expires_at > now => {
                     // Single use: this token is spent whatever happens next.
                     r.used = true;
-                    Some(r.tenant.clone())
+                    Some((r.tenant.clone(), r.scope.clone()))
                 }
                 _ => None,
             }
@@ -188,8 +188,8 @@ fn token_inner(
         }
     };
     match tenant {
-        Some(t) => {
-            let body = issue_tokens(shared, &mut st, &t);
+        Some((t, scope)) => {
+            let body = issue_tokens(shared, &mut st, &t, &scope);
             (axum::Json(body).into_response(), Some(t), "ok")
         }
         None => {

@@ -12,9 +12,13 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use super::faults::Faults;
+use super::ws::WsState;
 
+mod articles;
+pub mod events;
 mod invoices;
 mod orders;
+use events::{EventLog, Outbox};
 use fortnox::limiter::SlidingWindow;
 use fortnox::types::*;
 
@@ -38,6 +42,8 @@ pub mod codes {
     pub const INVOICE_IS_CREDIT: i64 = 2000853;
     /// assumed: crediting a cancelled invoice
     pub const INVOICE_CANCELLED: i64 = 2000854;
+    /// assumed: `POST /3/articles` with an ArticleNumber in use
+    pub const ARTICLE_EXISTS: i64 = 2000855;
 }
 
 /// An error in Fortnox's shape: status, `ErrorInformation`, and the key casing
@@ -155,6 +161,8 @@ pub struct StoredOrder {
 
 #[derive(Debug)]
 pub struct Tenant {
+    /// The sandbox's name of the tenant (`t1`, `demo`).
+    pub id: String,
     pub settings: TenantSettings,
     /// What `GET /3/companyinformation` answers.
     pub company: CompanyInformation,
@@ -165,12 +173,16 @@ pub struct Tenant {
     next_order: u64,
     next_row_id: u64,
     next_invoice: u64,
+    /// Where `Tenant::emit` queues events (shared with the state).
+    outbox: Outbox,
 }
 
 #[derive(Debug, Clone)]
 pub struct AccessToken {
     pub tenant: String,
     pub expires_at: Instant,
+    /// Space-separated scopes, as in the token response.
+    pub scope: String,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +190,8 @@ pub struct RefreshToken {
     pub tenant: String,
     pub expires_at: Instant,
     pub used: bool,
+    /// The scopes the access tokens it gives get.
+    pub scope: String,
 }
 
 #[derive(Debug, Clone)]
@@ -217,15 +231,22 @@ pub struct State {
     pub authorize_tenant: Option<String>,
     /// Every tenant's `DatabaseNumber`, to keep them unique.
     database_numbers: BTreeSet<i64>,
+    /// Every event emitted, per topic (the Topics WebSocket).
+    pub events: EventLog,
+    /// The WebSocket connections and their test switches.
+    pub ws: WsState,
+    /// Changes made under the current lock, not yet logged.
+    outbox: Outbox,
 }
 
 impl State {
     /// The tenant, created with its defaults if it does not exist yet.
     pub fn tenant_mut(&mut self, id: &str) -> &mut Tenant {
         let used = &mut self.database_numbers;
+        let outbox = &self.outbox;
         self.tenants
             .entry(id.to_string())
-            .or_insert_with(|| Tenant::new(id, claim_database_number(used, id)))
+            .or_insert_with(|| Tenant::new(id, claim_database_number(used, id), outbox.clone()))
     }
 
     /// Overlays `company` on tenant `id`'s company information (creating the
@@ -275,8 +296,9 @@ fn merge(base: &mut Value, patch: &Map<String, Value>) {
 }
 
 impl Tenant {
-    fn new(id: &str, database_number: i64) -> Self {
+    fn new(id: &str, database_number: i64, outbox: Outbox) -> Self {
         Tenant {
+            id: id.to_string(),
             settings: TenantSettings::default(),
             company: default_company(id, database_number),
             orders: BTreeMap::new(),
@@ -286,6 +308,7 @@ impl Tenant {
             next_order: 1,
             next_row_id: 1,
             next_invoice: 1001,
+            outbox,
         }
     }
 
@@ -323,14 +346,18 @@ impl Tenant {
         }
         stored.order.cancelled = true;
         stored.modified = now_naive();
-        Ok(stored.order.clone())
+        let order = stored.order.clone();
+        self.emit("orders", "order-cancelled-v1", &order.document_number);
+        Ok(order)
     }
 
     pub fn set_warehouse_ready(&mut self, doc: &str) -> SResult<Order> {
         let stored = self.order_mut(doc)?;
         stored.order.warehouse_ready = true;
         stored.modified = now_naive();
-        Ok(stored.order.clone())
+        let order = stored.order.clone();
+        self.emit("orders", "order-updated-v1", &order.document_number);
+        Ok(order)
     }
 
     /// Control: the merchant marks the order done (`NotCompleted = false`).
@@ -338,40 +365,9 @@ impl Tenant {
         let stored = self.order_mut(doc)?;
         stored.order.not_completed = false;
         stored.modified = now_naive();
-        Ok(stored.order.clone())
-    }
-
-    pub fn article(&self, number: &str) -> SResult<&Article> {
-        self.articles.get(number).ok_or_else(|| {
-            SandboxError::not_found("Kan inte hitta artikeln.", codes::ARTICLE_NOT_FOUND)
-        })
-    }
-
-    pub fn upsert_article(&mut self, mut a: Article, base_url: &str) -> Article {
-        a.url = Some(format!("{base_url}/3/articles/{}", a.article_number));
-        let reserved = a.reserved_quantity.unwrap_or(Quantity::ZERO);
-        a.reserved_quantity = Some(reserved);
-        if let Some(q) = a.quantity_in_stock {
-            a.disposable_quantity = Some(Quantity(q.0 - reserved.0));
-        }
-        self.articles.insert(a.article_number.clone(), a.clone());
-        a
-    }
-
-    /// `PUT /3/articles/{n}`: overlays the given fields.
-    pub fn update_article(
-        &mut self,
-        number: &str,
-        body: &Map<String, Value>,
-        base_url: &str,
-    ) -> SResult<Article> {
-        let current = self.article(number)?.clone();
-        let mut v = serde_json::to_value(&current).map_err(SandboxError::bad_json)?;
-        let mut patch = body.clone();
-        patch.remove("ArticleNumber");
-        merge(&mut v, &patch);
-        let a: Article = serde_json::from_value(v).map_err(SandboxError::bad_json)?;
-        Ok(self.upsert_article(a, base_url))
+        let order = stored.order.clone();
+        self.emit("orders", "order-updated-v1", &order.document_number);
+        Ok(order)
     }
 
     pub fn upsert_way(&mut self, mut w: WayOfDelivery, base_url: &str) {

@@ -12,6 +12,7 @@ pub mod keyed_locks;
 pub mod limiter;
 pub mod metrics;
 pub mod oauth;
+pub mod topics;
 pub mod types;
 
 pub use client::{CreditOutcome, FortnoxClient, InvoiceOutcome, TenantClient};

@@ -315,6 +315,29 @@ impl TokenManager {
         }
     }
 
+    /// An access token still valid for at least `validity` (refreshed first otherwise):
+    /// for a holder that keeps the token for a while, like the WebSocket connection.
+    pub async fn access_token_valid_for(
+        &self,
+        merchant: &str,
+        validity: Duration,
+    ) -> Result<String> {
+        match self.store.load(merchant).await? {
+            TokenState::Active(t) if !t.expires_within(validity.max(self.skew)) => {
+                Ok(t.access_token)
+            }
+            TokenState::Active(t) => {
+                // `stale` forces the refresh unless another caller refreshed meanwhile.
+                let fresh = self.refresh(merchant, Some(&t.access_token)).await?;
+                Ok(fresh)
+            }
+            TokenState::Missing => Err(not_connected()),
+            TokenState::NeedsReauthorization { reason } => {
+                Err(FortnoxError::NeedsReauthorization { reason })
+            }
+        }
+    }
+
     /// Fortnox answered 401 to `stale`: refresh unless someone already did.
     pub async fn refresh_after_unauthorized(&self, merchant: &str, stale: &str) -> Result<String> {
         self.refresh(merchant, Some(stale)).await

@@ -97,6 +97,8 @@ pub fn test_config(database_url: &str) -> Config {
     config.jobs.reconcile_interval = Duration::from_secs(1);
     config.jobs.reconcile_idle = Duration::from_secs(2);
     config.jobs.lease = Duration::from_secs(10);
+    // Real-time import is turned on by the tests about it, pointed at their sandbox.
+    config.fortnox.ws_enabled = false;
     config
 }
 
@@ -177,8 +179,14 @@ impl TestApp {
     }
 
     /// Stops the app (gracefully) and starts a new one on the same database and address.
-    pub async fn restart(mut self) -> TestApp {
+    pub async fn restart(self) -> TestApp {
+        self.restart_after(|| {}).await
+    }
+
+    /// Stops the app, runs `between` while it is down, and starts it again as `restart`.
+    pub async fn restart_after(mut self, between: impl FnOnce()) -> TestApp {
         self.halt().await;
+        between();
         let listener = tokio::net::TcpListener::bind(self.addr)
             .await
             .expect("rebind the same address");

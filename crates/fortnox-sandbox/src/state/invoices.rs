@@ -63,6 +63,8 @@ impl Tenant {
         if let Some(stored) = self.invoices.get_mut(&key) {
             stored.credit_invoice_reference = Some(number.to_string());
         }
+        self.emit("invoices", "invoice-created-v1", number);
+        self.emit("invoices", "invoice-updated-v1", key);
         Ok(credit)
     }
 }

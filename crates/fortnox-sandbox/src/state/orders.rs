@@ -1,5 +1,6 @@
 //! Fortnox's order rules: creation, the RowId rules of row updates, the
-//! warehouse rules on delivered quantities, and `createinvoice`.
+//! warehouse rules on delivered quantities, and `createinvoice`. Each
+//! change emits its `orders` (and `invoices`) events.
 
 use serde_json::{Map, Value};
 
@@ -66,6 +67,7 @@ impl Tenant {
                 backorder_of: None,
             },
         );
+        self.emit("orders", "order-created-v1", number);
         Ok(order)
     }
 
@@ -154,6 +156,7 @@ impl Tenant {
         let stored = self.order_mut(doc)?;
         stored.order = updated.clone();
         stored.modified = now_naive();
+        self.emit("orders", "order-updated-v1", &updated.document_number);
         Ok(updated)
     }
 
@@ -192,6 +195,7 @@ impl Tenant {
             credit_invoice_reference: Some("0".into()),
         };
         self.invoices.insert(number, invoice.clone());
+        self.emit("invoices", "invoice-created-v1", number);
 
         let short: Vec<OrderRow> = order
             .order_rows
@@ -217,6 +221,7 @@ impl Tenant {
             stored.order.warehouse_ready = true;
         }
         stored.modified = now_naive();
+        self.emit("orders", "order-updated-v1", &order.document_number);
         Ok(invoice)
     }
 
@@ -246,5 +251,6 @@ impl Tenant {
                 backorder_of: Some(origin.document_number.clone()),
             },
         );
+        self.emit("orders", "order-created-v1", number);
     }
 }

@@ -102,6 +102,12 @@ async fn run(
     };
     config.jobs.realtime_import_interval = Duration::from_secs(3600);
     let server = Server::start(config).await?;
+    // On SQLite each merchant's Fortnox log starts full at process start (so that a restart
+    // cannot exceed Fortnox's window with the previous process's calls), which holds every
+    // first call until one window has passed: measured from then on, the steady state.
+    let window_passed = tokio::time::Instant::now()
+        + fortnox_fulfilment::fortnox::RateLimit::FORTNOX.span()
+        + Duration::from_millis(500);
     let mut merchants = HashMap::new();
     for tenant in &tenants {
         seed(&sb, tenant);
@@ -148,6 +154,7 @@ async fn run(
         poll * 2
     })
     .await;
+    tokio::time::sleep_until(window_passed).await;
     let mut marked: HashMap<(String, String), DateTime<Utc>> = HashMap::new();
     let mut ticker = tokio::time::interval(every);
     for (tenant, document) in &drafts {

@@ -3,7 +3,7 @@
 //!
 //! - the holder owns a session-level advisory lock on a connection of its own. When its
 //!   process dies, PostgreSQL sees the socket close and releases the lock at once, and a
-//!   standby (trying every second) takes it over;
+//!   standby (trying every 2 s) takes it over;
 //! - a process that is frozen (SIGSTOP, a stalled VM) keeps its socket and so its lock; it
 //!   also stops writing its heartbeat. A standby that finds the heartbeat older than
 //!   `HEARTBEAT_STALE` ends the holder's database session, which releases the lock. If the
@@ -21,7 +21,12 @@ use crate::store::{Pool, Store, StoreError};
 
 /// The advisory lock's key: "FNXWS" in ASCII, so that it is recognisable in `pg_locks`.
 const LOCK_KEY: i64 = 0x46_4e58_5753;
-const RETRY: Duration = Duration::from_secs(1);
+/// How often a standby tries the lock: a dead holder's lock is free at once, so this is
+/// most of the hand-over time; every try is one statement.
+const RETRY: Duration = Duration::from_secs(2);
+/// Every this many tries a standby also looks for a frozen holder (30 s of silence is
+/// needed anyway), so that standing by costs about half a statement a second.
+const FROZEN_CHECK_EVERY: u32 = 5;
 
 pub enum Leadership {
     Sqlite {
@@ -43,6 +48,7 @@ pub async fn acquire(store: &Store, holder: &str) -> Result<Leadership, StoreErr
         }),
         Pool::Postgres(pool) => {
             let mut lock = PgConnection::connect_with(&pool.connect_options()).await?;
+            let mut tries = 0u32;
             loop {
                 let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
                     .bind(LOCK_KEY)
@@ -58,7 +64,10 @@ pub async fn acquire(store: &Store, holder: &str) -> Result<Leadership, StoreErr
                         heartbeat: spawn_heartbeat(store.clone(), holder.to_owned(), interval),
                     });
                 }
-                end_frozen_holder(&mut lock).await?;
+                tries = tries.wrapping_add(1);
+                if tries % FROZEN_CHECK_EVERY == 0 {
+                    end_frozen_holder(&mut lock).await?;
+                }
                 tokio::time::sleep(RETRY).await;
             }
         }

@@ -145,3 +145,80 @@ async fn run() {
     drop(survivor);
     h.stop().await;
 }
+
+/// A holder that freezes (SIGSTOP) keeps its socket and so its lock, but stops writing its
+/// heartbeat: the standby ends its database session after 30 s of silence and takes over;
+/// the frozen process, woken, finds its lock gone and closes its connection. PostgreSQL
+/// only (SQLite has one process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_holder_is_replaced_and_steps_down_when_it_wakes() {
+    let test = tokio::time::timeout(Duration::from_secs(240), frozen()).await;
+    assert!(test.is_ok(), "the frozen-holder test hung for 4 minutes");
+}
+
+async fn frozen() {
+    let h = ProcessHarness::new().await;
+    if !h.store.is_postgres() {
+        h.stop().await;
+        return;
+    }
+    let tenant_id = h
+        .sb()
+        .tenant_id(crate::harness::TENANT)
+        .expect("the tenant's id");
+    let realtime = h.realtime_env();
+    let mut env: Vec<(&str, &str)> = realtime.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend([
+        ("IMPORT_INTERVAL_SECS", "3600"),
+        ("IMPORT_INTERVAL_REALTIME_SECS", "3600"),
+    ]);
+    let first = h.start_server(&env).await;
+    let second = h.start_server(&env).await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            holders(&h, tenant_id).len() == 1
+        })
+        .await,
+        "no process took the connection\n{}",
+        h.log_tail(40)
+    );
+    let before = holders(&h, tenant_id);
+    let pid = holder_pid(&h).await.expect("the holder is recorded");
+    let (frozen, other) = if first.pid == pid {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    frozen.sigstop();
+    let stopped = Instant::now();
+    h.create_done_orders(4);
+    let took_over = eventually(Duration::from_secs(90), || async {
+        holders(&h, tenant_id).iter().any(|id| !before.contains(id))
+    })
+    .await;
+    println!("a frozen holder was replaced after {:?}", stopped.elapsed());
+    assert!(
+        took_over,
+        "nobody replaced the frozen holder\n{}",
+        h.log_tail(40)
+    );
+    assert_eq!(holder_pid(&h).await, Some(other.pid));
+    assert!(
+        wait_stored(&h, 4, Duration::from_secs(30)).await,
+        "orders marked done while the holder was frozen were lost\n{}",
+        h.log_tail(40)
+    );
+    frozen.sigcont();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            holders(&h, tenant_id).len() == 1
+        })
+        .await,
+        "the woken process did not step down: {:?}",
+        h.sb().ws_connections()
+    );
+    assert_eq!(h.stored_orders().await, 4, "each imported once");
+    drop(frozen);
+    drop(other);
+    h.stop().await;
+}

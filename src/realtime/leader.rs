@@ -65,7 +65,7 @@ pub async fn acquire(store: &Store, holder: &str) -> Result<Leadership, StoreErr
                     });
                 }
                 tries = tries.wrapping_add(1);
-                if tries % FROZEN_CHECK_EVERY == 0 {
+                if tries.is_multiple_of(FROZEN_CHECK_EVERY) {
                     end_frozen_holder(&mut lock).await?;
                 }
                 tokio::time::sleep(RETRY).await;

@@ -321,7 +321,10 @@ impl JobsConfig {
 
 impl Config {
     pub fn job_settings(&self) -> JobSettings {
-        self.jobs.settings()
+        JobSettings {
+            realtime_enabled: self.fortnox.ws_enabled && self.fortnox.client_secret.is_some(),
+            ..self.jobs.settings()
+        }
     }
 
     /// Defaults for tests and embedding: every value as if no flag or variable were set.

@@ -56,6 +56,10 @@ pub struct JobSettings {
     /// The same for merchants whose real-time import is live: a safety net for changes
     /// Fortnox sends no event for.
     pub realtime_import_interval: Duration,
+    /// Real-time import is on: the connection catches up on what happened while the
+    /// service was down (from its stored offsets, or by a poll when it has none), so the
+    /// schedule does not poll every merchant at start.
+    pub realtime_enabled: bool,
     /// How long an order's lease lasts without renewal: a running job renews it, so this is
     /// how long the order waits after its job's process died or froze.
     pub lease: Duration,
@@ -84,6 +88,7 @@ impl Default for JobSettings {
             reconcile_idle: Duration::from_secs(60),
             import_interval: Duration::from_secs(120),
             realtime_import_interval: Duration::from_secs(900),
+            realtime_enabled: false,
             lease: Duration::from_secs(600),
         }
     }

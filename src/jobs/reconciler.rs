@@ -58,7 +58,12 @@ pub(super) async fn schedule_imports(
         .settings
         .import_interval
         .min(ctx.settings.realtime_import_interval);
-    let mut ticker = tokio::time::interval(interval);
+    let first = if ctx.settings.realtime_enabled {
+        tokio::time::Instant::now() + interval
+    } else {
+        tokio::time::Instant::now()
+    };
+    let mut ticker = tokio::time::interval_at(first, interval);
     loop {
         tokio::select! {
             _ = ticker.tick() => {

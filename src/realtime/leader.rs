@@ -19,8 +19,7 @@ use sqlx::{Connection, PgConnection};
 use crate::store::realtime::HEARTBEAT_STALE;
 use crate::store::{Pool, Store, StoreError};
 
-/// The advisory lock's key: "FNXWS" in ASCII, so that it is recognisable in `pg_locks`.
-const LOCK_KEY: i64 = 0x46_4e58_5753;
+use crate::store::realtime::WS_LOCK_KEY as LOCK_KEY;
 /// How often a standby tries the lock: a dead holder's lock is free at once, so this is
 /// most of the hand-over time; every try is one statement.
 const RETRY: Duration = Duration::from_secs(2);
@@ -74,20 +73,28 @@ pub async fn acquire(store: &Store, holder: &str) -> Result<Leadership, StoreErr
     }
 }
 
-/// Ends the database session of a holder whose heartbeat is stale, which releases its lock.
+/// Ends every database session of a holder whose heartbeat is stale (by the database's
+/// clock), which releases its lock and rolls back whatever it left half done (an event's
+/// transaction would otherwise block the successor's replay of that event). Only a holder
+/// that really holds the lock is ended; its sessions carry its name
+/// (`store::instance_application_name`).
 async fn end_frozen_holder(conn: &mut PgConnection) -> Result<(), StoreError> {
     let ended: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
-         AND l.classid::bigint = ($1::bigint >> 32) AND l.objid::bigint = ($1::bigint & 4294967295) \
-         AND EXISTS (SELECT 1 FROM fortnox_ws_connection c WHERE c.id = 1 AND c.heartbeat_at < $2)",
+        "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a, fortnox_ws_connection c \
+         WHERE c.id = 1 AND c.heartbeat_at < now() - make_interval(secs => $2) \
+         AND a.datname = current_database() \
+         AND a.application_name = 'ff-' || c.holder AND a.pid <> pg_backend_pid() \
+         AND EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity h ON h.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+             AND l.classid::bigint = ($1::bigint >> 32) AND l.objid::bigint = ($1::bigint & 4294967295) \
+             AND h.datname = current_database() AND h.application_name = 'ff-' || c.holder)",
     )
     .bind(LOCK_KEY)
-    .bind(Utc::now() - HEARTBEAT_STALE)
+    .bind(HEARTBEAT_STALE.num_seconds() as f64)
     .fetch_all(&mut *conn)
     .await?;
     if ended.iter().any(|ended| *ended) {
-        tracing::warn!("the Fortnox WebSocket holder stopped saying it is alive (frozen?); its database session was ended so that this process takes over");
+        tracing::warn!(sessions = ended.len(), "the Fortnox WebSocket holder stopped saying it is alive (frozen?); its database sessions were ended so that this process takes over");
     }
     Ok(())
 }
@@ -120,6 +127,15 @@ impl Leadership {
             )
             .await
             .is_ok_and(|answered| answered.is_ok()),
+        }
+    }
+
+    /// Stops writing the heartbeat (before the connection is recorded as down).
+    pub fn stop_heartbeat(&self) {
+        match self {
+            Leadership::Sqlite { heartbeat } | Leadership::Postgres { heartbeat, .. } => {
+                heartbeat.abort()
+            }
         }
     }
 

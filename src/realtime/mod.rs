@@ -80,7 +80,7 @@ pub struct RealtimeContext {
 /// Holds the connection whenever this process leads, until `shutdown`; reconnects with
 /// backoff (1 s doubling to 60 s, jittered) after every failure.
 pub async fn run(ctx: RealtimeContext, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let holder = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    let holder = crate::store::instance_id().to_owned();
     let mut failures = 0u32;
     loop {
         if *shutdown.borrow() {
@@ -103,6 +103,9 @@ pub async fn run(ctx: RealtimeContext, mut shutdown: tokio::sync::watch::Receive
         let outcome =
             session::Session::run(&ctx, &holder, &mut leadership, &mut shutdown, &mut failures)
                 .await;
+        // No heartbeat after this: a late one would claim the row for a process that no
+        // longer holds the connection.
+        leadership.stop_heartbeat();
         if let Err(error) = ctx.store.ws_disconnected(&holder).await {
             tracing::warn!(%error, "could not record that the Fortnox WebSocket connection is down");
         }

@@ -117,18 +117,14 @@ impl<'a> Session<'a> {
             return Err("Fortnox refused subscribe-v1".into());
         }
         self.subscribed = true;
-        let fresh = |topic: &str| {
+        self.ctx.store.ws_reset_live().await.map_err(db)?;
+        self.catch_up(
             starts
                 .iter()
-                .any(|s| s.topic == topic && s.offset.is_none())
-        };
-        if fresh(topics::ORDERS) {
-            self.poll_over_the_gap().await?;
-        }
-        if fresh(topics::ARTICLES) {
-            // Missed article events cost no poll: the cached catalogues are just stale.
-            self.ctx.store.ws_catalogs_changed().await.map_err(db)?;
-        }
+                .filter(|start| start.offset.is_none())
+                .map(|start| start.topic.as_str()),
+        )
+        .await?;
         for (merchant_id, tenant_id) in self.live_tenants() {
             self.ctx
                 .store
@@ -162,7 +158,7 @@ impl<'a> Session<'a> {
             ));
         }
         for start in &retry {
-            tracing::warn!(topic = %start.topic, "Fortnox refused the stored offset (older than its retention?); starting at the newest event and polling over the gap");
+            tracing::warn!(topic = %start.topic, "Fortnox refused the stored offset (older than its retention?); starting at the newest event and catching up over the gap");
             self.ctx
                 .store
                 .forget_ws_offset(&start.topic)
@@ -170,7 +166,12 @@ impl<'a> Session<'a> {
                 .map_err(db)?;
         }
         let again = self
-            .request(Command::AddTopics { topics: retry }, early)
+            .request(
+                Command::AddTopics {
+                    topics: retry.clone(),
+                },
+                early,
+            )
             .await?;
         if !again.ok {
             return Err(format!(
@@ -178,12 +179,25 @@ impl<'a> Session<'a> {
                 again.invalid_topics
             ));
         }
-        self.poll_over_the_gap().await
+        self.catch_up(retry.iter().map(|start| start.topic.as_str()))
+            .await
     }
 
-    /// When `orders` starts without an offset it starts at its newest event: what happened
-    /// before (while no connection was up, or before this service's first connection) is
-    /// read by one poll of every merchant now.
+    /// What a topic starting at its newest event may have missed: orders by one poll of
+    /// every merchant, articles by treating every cached catalogue as stale (no call).
+    async fn catch_up<'t>(&self, topics: impl Iterator<Item = &'t str>) -> Result<(), String> {
+        for topic in topics {
+            match topic {
+                topics::ORDERS => self.poll_over_the_gap().await?,
+                topics::ARTICLES => self.ctx.store.ws_catalogs_changed().await.map_err(db)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// One poll of every merchant, for what `orders` may have missed (no offset: the first
+    /// connection, or one Fortnox refused).
     async fn poll_over_the_gap(&self) -> Result<(), String> {
         for merchant_id in self.ctx.store.connected_merchants().await.map_err(db)? {
             let task = crate::store::jobs_table::import_task(merchant_id).map_err(db)?;

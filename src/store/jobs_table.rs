@@ -79,23 +79,34 @@ pub fn fortnox_order_task(
 }
 
 /// Is a read of this order waiting to start? Then a new event needs no job of its own:
-/// that read sees the change too. A running read does not count (it may have read before
-/// the change). `document_number` must be a parsed document number (digits), since it
-/// becomes part of a pattern.
+/// that read sees the change too. `document_number` must be a parsed document number
+/// (digits), since it becomes part of a pattern.
 pub(crate) fn pending_fortnox_order_query(
     postgres: bool,
     merchant_id: i64,
     document_number: &str,
 ) -> (String, String) {
-    let prefix = fortnox_order_key(merchant_id, document_number);
+    pending_query(postgres, &fortnox_order_key(merchant_id, document_number))
+}
+
+/// Is one of the order's jobs waiting to start? (Its key starts `order:{id}:`.)
+pub(crate) fn pending_order_job_query(postgres: bool, order_id: i64) -> (String, String) {
+    pending_query(postgres, &format!("order:{order_id}"))
+}
+
+/// A count of the tasks under `prefix:` still waiting to start, with its pattern. Only
+/// `Pending` counts: apalis marks a task `Queued` when a worker fetches it, and its handler
+/// may already be running by then.
+fn pending_query(postgres: bool, prefix: &str) -> (String, String) {
     if postgres {
         (
-            "SELECT COUNT(*) FROM apalis.jobs WHERE idempotency_key LIKE ? AND status IN ('Pending', 'Queued')".into(),
+            "SELECT COUNT(*) FROM apalis.jobs WHERE idempotency_key LIKE ? AND status = 'Pending'"
+                .into(),
             format!("{prefix}:%"),
         )
     } else {
         (
-            "SELECT COUNT(*) FROM Jobs INDEXED BY ix_jobs_idempotency_key WHERE idempotency_key GLOB ? AND status IN ('Pending', 'Queued')".into(),
+            "SELECT COUNT(*) FROM Jobs INDEXED BY ix_jobs_idempotency_key WHERE idempotency_key GLOB ? AND status = 'Pending'".into(),
             format!("{prefix}:*"),
         )
     }
@@ -237,7 +248,8 @@ pub fn import_task(merchant_id: i64) -> Result<QueuedTask, StoreError> {
 /// running import does not count: it may have listed Fortnox's orders before the change
 /// the caller wants imported.
 pub async fn has_pending_import(pool: &Pool, merchant_id: i64) -> Result<bool, StoreError> {
-    const PENDING: &str = "status IN ('Pending', 'Queued')";
+    // `Queued` is a task a worker has fetched, whose handler may already be running.
+    const PENDING: &str = "status = 'Pending'";
     let count: i64 = match pool {
         Pool::Sqlite(pool) => {
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!(

@@ -72,10 +72,14 @@ impl Store {
                 pool: Pool::Sqlite(pool),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // Named after this process, so that a standby can end every session of a
+            // frozen holder of the Fortnox WebSocket connection (see `realtime::leader`).
+            let options = sqlx::postgres::PgConnectOptions::from_str(url)?
+                .application_name(&instance_application_name());
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(30))
-                .connect(url)
+                .connect_with(options)
                 .await?;
             Ok(Store {
                 db: SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
@@ -122,6 +126,20 @@ impl Store {
             Pool::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// This process's name among the processes sharing the database: its pid and a random
+/// tail (pids repeat across hosts and restarts).
+pub fn instance_id() -> &'static str {
+    static ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple())
+    });
+    &ID
+}
+
+/// The `application_name` of this process's PostgreSQL sessions.
+pub fn instance_application_name() -> String {
+    format!("ff-{}", instance_id())
 }
 
 /// SQL is written once with `?` placeholders; PostgreSQL wants `$1, $2, ...`.

@@ -46,6 +46,10 @@ pub struct RealtimeStatus {
     pub problem: Option<String>,
 }
 
+/// The key of the advisory lock that the connection's holder owns on PostgreSQL: "FNXWS"
+/// in ASCII, so that it is recognisable in `pg_locks` (see `realtime::leader`).
+pub const WS_LOCK_KEY: i64 = 0x46_4e58_5753;
+
 /// A connection whose holder has not said it is alive for this long counts as down.
 pub const HEARTBEAT_STALE: Duration = Duration::seconds(30);
 
@@ -142,7 +146,22 @@ impl Store {
                     .fetch_all(&mut *conn)
                     .await?
                 });
-                let tasks = waiting
+                // Our own stock pushes come back as article events: an order whose
+                // check is already waiting needs no second one.
+                let mut unchecked = Vec::with_capacity(waiting.len());
+                for order_id in waiting {
+                    let (query, pattern) = jobs_table::pending_order_job_query(postgres, order_id);
+                    let pending: i64 = on_tx!(&mut tx, |conn, sql| {
+                        sqlx::query_scalar(sql(&query))
+                            .bind(pattern)
+                            .fetch_one(&mut *conn)
+                            .await?
+                    });
+                    if pending == 0 {
+                        unchecked.push(order_id);
+                    }
+                }
+                let tasks = unchecked
                     .into_iter()
                     .map(|order_id| {
                         jobs_table::order_task(
@@ -230,20 +249,54 @@ impl Store {
         Ok(deleted)
     }
 
-    /// The holder of the connection says it is alive (and since when it is connected).
+    /// The holder of the connection says it is alive (and since when it holds it). A late
+    /// heartbeat of a process that lost the connection cannot claim the row back: on
+    /// PostgreSQL only the process holding the lock writes it, by the database's clock
+    /// (processes may run on other hosts); on SQLite (one process) only the last writer or
+    /// after `HEARTBEAT_STALE`.
     pub async fn ws_heartbeat(
         &self,
         holder: &str,
         connected_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let stale = Utc::now() - HEARTBEAT_STALE;
+        let mut tx = self.begin_tx().await?;
+        // PostgreSQL: only while this process holds the connection's advisory lock (its
+        // lock session carries this process's name), whoever wrote the row last.
+        let query = if tx.is_postgres() {
+            "UPDATE fortnox_ws_connection SET holder = ?, connected_at = ?, heartbeat_at = now() \
+             WHERE id = 1 AND EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+                 AND l.classid::bigint = (?::bigint >> 32) AND l.objid::bigint = (?::bigint & 4294967295) \
+                 AND a.datname = current_database() AND a.application_name = ?)"
+        } else {
+            "UPDATE fortnox_ws_connection SET holder = ?, connected_at = ?, heartbeat_at = ? \
+             WHERE id = 1 AND (holder = ? OR holder IS NULL OR heartbeat_at IS NULL OR heartbeat_at < ?)"
+        };
+        let postgres = tx.is_postgres();
+        on_tx!(&mut tx, |conn, sql| {
+            let statement = sqlx::query(sql(query)).bind(holder).bind(connected_at);
+            let statement = if postgres {
+                statement
+                    .bind(WS_LOCK_KEY)
+                    .bind(WS_LOCK_KEY)
+                    .bind(format!("ff-{holder}"))
+            } else {
+                statement.bind(Utc::now()).bind(holder).bind(stale)
+            };
+            statement.execute(&mut *conn).await?.rows_affected()
+        });
+        tx.commit().await
+    }
+
+    /// No merchant is live until this connection adds it again (a holder that crashed
+    /// left its merchants marked live).
+    pub async fn ws_reset_live(&self) -> Result<(), StoreError> {
         let mut tx = self.begin_tx().await?;
         on_tx!(&mut tx, |conn, sql| {
             sqlx::query(sql(
-                "UPDATE fortnox_ws_connection SET holder = ?, connected_at = ?, heartbeat_at = ? WHERE id = 1",
+                "UPDATE fortnox_realtime_merchants SET live_since = NULL",
             ))
-            .bind(holder)
-            .bind(connected_at)
-            .bind(Utc::now())
             .execute(&mut *conn)
             .await?
             .rows_affected()
@@ -334,14 +387,25 @@ impl Store {
     /// may stretch.
     pub async fn realtime_live_merchants(&self) -> Result<HashSet<i64>, StoreError> {
         let mut tx = self.begin_read().await?;
+        // PostgreSQL compares by its own clock, as the heartbeat is written by it.
+        let fresh = if tx.is_postgres() {
+            "heartbeat_at > now() - make_interval(secs => ?)"
+        } else {
+            "heartbeat_at > ?"
+        };
+        let query = format!(
+            "SELECT merchant_id FROM fortnox_realtime_merchants WHERE live_since IS NOT NULL \
+             AND EXISTS (SELECT 1 FROM fortnox_ws_connection WHERE id = 1 AND {fresh})"
+        );
+        let postgres = tx.is_postgres();
         let rows: Vec<i64> = on_tx!(&mut tx, |conn, sql| {
-            sqlx::query_scalar(sql(
-                "SELECT merchant_id FROM fortnox_realtime_merchants WHERE live_since IS NOT NULL \
-                 AND EXISTS (SELECT 1 FROM fortnox_ws_connection WHERE id = 1 AND heartbeat_at > ?)",
-            ))
-            .bind(Utc::now() - HEARTBEAT_STALE)
-            .fetch_all(&mut *conn)
-            .await?
+            let statement = sqlx::query_scalar(sql(&query));
+            let statement = if postgres {
+                statement.bind(HEARTBEAT_STALE.num_seconds() as f64)
+            } else {
+                statement.bind(Utc::now() - HEARTBEAT_STALE)
+            };
+            statement.fetch_all(&mut *conn).await?
         });
         tx.commit().await?;
         Ok(rows.into_iter().collect())

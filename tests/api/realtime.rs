@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use fortnox_fulfilment::domain::OrderState;
-use fortnox_sandbox::{FaultSpec, SandboxHandle};
+use fortnox_sandbox::SandboxHandle;
 use serde_json::{json, Value};
 
 use crate::common::eventually;
@@ -171,6 +171,7 @@ async fn orders_done_while_the_service_was_stopped_are_imported_from_the_stored_
     assert!(eventually(WITHIN, || async { flow.order_id(&first).await.is_some() }).await);
     let drafts: Vec<String> = (0..3).map(|_| draft(&flow, "ART-1")).collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let lists_before = list_calls(&sb);
     let mut flow = flow;
     flow.app = flow
         .app
@@ -179,14 +180,6 @@ async fn orders_done_while_the_service_was_stopped_are_imported_from_the_stored_
                 sb.mark_done(TENANT, document)
                     .expect("mark done while stopped");
             }
-            // Every list of orders fails: only the stored offset can bring these in.
-            sb.inject(FaultSpec {
-                fail_next: Some(1000),
-                status: Some(503),
-                path_contains: Some("/3/orders?".into()),
-                method: Some("GET".into()),
-                ..FaultSpec::default()
-            });
         })
         .await;
     for document in &drafts {
@@ -195,7 +188,11 @@ async fn orders_done_while_the_service_was_stopped_are_imported_from_the_stored_
             "{document}, marked done while stopped, was not imported from the replay"
         );
     }
-    sb.clear_faults();
+    assert_eq!(
+        list_calls(&sb),
+        lists_before,
+        "the stored offset, not a poll, brought them in"
+    );
     flow.stop().await;
 }
 
@@ -255,7 +252,9 @@ async fn duplicates_redeliveries_and_dropped_connections_import_each_order_once(
         )
         .await
         .expect("orders");
-    assert_eq!(stored.len(), documents.len(), "each imported once");
+    // (The unique index on merchant and document number makes a second row impossible;
+    // what this shows is that none is missing.)
+    assert_eq!(stored.len(), documents.len(), "every order stored");
     flow.stop().await;
 }
 

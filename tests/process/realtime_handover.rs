@@ -134,14 +134,11 @@ async fn run() {
         h.stored_orders().await,
         h.log_tail(40)
     );
-    if postgres {
-        // (A restarted process polls once at start, as a safety net; the survivor does not.)
-        assert_eq!(
-            list_calls(&h),
-            lists_before,
-            "the stored offsets, not a poll, imported the orders marked done during the hand-over"
-        );
-    }
+    assert_eq!(
+        list_calls(&h),
+        lists_before,
+        "the stored offsets, not a poll, imported the orders marked done during the hand-over"
+    );
     drop(survivor);
     h.stop().await;
 }
@@ -217,7 +214,20 @@ async fn frozen() {
         "the woken process did not step down: {:?}",
         h.sb().ws_connections()
     );
-    assert_eq!(h.stored_orders().await, 4, "each imported once");
+    // The woken process found its lock gone: it neither holds the row nor unmarked the
+    // successor's merchants (a late heartbeat or disconnect of its own must not).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(holder_pid(&h).await, Some(other.pid));
+    assert_eq!(holders(&h, tenant_id).len(), 1);
+    assert!(
+        h.store
+            .realtime_live_merchants()
+            .await
+            .expect("live merchants")
+            .contains(&h.merchant),
+        "the merchant is still live on the successor's connection"
+    );
+    assert_eq!(h.stored_orders().await, 4);
     drop(frozen);
     drop(other);
     h.stop().await;

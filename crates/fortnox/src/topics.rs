@@ -55,8 +55,9 @@ pub struct TopicStart {
     pub offset: Option<String>,
 }
 
-/// The commands of the API.
-#[derive(Debug, Clone, Serialize)]
+/// The commands of the API. Debug shows only the command's name: add-tenants-v1 carries
+/// the client secret and access tokens.
+#[derive(Clone, Serialize)]
 #[serde(tag = "command")]
 pub enum Command {
     #[serde(rename = "add-tenants-v1", rename_all = "camelCase")]
@@ -72,6 +73,12 @@ pub enum Command {
     AddTopics { topics: Vec<TopicStart> },
     #[serde(rename = "subscribe-v1")]
     Subscribe,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Command {
@@ -263,6 +270,9 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// few KiB. Anything near this cap is not Fortnox.
 const MAX_FRAME: usize = 1 << 20;
 
+/// How long one frame may take to go out.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens the connection; `timeout` bounds the TCP, TLS and WebSocket handshakes together.
 pub async fn connect(url: &str, timeout: Duration) -> Result<(Sender, Receiver), TopicsError> {
     let config = WebSocketConfig::default()
@@ -288,24 +298,26 @@ impl Sender {
     pub async fn send(&mut self, command: &Command) -> Result<(), TopicsError> {
         let text = serde_json::to_string(command)
             .map_err(|e| TopicsError::Transport(format!("cannot encode a command: {e}")))?;
-        self.sink
-            .send(Message::text(text))
-            .await
-            .map_err(|e| TopicsError::Transport(e.to_string()))
+        self.write(Message::text(text)).await
     }
 
-    /// A WebSocket ping; the server's pong arrives as [`Frame::Pong`].
+    /// A WebSocket ping; the server's pong arrives as [`Frame::Alive`].
     pub async fn ping(&mut self) -> Result<(), TopicsError> {
-        self.sink
-            .send(Message::Ping(Vec::new().into()))
-            .await
-            .map_err(|e| TopicsError::Transport(e.to_string()))
+        self.write(Message::Ping(Vec::new().into())).await
     }
 
     /// Closes politely; errors are irrelevant since the connection is being dropped.
     pub async fn close(&mut self) {
-        let _ = self.sink.send(Message::Close(None)).await;
-        let _ = self.sink.close().await;
+        let _ = self.write(Message::Close(None)).await;
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, self.sink.close()).await;
+    }
+
+    /// A peer that stops reading must not hold the writer forever.
+    async fn write(&mut self, message: Message) -> Result<(), TopicsError> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(message)).await {
+            Ok(sent) => sent.map_err(|e| TopicsError::Transport(e.to_string())),
+            Err(_) => Err(TopicsError::Timeout("a write", WRITE_TIMEOUT)),
+        }
     }
 }
 

@@ -27,6 +27,12 @@ pub enum Ended {
 
 const REFUSED_TWICE: &str = "Fortnox refused the access token for real-time events even after a refresh; orders are imported by polling (reconnecting Fortnox may help)";
 
+/// How long one merchant's token may take (a refresh is an HTTP call to Fortnox), and how
+/// many are loaded at once: 100 merchants whose refreshes all hang hold the connection's
+/// reading for at most 4 x 10 s, within its 90 s silence limit.
+const TOKEN_WAIT: Duration = Duration::from_secs(10);
+const TOKENS_AT_ONCE: usize = 32;
+
 const TOPICS: [&str; 2] = [topics::ORDERS, topics::ARTICLES];
 
 /// A merchant on this connection.
@@ -320,17 +326,17 @@ impl<'a> Session<'a> {
             .collect();
         self.remove(&gone, None).await?;
         let mut tokens = Vec::new();
-        for merchant_id in connected {
-            let token = match self
-                .ctx
-                .fortnox
-                .tokens()
-                .access_token_valid_for(&merchant_id.to_string(), self.ctx.settings.token_validity)
-                .await
-            {
-                Ok(token) => token,
-                Err(error) => {
+        for (merchant_id, fetched) in self.fresh_tokens(&connected).await {
+            let token = match fetched {
+                Some(Ok(token)) => token,
+                Some(Err(error)) => {
                     self.token_unavailable(merchant_id, &error).await?;
+                    continue;
+                }
+                None => {
+                    // Fortnox's token service is slow: keep the merchant as it is on the
+                    // connection, and try again at the next sync.
+                    tracing::warn!(merchant_id, "no Fortnox access token within {TOKEN_WAIT:?} for real-time import; trying again at the next tenant sync");
                     continue;
                 }
             };
@@ -370,6 +376,32 @@ impl<'a> Session<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Each merchant's access token, valid for `token_validity` (refreshed first when it
+    /// is not): loaded side by side, each given `TOKEN_WAIT` (`None` when it took longer),
+    /// so that a slow token service holds the reading of events for a bounded time.
+    async fn fresh_tokens(
+        &self,
+        merchants: &[i64],
+    ) -> Vec<(i64, Option<Result<String, FortnoxError>>)> {
+        use futures::StreamExt;
+        let tokens = self.ctx.fortnox.tokens();
+        let validity = self.ctx.settings.token_validity;
+        futures::stream::iter(merchants.iter().copied())
+            .map(|merchant_id| async move {
+                let merchant = merchant_id.to_string();
+                let fetched = tokio::time::timeout(
+                    TOKEN_WAIT,
+                    tokens.access_token_valid_for(&merchant, validity),
+                )
+                .await
+                .ok();
+                (merchant_id, fetched)
+            })
+            .buffer_unordered(TOKENS_AT_ONCE)
+            .collect()
+            .await
     }
 
     /// A merchant whose token cannot be had (needs reconnecting, or Fortnox's token service

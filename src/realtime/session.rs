@@ -379,25 +379,34 @@ impl<'a> Session<'a> {
     }
 
     /// Each merchant's access token, valid for `token_validity` (refreshed first when it
-    /// is not): loaded side by side, each given `TOKEN_WAIT` (`None` when it took longer),
-    /// so that a slow token service holds the reading of events for a bounded time.
+    /// is not): loaded side by side, each waited for at most `TOKEN_WAIT` (`None` when it
+    /// took longer), so that a slow token service holds the reading of events for a
+    /// bounded time. Each load runs as a task of its own that the wait does not cancel: a
+    /// refresh cut off after Fortnox rotated the refresh token would lose the new one and
+    /// disconnect the merchant; left to finish, it saves it for the next sync.
     async fn fresh_tokens(
         &self,
         merchants: &[i64],
     ) -> Vec<(i64, Option<Result<String, FortnoxError>>)> {
         use futures::StreamExt;
-        let tokens = self.ctx.fortnox.tokens();
         let validity = self.ctx.settings.token_validity;
         futures::stream::iter(merchants.iter().copied())
-            .map(|merchant_id| async move {
-                let merchant = merchant_id.to_string();
-                let fetched = tokio::time::timeout(
-                    TOKEN_WAIT,
-                    tokens.access_token_valid_for(&merchant, validity),
-                )
-                .await
-                .ok();
-                (merchant_id, fetched)
+            .map(|merchant_id| {
+                let fortnox = self.ctx.fortnox.clone();
+                let load = tokio::spawn(async move {
+                    fortnox
+                        .tokens()
+                        .access_token_valid_for(&merchant_id.to_string(), validity)
+                        .await
+                });
+                async move {
+                    let fetched = match tokio::time::timeout(TOKEN_WAIT, load).await {
+                        Ok(Ok(fetched)) => Some(fetched),
+                        // The task panicked: as good as late; the next sync tries again.
+                        Ok(Err(_)) | Err(_) => None,
+                    };
+                    (merchant_id, fetched)
+                }
             })
             .buffer_unordered(TOKENS_AT_ONCE)
             .collect()

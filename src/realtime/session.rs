@@ -362,12 +362,25 @@ impl<'a> Session<'a> {
             }
             tokens.push(token);
         }
+        self.add_tenants(&tokens, start, early).await
+    }
+
+    /// add-tenants-v1 for `tokens`, in commands of at most 50. At `start` each reply is
+    /// awaited and handled (events arriving meanwhile go to `early`); later the replies
+    /// arrive among the events (`handle_reply`).
+    async fn add_tenants(
+        &mut self,
+        tokens: &[String],
+        start: bool,
+        early: &mut Vec<TopicEvent>,
+    ) -> Result<(), String> {
         for batch in tokens.chunks(topics::TOKENS_PER_COMMAND) {
             let command =
                 Command::add_tenants(self.ctx.settings.client_secret.expose_secret(), batch);
             if start {
                 let reply = self.request(command, early).await?;
-                self.tenants_added(reply, start).await?;
+                // Boxed: a refused token's retry adds tenants again from in there.
+                Box::pin(self.tenants_added(reply, start, early)).await?;
             } else {
                 self.sender
                     .send(&command)
@@ -456,7 +469,8 @@ impl<'a> Session<'a> {
 
     async fn handle_reply(&mut self, reply: Reply) -> Result<(), String> {
         match reply.command.as_deref() {
-            Some("add-tenants-v1") => self.tenants_added(reply, false).await,
+            // After the subscription events are handled as they come, never held back.
+            Some("add-tenants-v1") => self.tenants_added(reply, false, &mut Vec::new()).await,
             Some("remove-tenants-v1" | "add-topics-v1" | "subscribe-v1") if reply.ok => Ok(()),
             other => {
                 tracing::warn!(command = ?other, ok = reply.ok, "unexpected reply from Fortnox's WebSocket API");
@@ -467,7 +481,12 @@ impl<'a> Session<'a> {
 
     /// Records the tenant ids Fortnox gave (also on an error reply), and handles refused
     /// tokens: refreshed and sent once more, then left to polling.
-    async fn tenants_added(&mut self, reply: Reply, start: bool) -> Result<(), String> {
+    async fn tenants_added(
+        &mut self,
+        reply: Reply,
+        start: bool,
+        early: &mut Vec<TopicEvent>,
+    ) -> Result<(), String> {
         let by_token: HashMap<String, i64> = self
             .tenants
             .iter()
@@ -531,22 +550,8 @@ impl<'a> Session<'a> {
                 Err(error) => self.token_unavailable(merchant_id, &error).await?,
             }
         }
-        if !retry.is_empty() {
-            let command =
-                Command::add_tenants(self.ctx.settings.client_secret.expose_secret(), &retry);
-            if start {
-                let mut early = Vec::new();
-                let reply = self.request(command, &mut early).await?;
-                // The second refusal settles it: no third try.
-                Box::pin(self.tenants_added(reply, start)).await?;
-            } else {
-                self.sender
-                    .send(&command)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-        }
-        Ok(())
+        // A second refusal settles it (`refreshed_after_refusal`): no third try.
+        self.add_tenants(&retry, start, early).await
     }
 
     /// Records one event with what it leads to. A database failure ends the connection

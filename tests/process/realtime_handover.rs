@@ -37,6 +37,16 @@ async fn holder_pid(h: &ProcessHarness) -> Option<u32> {
     holder?.split('-').next()?.parse().ok()
 }
 
+/// Real-time import on, polling set to an hour: only events can import.
+fn events_only<'a>(realtime: &'a [(&'static str, String); 2]) -> Vec<(&'static str, &'a str)> {
+    let mut env: Vec<(&str, &str)> = realtime.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend([
+        ("IMPORT_INTERVAL_SECS", "3600"),
+        ("IMPORT_INTERVAL_REALTIME_SECS", "3600"),
+    ]);
+    env
+}
+
 fn list_calls(h: &ProcessHarness) -> usize {
     h.api_calls()
         .iter()
@@ -62,11 +72,7 @@ async fn run() {
         .tenant_id(crate::harness::TENANT)
         .expect("the tenant's id");
     let realtime = h.realtime_env();
-    let mut env: Vec<(&str, &str)> = realtime.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.extend([
-        ("IMPORT_INTERVAL_SECS", "3600"),
-        ("IMPORT_INTERVAL_REALTIME_SECS", "3600"),
-    ]);
+    let env = events_only(&realtime);
     let first = h.start_server(&env).await;
     let mut second: Option<ServerProcess> = if postgres {
         Some(h.start_server(&env).await)
@@ -164,11 +170,7 @@ async fn frozen() {
         .tenant_id(crate::harness::TENANT)
         .expect("the tenant's id");
     let realtime = h.realtime_env();
-    let mut env: Vec<(&str, &str)> = realtime.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.extend([
-        ("IMPORT_INTERVAL_SECS", "3600"),
-        ("IMPORT_INTERVAL_REALTIME_SECS", "3600"),
-    ]);
+    let env = events_only(&realtime);
     let first = h.start_server(&env).await;
     let second = h.start_server(&env).await;
     assert!(

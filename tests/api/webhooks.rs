@@ -200,10 +200,28 @@ async fn a_receiver_that_fails_at_first_gets_every_event_signed_verifiably() {
         "each event accepted once"
     );
 
-    // The delivery log shows the failed attempts and the one that succeeded.
-    let body = app
-        .graphql(&partner, ENDPOINT, json!({ "id": endpoint }))
-        .await;
+    // The delivery log shows the failed attempts and the one that succeeded. The receiver
+    // has the last request before the sender records its answer: wait for the record.
+    let logged = |body: &Value| -> usize {
+        body["data"]["webhookEndpoint"]["deliveries"]["edges"]
+            .as_array()
+            .map_or(0, |edges| {
+                edges
+                    .iter()
+                    .map(|d| d["node"]["attemptLog"].as_array().map_or(0, Vec::len))
+                    .sum()
+            })
+    };
+    let mut body = Value::Null;
+    for _ in 0..100 {
+        body = app
+            .graphql(&partner, ENDPOINT, json!({ "id": endpoint }))
+            .await;
+        if logged(&body) >= received.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let deliveries = body["data"]["webhookEndpoint"]["deliveries"]["edges"]
         .as_array()
         .cloned()

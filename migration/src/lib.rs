@@ -10,6 +10,7 @@ mod m20261129_000002_order_state_counts;
 mod m20261129_000003_event_log;
 mod m20261129_000004_webhooks;
 mod m20261129_000005_realtime;
+mod m20261129_000006_rate_log_late_answers;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_event_log::Migration),
             Box::new(m20261129_000004_webhooks::Migration),
             Box::new(m20261129_000005_realtime::Migration),
+            Box::new(m20261129_000006_rate_log_late_answers::Migration),
         ]
     }
 }

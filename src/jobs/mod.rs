@@ -63,6 +63,9 @@ pub struct JobSettings {
     /// How long an order's lease lasts without renewal: a running job renews it, so this is
     /// how long the order waits after its job's process died or froze.
     pub lease: Duration,
+    /// Tasks a queue's worker takes per look, which also bounds how many of the queue's
+    /// jobs run at once (about twice this; see `JOB_BATCH_SIZE`).
+    pub batch_size: usize,
 }
 
 impl JobSettings {
@@ -90,6 +93,7 @@ impl Default for JobSettings {
             realtime_import_interval: Duration::from_secs(900),
             realtime_enabled: false,
             lease: Duration::from_secs(600),
+            batch_size: 50,
         }
     }
 }

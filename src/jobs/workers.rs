@@ -171,6 +171,7 @@ macro_rules! register_workers {
         let ctx: JobContext = $ctx;
         let poll_interval = ctx.settings.poll_interval;
         let idle_poll_interval = ctx.settings.idle_poll_interval;
+        let batch_size = ctx.settings.batch_size;
         // Woken at once for every task queued (job_wakeups); the poll is the safety net, so
         // it stretches from `poll_interval` to `idle_poll_interval` while a queue is idle.
         let strategy = move |queue: &str| {
@@ -181,7 +182,7 @@ macro_rules! register_workers {
                 .queue(queue)
                 .heartbeat_interval(ctx.settings.heartbeat)
                 .missed_heartbeats(3)
-                .batch_size(10)
+                .batch_size(batch_size)
         };
         let pool = $pool.clone();
         let (c, p, cfg, st) = (

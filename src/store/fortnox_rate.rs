@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::PgPool;
 
-use crate::fortnox::limiter::{RateLimit, SharedRateLog};
+use crate::fortnox::limiter::{Admission, RateLimit, SharedRateLog};
 use crate::fortnox::oauth::StoreError;
 
 pub struct PgRateLog {
@@ -22,20 +22,36 @@ impl PgRateLog {
 
 #[async_trait]
 impl SharedRateLog for PgRateLog {
-    async fn try_record(
-        &self,
-        tenant: &str,
-        limit: RateLimit,
-    ) -> Result<Option<Duration>, StoreError> {
+    async fn try_record(&self, tenant: &str, limit: RateLimit) -> Result<Admission, StoreError> {
         let span_ms = i32::try_from(limit.span().as_millis()).unwrap_or(i32::MAX);
         let max = i32::try_from(limit.max).unwrap_or(i32::MAX);
-        let wait_ms: f64 = sqlx::query_scalar("SELECT fortnox_rate_try_record($1, $2, $3)")
+        let (wait_ms, recorded): (f64, Option<i64>) =
+            sqlx::query_as("SELECT wait_ms, recorded_micros FROM fortnox_rate_admit($1, $2, $3)")
+                .bind(tenant)
+                .bind(max)
+                .bind(span_ms)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| StoreError(format!("Fortnox rate-limit log: {e}")))?;
+        Ok(match recorded {
+            Some(at_micros) => Admission::Recorded { at_micros },
+            None => Admission::Wait(Duration::from_secs_f64(wait_ms.max(1.0) / 1000.0)),
+        })
+    }
+
+    async fn move_later(
+        &self,
+        tenant: &str,
+        at_micros: i64,
+        to_micros: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT fortnox_rate_move($1, $2, $3)")
             .bind(tenant)
-            .bind(max)
-            .bind(span_ms)
-            .fetch_one(&self.pool)
+            .bind(at_micros)
+            .bind(to_micros)
+            .execute(&self.pool)
             .await
             .map_err(|e| StoreError(format!("Fortnox rate-limit log: {e}")))?;
-        Ok((wait_ms > 0.0).then(|| Duration::from_secs_f64(wait_ms / 1000.0)))
+        Ok(())
     }
 }

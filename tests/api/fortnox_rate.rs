@@ -121,3 +121,67 @@ async fn the_shared_log_in_postgres_admits_at_most_max_per_span_across_processes
     }
     db.cleanup().await;
 }
+
+/// A request answered late in one process keeps its place in the shared log for as long
+/// as it may have taken to reach Fortnox, and another process waits for that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_answer_in_one_process_holds_the_shared_window_for_the_others() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use fortnox_fulfilment::fortnox::limiter::{LimiterRegistry, SharedRateLog};
+    use fortnox_fulfilment::store::fortnox_rate::PgRateLog;
+    use fortnox_fulfilment::store::{Pool, Store};
+
+    let db = crate::common::TestDb::new().await;
+    if !db.is_postgres() {
+        eprintln!("skipped: the shared log is PostgreSQL's");
+        db.cleanup().await;
+        return;
+    }
+    let limit = RateLimit {
+        max: 2,
+        window: Duration::from_millis(1_000),
+        margin: Duration::from_millis(100),
+    };
+    let mut processes = Vec::new();
+    let mut stores = Vec::new();
+    for _ in 0..2 {
+        let store = Store::connect(&db.url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let Pool::Postgres(pool) = &store.pool else {
+            unreachable!("a PostgreSQL test database")
+        };
+        let log: Arc<dyn SharedRateLog> = Arc::new(PgRateLog::new(pool.clone()));
+        processes.push(LimiterRegistry::shared(limit, log));
+        stores.push(store);
+    }
+    let origin = Instant::now();
+    // Process 0: one request answered 600 ms later, another answered at once.
+    let late = processes[0].acquire("merchant-1").await.expect("grant");
+    processes[0]
+        .metered(
+            "merchant-1",
+            late,
+            tokio::time::sleep(Duration::from_millis(600)),
+        )
+        .await;
+    let prompt = processes[0].acquire("merchant-1").await.expect("grant");
+    processes[0].metered("merchant-1", prompt, async {}).await;
+    // Process 1 needs room: the prompt one leaves the span 1.1 s after ~600 ms, the late
+    // one 1.1 s after its answer (600 ms), not after its grant (0 ms).
+    processes[1].acquire("merchant-1").await.expect("grant");
+    let first_room = origin.elapsed();
+    assert!(
+        first_room >= Duration::from_millis(1_650),
+        "the late request counted from its answer: room after {first_room:?}"
+    );
+    assert!(
+        first_room < Duration::from_millis(3_000),
+        "and no longer: room after {first_room:?}"
+    );
+    for store in stores {
+        store.close().await;
+    }
+    db.cleanup().await;
+}

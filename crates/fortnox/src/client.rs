@@ -558,7 +558,7 @@ impl FortnoxClient {
             Bearer::Merchant(merchant) | Bearer::Unsaved { merchant, .. } => merchant,
         };
         loop {
-            inner.limiters.acquire(merchant).await?;
+            let grant = inner.limiters.acquire(merchant).await?;
             let mut req = inner
                 .http
                 .request(method.clone(), &url)
@@ -571,17 +571,20 @@ impl FortnoxClient {
                 req = req.body(b.clone());
             }
             let started = Instant::now();
-            let outcome = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let retry_after = retry_after(&resp);
-                    match resp.bytes().await {
-                        Ok(bytes) => Ok((status, retry_after, bytes)),
-                        Err(e) => Err((e, Some(status))),
+            let exchange = async {
+                match req.send().await {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        let retry_after = retry_after(&resp);
+                        match resp.bytes().await {
+                            Ok(bytes) => Ok((status, retry_after, bytes)),
+                            Err(e) => Err((e, Some(status))),
+                        }
                     }
+                    Err(e) => Err((e, None)),
                 }
-                Err(e) => Err((e, None)),
             };
+            let outcome = inner.limiters.metered(merchant, grant, exchange).await;
             let latency_ms = started.elapsed().as_millis() as u64;
             let status_code = match &outcome {
                 Ok((s, _, _)) => s.as_u16(),

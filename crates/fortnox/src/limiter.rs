@@ -21,6 +21,16 @@
 //! created (process start): the first requests after a start wait until one
 //! window (+margin) has passed since then; a tenant first used later pays
 //! nothing. The shared log needs none of this: it outlives the process.
+//!
+//! Late answers: a request is logged when it is granted, but Fortnox counts it
+//! when it arrives. The margin covers the usual gap; a request whose answer
+//! comes later than half the margin after it was asked for (a slow database
+//! commit of the shared log, a loaded machine, a slow network) may have arrived
+//! later than the margin allows, so its entry is moved to the latest time it
+//! can have arrived: when it was asked for plus how long it took. A request
+//! still unanswered is moved forward the same way every `window - 2 x margin`,
+//! so it never leaves the log while it may still arrive. Fast answers, nearly
+//! all of them, cost nothing more.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -87,19 +97,31 @@ impl SlidingWindow {
         }
     }
 
-    /// Waits until a request may be sent, and records it as sent.
-    pub async fn acquire(&self) {
+    /// Waits until a request may be sent, and records it as sent; returns the time
+    /// recorded.
+    pub async fn acquire(&self) -> Instant {
         loop {
             let wait = {
                 let mut sent = self.log();
                 // Read under the lock, so the log stays in time order.
                 match self.admit(&mut sent, Instant::now()) {
-                    Ok(()) => return,
+                    Ok(at) => return at,
                     Err(wait) => wait,
                 }
             };
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Moves the entry recorded at `from` to `to` (later), keeping the log in time
+    /// order. An entry already gone from the log is put back at `to`.
+    fn move_later(&self, from: Instant, to: Instant) {
+        let mut sent = self.log();
+        if let Some(position) = sent.iter().position(|t| *t == from) {
+            sent.remove(position);
+        }
+        let position = sent.partition_point(|t| *t <= to);
+        sent.insert(position, to);
     }
 
     /// Records a request at `now` if the window has room, without waiting: for
@@ -118,14 +140,16 @@ impl SlidingWindow {
 
     /// Records a request at `now` if fewer than `max` were recorded within
     /// one window (+margin) before it; otherwise, how long until one may be.
-    fn admit(&self, sent: &mut VecDeque<Instant>, now: Instant) -> Result<(), Duration> {
+    fn admit(&self, sent: &mut VecDeque<Instant>, now: Instant) -> Result<Instant, Duration> {
         let span = self.limit.span();
         while sent.front().is_some_and(|t| now.duration_since(*t) >= span) {
             sent.pop_front();
         }
         if (sent.len() as u32) < self.limit.max {
-            sent.push_back(now);
-            return Ok(());
+            // A moved entry may lie after `now`: keep the log in time order.
+            let position = sent.partition_point(|t| *t <= now);
+            sent.insert(position, now);
+            return Ok(now);
         }
         Err(match sent.front() {
             Some(oldest) => (*oldest + span).saturating_duration_since(now),
@@ -134,19 +158,62 @@ impl SlidingWindow {
     }
 }
 
+/// What a shared log answered to a request for room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Recorded at this time of the log's clock, in microseconds since the epoch
+    /// (what [`SharedRateLog::move_later`] names it by).
+    Recorded { at_micros: i64 },
+    /// Full: nothing recorded; room in this long.
+    Wait(Duration),
+}
+
 /// A tenant's sliding log kept outside the process (the database), shared by
 /// every process that calls Fortnox for the same tenants.
 #[async_trait]
 pub trait SharedRateLog: Send + Sync + 'static {
     /// Records one request for `tenant` now if fewer than `limit.max` were
     /// recorded within one span (window + margin) before now; otherwise records
-    /// nothing and returns how long until one may be. "Now" is one clock for
+    /// nothing and says how long until one may be. "Now" is one clock for
     /// every process (the database's), so processes' clocks need not agree.
     async fn try_record(
         &self,
         tenant: &str,
         limit: RateLimit,
-    ) -> std::result::Result<Option<Duration>, StoreError>;
+    ) -> std::result::Result<Admission, StoreError>;
+
+    /// Moves `tenant`'s entry recorded at `at_micros` to `to_micros` (later): the
+    /// request may have reached Fortnox that late (see the module comment).
+    async fn move_later(
+        &self,
+        tenant: &str,
+        at_micros: i64,
+        to_micros: i64,
+    ) -> std::result::Result<(), StoreError>;
+}
+
+/// The right to send one request, from [`LimiterRegistry::acquire`]; hand it to
+/// [`LimiterRegistry::metered`] with the request, so that a late answer moves
+/// its entry.
+#[derive(Debug)]
+pub struct Grant {
+    /// Just before the room was asked for: the entry was recorded after it.
+    asked_at: Instant,
+    entry: Entry,
+}
+
+#[derive(Debug)]
+enum Entry {
+    Unmetered,
+    InProcess {
+        window: Arc<SlidingWindow>,
+        at: Instant,
+    },
+    Shared {
+        /// When the log recorded it (its clock), and where the entry is now.
+        recorded_micros: i64,
+        at_micros: i64,
+    },
 }
 
 /// Where the tenants' logs live.
@@ -226,9 +293,12 @@ impl LimiterRegistry {
 
     /// Waits until a request for `tenant` may be sent, and records it as sent.
     /// Fails only when the shared log cannot be reached.
-    pub async fn acquire(&self, tenant: &str) -> std::result::Result<(), StoreError> {
+    pub async fn acquire(&self, tenant: &str) -> std::result::Result<Grant, StoreError> {
         match &self.logs {
-            Logs::Off => Ok(()),
+            Logs::Off => Ok(Grant {
+                asked_at: Instant::now(),
+                entry: Entry::Unmetered,
+            }),
             Logs::InProcess {
                 limit,
                 started,
@@ -240,16 +310,28 @@ impl LimiterRegistry {
                         .or_insert_with(|| Arc::new(SlidingWindow::full_at(*limit, *started)))
                         .clone()
                 };
-                window.acquire().await;
-                Ok(())
+                let at = window.acquire().await;
+                Ok(Grant {
+                    asked_at: at,
+                    entry: Entry::InProcess { window, at },
+                })
             }
             Logs::Shared { limit, log, queue } => {
                 let _turn = queue.lock(tenant.to_string()).await;
                 let mut failures = 0;
                 loop {
+                    let asked_at = Instant::now();
                     match log.try_record(tenant, *limit).await {
-                        Ok(None) => return Ok(()),
-                        Ok(Some(wait)) => {
+                        Ok(Admission::Recorded { at_micros }) => {
+                            return Ok(Grant {
+                                asked_at,
+                                entry: Entry::Shared {
+                                    recorded_micros: at_micros,
+                                    at_micros,
+                                },
+                            })
+                        }
+                        Ok(Admission::Wait(wait)) => {
                             tokio::time::sleep(wait.max(Duration::from_millis(1))).await
                         }
                         Err(error) => {
@@ -263,6 +345,80 @@ impl LimiterRegistry {
                             tokio::time::sleep(Duration::from_millis(200 * failures as u64)).await;
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// Runs `request` (one HTTP exchange sent under `grant`) and moves the grant's
+    /// entry when the answer came late, or while it is still awaited (see the
+    /// module comment: late answers).
+    pub async fn metered<F: std::future::Future>(
+        &self,
+        tenant: &str,
+        mut grant: Grant,
+        request: F,
+    ) -> F::Output {
+        let Some(limit) = self.limit() else {
+            return request.await;
+        };
+        let renew_every = limit
+            .window
+            .saturating_sub(2 * limit.margin)
+            .max(Duration::from_millis(100));
+        tokio::pin!(request);
+        let output = loop {
+            tokio::select! {
+                output = &mut request => break output,
+                _ = tokio::time::sleep(renew_every) => self.settle(tenant, &mut grant, limit).await,
+            }
+        };
+        self.settle(tenant, &mut grant, limit).await;
+        output
+    }
+
+    fn limit(&self) -> Option<RateLimit> {
+        match &self.logs {
+            Logs::Off => None,
+            Logs::InProcess { limit, .. } | Logs::Shared { limit, .. } => Some(*limit),
+        }
+    }
+
+    /// Moves the grant's entry to when it was asked for plus the time since, the
+    /// latest the request can have reached Fortnox, unless that is within half the
+    /// margin of the entry (the margin covers it).
+    async fn settle(&self, tenant: &str, grant: &mut Grant, limit: RateLimit) {
+        let elapsed = grant.asked_at.elapsed();
+        if elapsed <= limit.margin / 2 {
+            return;
+        }
+        let latest = grant.asked_at + elapsed;
+        match &mut grant.entry {
+            Entry::Unmetered => {}
+            Entry::InProcess { window, at } => {
+                if latest > *at {
+                    window.move_later(*at, latest);
+                    *at = latest;
+                }
+            }
+            Entry::Shared {
+                recorded_micros,
+                at_micros,
+            } => {
+                let Logs::Shared { log, .. } = &self.logs else {
+                    return;
+                };
+                // The log's clock recorded the entry after `asked_at`, so the request
+                // reached Fortnox at most `elapsed` after the recorded time.
+                let elapsed_micros = i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX);
+                let to_micros = recorded_micros.saturating_add(elapsed_micros);
+                if to_micros <= *at_micros {
+                    return;
+                }
+                match log.move_later(tenant, *at_micros, to_micros).await {
+                    Ok(()) => *at_micros = to_micros,
+                    Err(error) => tracing::warn!(tenant, error = %error.0,
+                        "could not move a late request's entry in the shared rate-limit log; Fortnox may answer 429 once"),
                 }
             }
         }
@@ -395,6 +551,23 @@ mod tests {
     struct MemoryLog {
         window: SlidingWindow,
         reads: std::sync::atomic::AtomicU32,
+        origin: Instant,
+        moves: Mutex<Vec<(i64, i64)>>,
+    }
+
+    impl MemoryLog {
+        fn new(limit: RateLimit) -> MemoryLog {
+            MemoryLog {
+                window: SlidingWindow::new(limit),
+                reads: Default::default(),
+                origin: Instant::now(),
+                moves: Mutex::new(Vec::new()),
+            }
+        }
+
+        fn micros(&self, at: Instant) -> i64 {
+            at.duration_since(self.origin).as_micros() as i64
+        }
     }
 
     #[async_trait]
@@ -403,20 +576,37 @@ mod tests {
             &self,
             _tenant: &str,
             _limit: RateLimit,
-        ) -> std::result::Result<Option<Duration>, StoreError> {
+        ) -> std::result::Result<Admission, StoreError> {
             self.reads
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut sent = self.window.log();
-            Ok(self.window.admit(&mut sent, Instant::now()).err())
+            Ok(match self.window.admit(&mut sent, Instant::now()) {
+                Ok(at) => Admission::Recorded {
+                    at_micros: self.micros(at),
+                },
+                Err(wait) => Admission::Wait(wait),
+            })
+        }
+
+        async fn move_later(
+            &self,
+            _tenant: &str,
+            at_micros: i64,
+            to_micros: i64,
+        ) -> std::result::Result<(), StoreError> {
+            self.moves
+                .lock()
+                .expect("moves")
+                .push((at_micros, to_micros));
+            let at = |micros: i64| self.origin + Duration::from_micros(micros as u64);
+            self.window.move_later(at(at_micros), at(to_micros));
+            Ok(())
         }
     }
 
     #[tokio::test]
     async fn processes_sharing_a_log_keep_to_one_budget_together() {
-        let log = Arc::new(MemoryLog {
-            window: SlidingWindow::new(SHORT),
-            reads: Default::default(),
-        });
+        let log = Arc::new(MemoryLog::new(SHORT));
         let origin = Instant::now();
         // Two "processes", each with four callers for the same tenant.
         let processes: Vec<Arc<LimiterRegistry>> = (0..2)
@@ -458,7 +648,16 @@ mod tests {
             &self,
             _tenant: &str,
             _limit: RateLimit,
-        ) -> std::result::Result<Option<Duration>, StoreError> {
+        ) -> std::result::Result<Admission, StoreError> {
+            Err(StoreError("connection refused".into()))
+        }
+
+        async fn move_later(
+            &self,
+            _tenant: &str,
+            _at_micros: i64,
+            _to_micros: i64,
+        ) -> std::result::Result<(), StoreError> {
             Err(StoreError("connection refused".into()))
         }
     }
@@ -479,5 +678,91 @@ mod tests {
         let registry = LimiterRegistry::new(None);
         let at = grants(&registry, "m1", 100, started).await;
         assert!(at[99] < AT_ONCE, "{at:?}");
+    }
+
+    /// Sends one request under `registry` whose answer takes `answer_after`.
+    async fn request_answered_after(
+        registry: &LimiterRegistry,
+        tenant: &str,
+        answer_after: Duration,
+    ) {
+        let grant = registry.acquire(tenant).await.expect("grant");
+        registry
+            .metered(tenant, grant, tokio::time::sleep(answer_after))
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_late_answer_keeps_its_request_in_the_window_until_it_can_have_arrived() {
+        let registry = LimiterRegistry::new(Some(SHORT));
+        tokio::time::sleep(SPAN).await; // past the start-up window
+        let origin = Instant::now();
+        // The first request's answer comes 300 ms late (beyond half the margin): it may
+        // have reached the server that late, so it counts from then.
+        request_answered_after(&registry, "m1", Duration::from_millis(300)).await;
+        let at = grants(&registry, "m1", 3, origin).await;
+        assert!(at[1] < SPAN, "room for max - 1 more at once: {at:?}");
+        assert!(
+            at[2] >= Duration::from_millis(300) + SPAN - Duration::from_millis(5),
+            "the third waits for the late one's arrival + span: {at:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_prompt_answer_leaves_the_log_alone() {
+        let log = Arc::new(MemoryLog::new(SHORT));
+        let registry = LimiterRegistry::shared(SHORT, log.clone());
+        request_answered_after(&registry, "m1", Duration::ZERO).await;
+        assert!(log.moves.lock().expect("moves").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_late_answer_moves_the_shared_entry_by_how_long_it_took() {
+        let log = Arc::new(MemoryLog::new(SHORT));
+        let registry = LimiterRegistry::shared(SHORT, log.clone());
+        request_answered_after(&registry, "m1", Duration::from_millis(200)).await;
+        let moves = log.moves.lock().expect("moves").clone();
+        assert_eq!(moves.len(), 1, "{moves:?}");
+        let (from, to) = moves[0];
+        assert!(
+            to - from >= 200_000 && to - from < 200_000 + 250_000,
+            "{moves:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_still_unanswered_is_kept_in_the_window() {
+        // SHORT renews every window - 2 x margin = 300 ms.
+        let log = Arc::new(MemoryLog::new(SHORT));
+        let registry = LimiterRegistry::shared(SHORT, log.clone());
+        let origin = Instant::now();
+        let registry = Arc::new(registry);
+        let slow = {
+            let registry = registry.clone();
+            tokio::spawn(async move {
+                request_answered_after(&registry, "m1", Duration::from_millis(1_000)).await
+            })
+        };
+        // Past the slow request's record + span: without renewals it would have left
+        // the log, and three would go at once.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let at = grants(&registry, "m1", 3, origin).await;
+        slow.await.expect("slow request");
+        let moves = log.moves.lock().expect("moves").clone();
+        assert!(
+            moves.len() >= 3,
+            "renewed while in flight, then settled: {moves:?}"
+        );
+        assert!(
+            moves
+                .windows(2)
+                .all(|pair| pair[1].0 == pair[0].1 && pair[1].1 > pair[0].1),
+            "each move starts where the last ended, always later: {moves:?}"
+        );
+        assert!(at[1] < Duration::from_millis(700) + AT_ONCE, "{at:?}");
+        assert!(
+            at[2] >= Duration::from_millis(1_200),
+            "the unanswered request still held its place: {at:?}"
+        );
     }
 }

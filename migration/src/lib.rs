@@ -11,6 +11,7 @@ mod m20261129_000003_event_log;
 mod m20261129_000004_webhooks;
 mod m20261129_000005_realtime;
 mod m20261129_000006_rate_log_late_answers;
+mod m20261129_000007_order_state_deltas;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_webhooks::Migration),
             Box::new(m20261129_000005_realtime::Migration),
             Box::new(m20261129_000006_rate_log_late_answers::Migration),
+            Box::new(m20261129_000007_order_state_deltas::Migration),
         ]
     }
 }

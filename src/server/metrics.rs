@@ -13,7 +13,6 @@ use subtle::ConstantTimeEq;
 
 use super::App;
 use crate::fortnox::metrics::Listed;
-use crate::store::Pool;
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -38,14 +37,9 @@ pub async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
                 .into_response();
         }
     }
-    // Kept per state (in stripes) by triggers on `orders`: a scrape reads about a hundred
-    // rows however many orders there are.
-    const COUNTS: &str =
-        "SELECT state, CAST(SUM(n) AS BIGINT) FROM order_state_counts GROUP BY state";
-    let counts: Result<Vec<(String, i64)>, sqlx::Error> = match &app.store.pool {
-        Pool::Sqlite(pool) => sqlx::query_as(COUNTS).fetch_all(pool).await,
-        Pool::Postgres(pool) => sqlx::query_as(COUNTS).fetch_all(pool).await,
-    };
+    // Kept per state by triggers on `orders` (store::order_counts): a scrape reads a few
+    // dozen rows however many orders there are.
+    let counts = crate::store::order_counts::per_state(&app.store.pool).await;
     let counts = match counts {
         Ok(counts) => counts,
         Err(error) => {

@@ -33,7 +33,11 @@ use crate::webhooks::{WebhookSender, Webhooks};
 /// Everything a running service holds; cheap to clone.
 #[derive(Clone)]
 pub struct App {
+    /// The HTTP API's store.
     pub store: Store,
+    /// The same database through a pool of its own, for the jobs and the other background
+    /// work: a backlog of jobs then never makes an API request wait for a connection.
+    pub job_store: Store,
     /// Fans the order event log out to this process's subscribers (runs in `serve`).
     pub feed: EventFeed,
     pub jwt: JwtKeys,
@@ -118,13 +122,16 @@ fn fortnox_client_with(
 impl App {
     /// Connects, migrates, and assembles the service. `jwt_secret` must already be resolved.
     pub async fn build(config: &Config, jwt_secret: &SecretString) -> anyhow::Result<App> {
-        let store = Store::connect(&config.server.database_url).await?;
+        let url = &config.server.database_url;
+        let store = Store::connect_with(url, crate::store::API_POOL_CONNECTIONS).await?;
         store.migrate().await?;
+        let job_store = Store::connect_with(url, crate::store::JOB_POOL_CONNECTIONS).await?;
         let feed = EventFeed::new(&store).await?;
         // One cipher for the Fortnox tokens and the webhook secrets: without
         // TOKEN_ENCRYPTION_KEY, one key made for this run.
         let cipher = token_cipher(config)?;
-        let fortnox = fortnox_client_with(config, &store, cipher.clone())?;
+        // Nearly all Fortnox calls (and their rate-limit statements) are the jobs'.
+        let fortnox = fortnox_client_with(config, &job_store, cipher.clone())?;
         let webhooks = Webhooks {
             sender: WebhookSender::new(
                 config.webhooks.delivery_timeout,
@@ -175,6 +182,7 @@ impl App {
             import_locks: crate::jobs::ImportLocks::default(),
             webhooks,
             store,
+            job_store,
             feed,
             jwt: JwtKeys::new(jwt_secret),
             schema,
@@ -202,7 +210,7 @@ impl App {
 
     pub fn job_context(&self) -> JobContext {
         JobContext {
-            store: self.store.clone(),
+            store: self.job_store.clone(),
             settings: self.job_settings.clone(),
             #[cfg(feature = "test-faults")]
             faults: self.faults.clone(),
@@ -231,16 +239,17 @@ impl App {
             let _ = rx.wait_for(|stopped| *stopped).await;
         };
         let workers = tokio::spawn(jobs::run_workers(self.job_context(), wait(stop_rx.clone())));
+        // The feed serves subscribers: on the API's pool, so a job backlog does not delay it.
         tokio::spawn(self.feed.clone().run(self.store.clone(), stop_rx.clone()));
         tokio::spawn(jobs::fan_out_webhooks(
-            self.store.clone(),
+            self.job_store.clone(),
             self.feed.clone(),
             stop_rx.clone(),
         ));
         if let Some(settings) = &self.realtime {
             tokio::spawn(crate::realtime::run(
                 crate::realtime::RealtimeContext {
-                    store: self.store.clone(),
+                    store: self.job_store.clone(),
                     fortnox: self.fortnox.clone(),
                     catalog: self.catalog.clone(),
                     settings: settings.clone(),
@@ -248,12 +257,16 @@ impl App {
                 stop_rx.clone(),
             ));
         }
-        if let crate::store::Pool::Postgres(pool) = &self.store.pool {
+        if let crate::store::Pool::Postgres(pool) = &self.job_store.pool {
             tokio::spawn(crate::events::listen_postgres(
                 pool.clone(),
                 stop_rx.clone(),
             ));
             tokio::spawn(crate::store::job_wakeups::listen_postgres(
+                pool.clone(),
+                stop_rx.clone(),
+            ));
+            tokio::spawn(crate::store::order_counts::run_folding(
                 pool.clone(),
                 stop_rx.clone(),
             ));

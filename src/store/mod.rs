@@ -11,6 +11,7 @@ pub mod integrations;
 pub mod job_wakeups;
 pub mod jobs_table;
 pub mod leases;
+pub mod order_counts;
 pub mod orders;
 pub mod pipeline;
 pub mod product_sync;
@@ -54,8 +55,17 @@ pub struct Store {
     pub pool: Pool,
 }
 
+/// Connections of the pool the HTTP API uses, and of the one the jobs use (see
+/// `App::build`): apart, so that a job backlog cannot make API requests queue behind it.
+pub const API_POOL_CONNECTIONS: u32 = 6;
+pub const JOB_POOL_CONNECTIONS: u32 = 16;
 impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, JOB_POOL_CONNECTIONS).await
+    }
+
+    /// A store with its own pool of at most `max_connections` connections.
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -64,7 +74,7 @@ impl Store {
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections(max_connections.clamp(1, 8))
                 .connect_with(options)
                 .await?;
             Ok(Store {
@@ -77,7 +87,7 @@ impl Store {
             let options = sqlx::postgres::PgConnectOptions::from_str(url)?
                 .application_name(&instance_application_name());
             let pool = PgPoolOptions::new()
-                .max_connections(16)
+                .max_connections(max_connections.max(1))
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(options)
                 .await?;

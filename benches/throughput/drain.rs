@@ -192,6 +192,17 @@ async fn drain(
     let merchants = connect_merchants(server, sb, tenants, &admin).await?;
     let orders = tenants.len() * settings.orders_per_merchant;
     let pool = server.pool();
+    // Steady state, not a start: a process's in-memory rate-limit logs (SQLite) start
+    // full, so its first Fortnox calls wait one window (5.4 s) after it starts, once per
+    // start (docs/rate-limit.md; measured by tests/process/restart_rate_limit.rs). The
+    // drain begins after that window has passed, as it would on a server that has been
+    // up for a while; on PostgreSQL the shared log has no such window.
+    if matches!(pool, Pool::Sqlite(_)) {
+        let window = Duration::from_millis(5_400);
+        if let Some(rest) = window.checked_sub(server.started.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+    }
 
     let calls_before = api_calls(&sb.counters());
     let put_off_before = ORDER_JOBS_PUT_OFF.get();

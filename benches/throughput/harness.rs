@@ -126,6 +126,8 @@ pub fn token(role: Role, merchants: Vec<i64>) -> anyhow::Result<String> {
 pub struct Server {
     pub app: App,
     pub api: Api,
+    /// Before the app was built: its Fortnox client (and so its rate-limit logs) is younger.
+    pub started: std::time::Instant,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -142,6 +144,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
         config.server.public_url = format!("http://{addr}");
+        let started = std::time::Instant::now();
         let app = App::build(&config, &SECRET.into()).await?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.clone().serve(listener, async move {
@@ -154,6 +157,7 @@ impl Server {
         Ok(Server {
             app,
             api,
+            started,
             stop,
             task,
         })

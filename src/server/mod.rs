@@ -123,9 +123,10 @@ impl App {
     /// Connects, migrates, and assembles the service. `jwt_secret` must already be resolved.
     pub async fn build(config: &Config, jwt_secret: &SecretString) -> anyhow::Result<App> {
         let url = &config.server.database_url;
-        let store = Store::connect_with(url, crate::store::API_POOL_CONNECTIONS).await?;
+        let (api_connections, job_connections) = crate::store::pool_sizes(url);
+        let store = Store::connect_with(url, api_connections).await?;
         store.migrate().await?;
-        let job_store = Store::connect_with(url, crate::store::JOB_POOL_CONNECTIONS).await?;
+        let job_store = Store::connect_with(url, job_connections).await?;
         let feed = EventFeed::new(&store).await?;
         // One cipher for the Fortnox tokens and the webhook secrets: without
         // TOKEN_ENCRYPTION_KEY, one key made for this run.

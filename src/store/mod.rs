@@ -57,8 +57,21 @@ pub struct Store {
 
 /// Connections of the pool the HTTP API uses, and of the one the jobs use (see
 /// `App::build`): apart, so that a job backlog cannot make API requests queue behind it.
+/// SQLite lets one connection write at a time, and more connections only wait longer
+/// for it: there the two pools share the 8 of one.
 pub const API_POOL_CONNECTIONS: u32 = 6;
 pub const JOB_POOL_CONNECTIONS: u32 = 16;
+const SQLITE_API_POOL_CONNECTIONS: u32 = 2;
+const SQLITE_JOB_POOL_CONNECTIONS: u32 = 6;
+
+/// (API, jobs) pool sizes for the database at `url`.
+pub fn pool_sizes(url: &str) -> (u32, u32) {
+    if url.starts_with("sqlite:") {
+        (SQLITE_API_POOL_CONNECTIONS, SQLITE_JOB_POOL_CONNECTIONS)
+    } else {
+        (API_POOL_CONNECTIONS, JOB_POOL_CONNECTIONS)
+    }
+}
 impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         Store::connect_with(url, JOB_POOL_CONNECTIONS).await

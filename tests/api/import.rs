@@ -68,11 +68,16 @@ async fn an_undecodable_order_is_recorded_and_retried_while_the_others_import() 
         "the last error names the order: {last_error}"
     );
 
-    // Still broken at the next poll: tried again, counted, still not blocking.
+    // Still broken at the next poll: tried again, counted, still not blocking. (Compared
+    // with the count before, not with 2: on a loaded machine more than one import may
+    // have run by now.)
+    let attempts_before = failures[0]["attempts"].as_i64().expect("attempts");
     flow.sync().await;
     assert!(
         crate::common::eventually(Duration::from_secs(20), || async {
-            integration(&flow).await["importFailures"][0]["attempts"] == 2
+            integration(&flow).await["importFailures"][0]["attempts"]
+                .as_i64()
+                .is_some_and(|attempts| attempts > attempts_before)
         })
         .await,
         "{}",

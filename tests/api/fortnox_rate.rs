@@ -50,12 +50,7 @@ async fn two_hundred_requests_no_429_at_least_80_percent_of_the_limit() {
 /// span together, and none is kept waiting once the span has room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shared_log_in_postgres_admits_at_most_max_per_span_across_processes() {
-    use std::sync::Arc;
     use std::time::Duration;
-
-    use fortnox_fulfilment::fortnox::limiter::{LimiterRegistry, SharedRateLog};
-    use fortnox_fulfilment::store::fortnox_rate::PgRateLog;
-    use fortnox_fulfilment::store::{Pool, Store};
 
     let db = crate::common::TestDb::new().await;
     if !db.is_postgres() {
@@ -68,18 +63,7 @@ async fn the_shared_log_in_postgres_admits_at_most_max_per_span_across_processes
         window: Duration::from_millis(400),
         margin: Duration::from_millis(100),
     };
-    let mut processes = Vec::new();
-    let mut stores = Vec::new();
-    for _ in 0..2 {
-        let store = Store::connect(&db.url).await.expect("connect");
-        store.migrate().await.expect("migrate");
-        let Pool::Postgres(pool) = &store.pool else {
-            unreachable!("a PostgreSQL test database")
-        };
-        let log: Arc<dyn SharedRateLog> = Arc::new(PgRateLog::new(pool.clone()));
-        processes.push(Arc::new(LimiterRegistry::shared(limit, log)));
-        stores.push(store);
-    }
+    let (processes, stores) = two_processes(&db.url, limit).await;
     let origin = Instant::now();
     let mut callers = Vec::new();
     for registry in &processes {
@@ -126,12 +110,7 @@ async fn the_shared_log_in_postgres_admits_at_most_max_per_span_across_processes
 /// as it may have taken to reach Fortnox, and another process waits for that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_answer_in_one_process_holds_the_shared_window_for_the_others() {
-    use std::sync::Arc;
     use std::time::Duration;
-
-    use fortnox_fulfilment::fortnox::limiter::{LimiterRegistry, SharedRateLog};
-    use fortnox_fulfilment::store::fortnox_rate::PgRateLog;
-    use fortnox_fulfilment::store::{Pool, Store};
 
     let db = crate::common::TestDb::new().await;
     if !db.is_postgres() {
@@ -144,18 +123,7 @@ async fn a_late_answer_in_one_process_holds_the_shared_window_for_the_others() {
         window: Duration::from_millis(1_000),
         margin: Duration::from_millis(100),
     };
-    let mut processes = Vec::new();
-    let mut stores = Vec::new();
-    for _ in 0..2 {
-        let store = Store::connect(&db.url).await.expect("connect");
-        store.migrate().await.expect("migrate");
-        let Pool::Postgres(pool) = &store.pool else {
-            unreachable!("a PostgreSQL test database")
-        };
-        let log: Arc<dyn SharedRateLog> = Arc::new(PgRateLog::new(pool.clone()));
-        processes.push(LimiterRegistry::shared(limit, log));
-        stores.push(store);
-    }
+    let (processes, stores) = two_processes(&db.url, limit).await;
     let origin = Instant::now();
     // Process 0: one request answered 600 ms later, another answered at once.
     let late = processes[0].acquire("merchant-1").await.expect("grant");
@@ -184,4 +152,33 @@ async fn a_late_answer_in_one_process_holds_the_shared_window_for_the_others() {
         store.close().await;
     }
     db.cleanup().await;
+}
+
+/// Two limiter registries on two pools of one PostgreSQL database, as two processes
+/// would have; the stores are returned to be closed.
+async fn two_processes(
+    url: &str,
+    limit: RateLimit,
+) -> (
+    Vec<std::sync::Arc<fortnox_fulfilment::fortnox::limiter::LimiterRegistry>>,
+    Vec<fortnox_fulfilment::store::Store>,
+) {
+    use fortnox_fulfilment::fortnox::limiter::{LimiterRegistry, SharedRateLog};
+    use fortnox_fulfilment::store::fortnox_rate::PgRateLog;
+    use fortnox_fulfilment::store::{Pool, Store};
+    use std::sync::Arc;
+
+    let mut processes = Vec::new();
+    let mut stores = Vec::new();
+    for _ in 0..2 {
+        let store = Store::connect(url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let Pool::Postgres(pool) = &store.pool else {
+            unreachable!("a PostgreSQL test database")
+        };
+        let log: Arc<dyn SharedRateLog> = Arc::new(PgRateLog::new(pool.clone()));
+        processes.push(Arc::new(LimiterRegistry::shared(limit, log)));
+        stores.push(store);
+    }
+    (processes, stores)
 }

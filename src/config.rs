@@ -261,9 +261,9 @@ pub struct JobsConfig {
         value_parser = whole(Duration::from_secs), global = true)]
     pub heartbeat: Duration,
     /// Longest wait between two looks for due tasks while a queue is idle. Queued tasks wake
-    /// their workers at once; this is the safety net (another process's retry comes due).
-    /// 0 keeps polling every 250 ms.
-    #[arg(long = "job-idle-poll-secs", env = "JOB_IDLE_POLL_SECS", default_value = "10",
+    /// their workers at once (on PostgreSQL in every process); this is the safety net (a
+    /// retry queued by a process that stopped comes due). 0 keeps polling every 250 ms.
+    #[arg(long = "job-idle-poll-secs", env = "JOB_IDLE_POLL_SECS", default_value = "30",
         value_parser = whole(Duration::from_secs), global = true)]
     pub idle_poll: Duration,
     /// Tasks each queue's worker takes per look. apalis lets about twice this many of a

@@ -5,7 +5,7 @@
 //! when woken (a commit in this process that wrote events, or on PostgreSQL the NOTIFY of
 //! any process's commit), soon again while committed events wait behind a transaction
 //! still running (from 15 ms, doubling up to 250 ms while nothing moves), and every
-//! `SAFETY_POLL` for a wake-up that got lost. A subscriber that falls behind the channel
+//! safety poll for a wake-up that got lost. A subscriber that falls behind the channel
 //! is told so (`Lagged`) and reads what it missed from the store (`services::order_events`).
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +24,12 @@ const BATCH: u64 = 500;
 const HELD_BACK_RETRY: Duration = Duration::from_millis(15);
 /// The longest wait between looks while events stay held back.
 const HELD_BACK_MAX: Duration = Duration::from_millis(250);
-/// How often to look without a wake-up.
-const SAFETY_POLL: Duration = Duration::from_secs(5);
+/// How often to look without a wake-up. On PostgreSQL every commit of events, in any
+/// process, NOTIFYs, and a listener that reconnects wakes the feed, so the poll only covers
+/// the unforeseen. A SQLite file may be written by another process (the `seed` command, a
+/// script), which wakes nobody: the poll is how those events arrive.
+const SAFETY_POLL_POSTGRES: Duration = Duration::from_secs(60);
+const SAFETY_POLL_SQLITE: Duration = Duration::from_secs(5);
 
 pub type FeedEvent = Arc<order_event::Model>;
 
@@ -58,6 +62,11 @@ impl EventFeed {
         let mut wakeups = event_log::feed_wakeups();
         let mut position = self.start;
         let mut held_back_for = Duration::ZERO;
+        let safety_poll = if store.is_postgres() {
+            SAFETY_POLL_POSTGRES
+        } else {
+            SAFETY_POLL_SQLITE
+        };
         loop {
             // Seen before reading: a wake-up during the read makes the next wait return.
             wakeups.borrow_and_update();
@@ -83,7 +92,7 @@ impl EventFeed {
                         held_back_for
                     } else {
                         held_back_for = Duration::ZERO;
-                        SAFETY_POLL
+                        safety_poll
                     }
                 }
                 Err(error) => {

@@ -12,7 +12,7 @@ use fortnox_fulfilment::auth::Role;
 use fortnox_fulfilment::domain::OrderState;
 use fortnox_fulfilment::fortnox::types::WayOfDelivery;
 use fortnox_fulfilment::fortnox::TokenSet;
-use fortnox_fulfilment::store::Pool;
+use fortnox_fulfilment::store::{order_counts, Pool};
 use fortnox_sandbox::testkit::article;
 use fortnox_sandbox::{Counters, Sandbox, SandboxConfig, SandboxHandle};
 use futures::StreamExt;
@@ -227,14 +227,16 @@ async fn drain(
         settings.warehouse_concurrency,
     ));
 
-    let invoiced_sql = format!(
-        "SELECT COUNT(*) FROM orders WHERE state = '{}'",
-        OrderState::Invoiced.as_str()
-    );
     let mut invoiced = 0;
     let mut last_report = Instant::now();
     while started.elapsed() < settings.timeout {
-        invoiced = scalar(pool, &invoiced_sql).await? as usize;
+        // The per-state counts `/metrics` reads: a COUNT(*) four times a second grew to
+        // 5-6 ms of the database's time each as the orders piled up, load of the bench's own.
+        invoiced = order_counts::per_state(pool)
+            .await?
+            .into_iter()
+            .find(|(state, _)| state == OrderState::Invoiced.as_str())
+            .map_or(0, |(_, n)| n.max(0) as usize);
         if invoiced >= orders {
             break;
         }

@@ -85,7 +85,7 @@ impl Default for JobSettings {
                 max_delay: Duration::from_secs(15 * 60),
             },
             poll_interval: Duration::from_millis(250),
-            idle_poll_interval: Duration::from_secs(10),
+            idle_poll_interval: Duration::from_secs(30),
             heartbeat: Duration::from_secs(10),
             reconcile_interval: Duration::from_secs(60),
             reconcile_idle: Duration::from_secs(60),

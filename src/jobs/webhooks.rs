@@ -175,9 +175,12 @@ fn human(duration: std::time::Duration) -> String {
     }
 }
 
+const FAN_OUT_SAFETY_POLL: std::time::Duration = std::time::Duration::from_secs(60);
+const FAN_OUT_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Fans new events out to deliveries until `shutdown`: whenever the feed publishes (it
-/// publishes only settled events, which the fan-out reads), and every few seconds in case
-/// a wake-up was missed. Every process runs it; they take turns on the fan-out cursor.
+/// publishes only settled events, which the fan-out reads), soon after a failure, and
+/// every minute anyway. Every process runs it; they take turns on the fan-out cursor.
 pub async fn fan_out(
     store: Store,
     feed: EventFeed,
@@ -185,12 +188,16 @@ pub async fn fan_out(
 ) {
     let mut published = feed.subscribe();
     loop {
+        // The feed wakes this for every event (its own safety poll covers lost wake-ups);
+        // the timer covers a failed fan-out, and another process's that stopped halfway.
+        let mut look_again = FAN_OUT_SAFETY_POLL;
         loop {
             match store.fan_out_webhooks().await {
                 Ok(0) => break,
                 Ok(_) => continue,
                 Err(error) => {
                     tracing::warn!(%error, "cannot fan out webhook deliveries; trying again shortly");
+                    look_again = FAN_OUT_RETRY;
                     break;
                 }
             }
@@ -203,7 +210,7 @@ pub async fn fan_out(
                 // Whatever else arrived meanwhile is covered by the next fan-out.
                 while published.try_recv().is_ok() {}
             }
-            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = tokio::time::sleep(look_again) => {}
             _ = shutdown.changed() => return,
         }
     }

@@ -267,8 +267,20 @@ impl App {
                 pool.clone(),
                 stop_rx.clone(),
             ));
+            let mut events = self.feed.subscribe();
+            let changed = move || {
+                use tokio::sync::broadcast::error::TryRecvError;
+                let mut any = false;
+                loop {
+                    match events.try_recv() {
+                        Ok(_) | Err(TryRecvError::Lagged(_)) => any = true,
+                        Err(TryRecvError::Empty | TryRecvError::Closed) => return any,
+                    }
+                }
+            };
             tokio::spawn(crate::store::order_counts::run_folding(
                 pool.clone(),
+                changed,
                 stop_rx.clone(),
             ));
         }

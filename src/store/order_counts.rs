@@ -42,16 +42,32 @@ pub async fn fold(pool: &sqlx::PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Folds every [`FOLD_EVERY`] until `shutdown`. A failed fold is retried at the next turn:
-/// the deltas stay where they are and the counts stay exact meanwhile.
-pub async fn run_folding(pool: sqlx::PgPool, mut shutdown: watch::Receiver<bool>) {
+/// Even with no sign of a change, fold this often: a sign may be missed (a feed that fell
+/// behind), and the counts stay exact meanwhile anyway.
+const FOLD_AT_LEAST_EVERY: Duration = Duration::from_secs(300);
+
+/// Folds every [`FOLD_EVERY`] while orders change, until `shutdown`. `changed` answers
+/// whether orders may have changed since it was last asked (every state change writes an
+/// order event, which every process's event feed sees); an idle server so sends nothing.
+/// A failed fold is retried at the next turn: the deltas stay where they are and the
+/// counts stay exact meanwhile.
+pub async fn run_folding(
+    pool: sqlx::PgPool,
+    mut changed: impl FnMut() -> bool + Send,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut every = tokio::time::interval(FOLD_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut folded_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = every.tick() => {
-                if let Err(error) = fold(&pool).await {
-                    tracing::warn!(%error, "could not fold the order count deltas; trying again in {FOLD_EVERY:?}");
+                if !changed() && folded_at.elapsed() < FOLD_AT_LEAST_EVERY {
+                    continue;
+                }
+                match fold(&pool).await {
+                    Ok(()) => folded_at = tokio::time::Instant::now(),
+                    Err(error) => tracing::warn!(%error, "could not fold the order count deltas; trying again in {FOLD_EVERY:?}"),
                 }
             }
             _ = shutdown.changed() => return,

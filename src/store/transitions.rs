@@ -97,22 +97,32 @@ impl From<sqlx::Error> for TransitionError {
     }
 }
 
-const SELECT_STATE: &str = "SELECT state, merchant_id FROM orders WHERE id = ?";
+const SELECT_STATE: &str = "SELECT state FROM orders WHERE id = ?";
+/// The compare-and-set, releasing the job's lease and saving what the checks decided (when
+/// `saves_checks`) in the same write.
 const UPDATE_STATE: &str = "UPDATE orders SET state = ?, reasons = ?, \
     warehouse_reference = COALESCE(?, warehouse_reference), \
     tracking_numbers = COALESCE(?, tracking_numbers), \
     invoice_number = COALESCE(?, invoice_number), \
     stalled_at = NULL, last_error = NULL, updated_at = ?, \
     lease_until = CASE WHEN lease_token = ? THEN NULL ELSE lease_until END, \
-    lease_token = CASE WHEN lease_token = ? THEN NULL ELSE lease_token END \
-    WHERE id = ? AND state = ?";
-const UPDATE_SHIPPED: &str =
-    "UPDATE order_lines SET shipped_quantity = ? WHERE id = ? AND order_id = ?";
-const SAVE_CHECKED_ORDER: &str =
-    "UPDATE orders SET shipping_method_id = ?, delivery_address = ? WHERE id = ?";
-const CLEAR_PICKS: &str = "UPDATE order_lines SET pick_quantity = NULL WHERE order_id = ?";
-const SET_PICK: &str =
-    "UPDATE order_lines SET pick_quantity = ? WHERE order_id = ? AND position = ?";
+    lease_token = CASE WHEN lease_token = ? THEN NULL ELSE lease_token END, \
+    shipping_method_id = CASE WHEN ? THEN ? ELSE shipping_method_id END, \
+    delivery_address = CASE WHEN ? THEN ? ELSE delivery_address END \
+    WHERE id = ? AND state = ? RETURNING merchant_id";
+
+/// One statement setting a column of several of an order's lines, each to its own value:
+/// `UPDATE order_lines SET <column> = CASE <key> WHEN ? THEN ? ... ELSE <otherwise> END
+/// WHERE order_id = ?`. One round trip instead of one per line.
+fn set_per_line(column: &str, key: &str, lines: usize, otherwise: &str) -> String {
+    if lines == 0 {
+        return format!("UPDATE order_lines SET {column} = {otherwise} WHERE order_id = ?");
+    }
+    let whens = " WHEN ? THEN ?".repeat(lines);
+    format!(
+        "UPDATE order_lines SET {column} = CASE {key}{whens} ELSE {otherwise} END WHERE order_id = ?"
+    )
+}
 
 fn jobs_for(order_id: i64, state: OrderState) -> Result<Vec<QueuedTask>, StoreError> {
     match JobKind::queued_in(state) {
@@ -146,30 +156,16 @@ impl WriteTx {
         req: &TransitionRequest,
         now: DateTime<Utc>,
     ) -> Result<Applied, TransitionError> {
-        let row: Option<(String, i64)> = on_tx!(self, |conn, sql| {
-            sqlx::query_as(sql(SELECT_STATE))
-                .bind(req.order_id)
-                .fetch_optional(conn)
-                .await?
-        });
-        let (current, merchant_id) = row.ok_or(TransitionError::NotFound)?;
-        let current: OrderState =
-            current
-                .parse()
-                .map_err(|e: crate::domain::state_machine::UnknownState| {
-                    StoreError::Corrupt(e.to_string())
-                })?;
-        if let Some(expected) = req.expected {
-            if expected != current {
-                return Err(TransitionError::Conflict {
-                    expected,
-                    actual: Some(current),
-                });
-            }
-        }
+        // Jobs name the state they decided on: the compare-and-set alone tells whether it
+        // still holds. Only a change without one (rare) reads the state first.
+        let current = match req.expected {
+            Some(expected) => expected,
+            None => self.current_state(req.order_id).await?,
+        };
         check_transition(current, req.to, req.forced)?;
-        let updated = on_tx!(self, |conn, sql| {
-            sqlx::query(sql(UPDATE_STATE))
+        let checks = req.check_results.as_ref();
+        let merchant_id: Option<i64> = on_tx!(self, |conn, sql| {
+            sqlx::query_scalar(sql(UPDATE_STATE))
                 .bind(req.to.as_str())
                 .bind(Json(&req.reasons))
                 .bind(req.warehouse_reference.as_deref())
@@ -179,32 +175,56 @@ impl WriteTx {
                 // Both CASEs compare the token as it was before this write.
                 .bind(req.lease_token.as_deref())
                 .bind(req.lease_token.as_deref())
+                .bind(checks.is_some())
+                .bind(checks.and_then(|c| c.shipping_method_id))
+                .bind(checks.is_some())
+                .bind(checks.map(|c| Json(&c.delivery_address)))
                 .bind(req.order_id)
                 .bind(current.as_str())
-                .execute(conn)
+                .fetch_optional(conn)
                 .await?
-                .rows_affected()
         });
-        if updated != 1 {
-            // Someone else committed a change between our read and our write.
+        let Some(merchant_id) = merchant_id else {
+            // Someone else changed the order first (or it is gone).
+            let actual = self.current_state(req.order_id).await?;
             return Err(TransitionError::Conflict {
                 expected: current,
-                actual: None,
+                actual: Some(actual),
             });
-        }
-        for (line_id, quantity) in &req.shipped_quantities {
+        };
+        if !req.shipped_quantities.is_empty() {
+            let sql_text = set_per_line(
+                "shipped_quantity",
+                "id",
+                req.shipped_quantities.len(),
+                "shipped_quantity",
+            );
             on_tx!(self, |conn, sql| {
-                sqlx::query(sql(UPDATE_SHIPPED))
-                    .bind(quantity)
-                    .bind(line_id)
+                let mut query = sqlx::query(sql(&sql_text));
+                for (line_id, quantity) in &req.shipped_quantities {
+                    query = query.bind(*line_id).bind(quantity.as_str());
+                }
+                query
                     .bind(req.order_id)
                     .execute(conn)
                     .await?
                     .rows_affected()
             });
         }
-        if let Some(results) = &req.check_results {
-            self.save_check_results(req.order_id, results).await?;
+        if let Some(results) = checks {
+            // Lines not listed are not shipped: their pick is cleared in the same write.
+            let sql_text = set_per_line("pick_quantity", "position", results.picks.len(), "NULL");
+            on_tx!(self, |conn, sql| {
+                let mut query = sqlx::query(sql(&sql_text));
+                for (position, quantity) in &results.picks {
+                    query = query.bind(*position).bind(quantity.as_str());
+                }
+                query
+                    .bind(req.order_id)
+                    .execute(conn)
+                    .await?
+                    .rows_affected()
+            });
         }
         let entered_reserved = req.to == OrderState::Reserved && !req.reasons.is_empty();
         let event = NewEvent {
@@ -263,34 +283,20 @@ impl WriteTx {
         })
     }
 
-    /// What the checks decided: the shipping method, the delivery address and each line's
-    /// quantity to pick (lines not listed are not shipped).
-    async fn save_check_results(
-        &mut self,
-        order_id: i64,
-        results: &CheckResults,
-    ) -> Result<(), StoreError> {
-        on_tx!(self, |conn, sql| {
-            sqlx::query(sql(SAVE_CHECKED_ORDER))
-                .bind(results.shipping_method_id)
-                .bind(Json(&results.delivery_address))
+    /// The order's state now, inside the transaction.
+    async fn current_state(&mut self, order_id: i64) -> Result<OrderState, TransitionError> {
+        let state: Option<String> = on_tx!(self, |conn, sql| {
+            sqlx::query_scalar(sql(SELECT_STATE))
                 .bind(order_id)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query(sql(CLEAR_PICKS))
-                .bind(order_id)
-                .execute(&mut *conn)
-                .await?;
-            for (position, quantity) in &results.picks {
-                sqlx::query(sql(SET_PICK))
-                    .bind(quantity)
-                    .bind(order_id)
-                    .bind(position)
-                    .execute(&mut *conn)
-                    .await?;
-            }
+                .fetch_optional(conn)
+                .await?
         });
-        Ok(())
+        let state = state.ok_or(TransitionError::NotFound)?;
+        Ok(state
+            .parse()
+            .map_err(|e: crate::domain::state_machine::UnknownState| {
+                StoreError::Corrupt(e.to_string())
+            })?)
     }
 }
 

@@ -257,7 +257,7 @@ pub struct JobsConfig {
         value_parser = whole(Duration::from_millis), global = true)]
     pub retry_base: Duration,
     /// Worker heartbeat in seconds; tasks of a worker silent for 3 heartbeats are re-run.
-    #[arg(long = "job-heartbeat-secs", env = "JOB_HEARTBEAT_SECS", default_value = "10",
+    #[arg(long = "job-heartbeat-secs", env = "JOB_HEARTBEAT_SECS", default_value = "15",
         value_parser = whole(Duration::from_secs), global = true)]
     pub heartbeat: Duration,
     /// Longest wait between two looks for due tasks while a queue is idle. Queued tasks wake

@@ -86,7 +86,7 @@ impl Default for JobSettings {
             },
             poll_interval: Duration::from_millis(250),
             idle_poll_interval: Duration::from_secs(30),
-            heartbeat: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(15),
             reconcile_interval: Duration::from_secs(60),
             reconcile_idle: Duration::from_secs(60),
             import_interval: Duration::from_secs(120),

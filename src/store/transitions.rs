@@ -1,7 +1,8 @@
 //! The one function that changes an order's state.
 //!
-//! In one transaction (`store::write`): read the current state, check the table,
-//! compare-and-set (`UPDATE ... WHERE state = <current>`), save what the change carries
+//! In one transaction (`store::write`): check the table against the state the change is
+//! based on (the caller's expected state, or the one read now when it names none),
+//! compare-and-set (`UPDATE ... WHERE state = <that state> RETURNING`), save what it carries
 //! (check results, shipped quantities), append the event, and insert the job the new state
 //! needs. Subscribers read it from the event log after commit. Nothing else writes `orders.state` (the import
 //! writes the first one, IMPORTED, when it creates the order).
@@ -99,7 +100,7 @@ impl From<sqlx::Error> for TransitionError {
 
 const SELECT_STATE: &str = "SELECT state FROM orders WHERE id = ?";
 /// The compare-and-set, releasing the job's lease and saving what the checks decided (when
-/// `saves_checks`) in the same write.
+/// the request carries check results) in the same write.
 const UPDATE_STATE: &str = "UPDATE orders SET state = ?, reasons = ?, \
     warehouse_reference = COALESCE(?, warehouse_reference), \
     tracking_numbers = COALESCE(?, tracking_numbers), \
@@ -148,9 +149,9 @@ pub struct Applied {
 }
 
 impl WriteTx {
-    /// The state change, inside the caller's transaction: read the current state, check
-    /// the table, compare-and-set, save what comes with it (check results, shipped
-    /// quantities), append the event and queue the job the new state needs.
+    /// The state change, inside the caller's transaction: check the table, compare-and-set,
+    /// save what comes with it (check results, shipped quantities), append the event and
+    /// queue the job the new state needs.
     async fn transition(
         &mut self,
         req: &TransitionRequest,

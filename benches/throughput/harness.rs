@@ -1,5 +1,6 @@
-//! What every scenario shares: a fresh database, the server in this process, GraphQL
-//! requests, and this process's CPU time and resident memory.
+//! What every scenario shares: a fresh database, the server in this process (or, where its
+//! memory is measured, in a process of its own), GraphQL requests, and CPU time and
+//! resident memory.
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -132,6 +133,91 @@ pub struct Server {
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
+/// The server binary (`fortnox-fulfilment serve`) in a process of its own, so that its
+/// resident memory is the server's alone; killed when dropped.
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub api: Api,
+}
+
+impl ServerProcess {
+    /// Starts the server on `database_url` with `env` on top of the bench's settings
+    /// (no scheduled imports, a token secret), and waits until `/healthz` answers.
+    pub async fn start(database_url: &str, env: &[(&str, &str)]) -> anyhow::Result<ServerProcess> {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fortnox-fulfilment"));
+        command
+            .arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("BIND_ADDR", addr.to_string())
+            .env("PUBLIC_URL", format!("http://{addr}"))
+            .env("JWT_SECRET", SECRET)
+            .env("TOKEN_ENCRYPTION_KEY", "00".repeat(32))
+            .env("IMPORT_INTERVAL_SECS", "3600")
+            .env("FORTNOX_WS_ENABLED", "false")
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().context("start the server binary")?;
+        let server = ServerProcess {
+            child,
+            api: Api {
+                http: reqwest::Client::new(),
+                url: format!("http://{addr}/graphql"),
+            },
+        };
+        let health = format!("http://{addr}/healthz");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = server.api.http.get(&health).send().await {
+                if response.status().is_success() {
+                    return Ok(server);
+                }
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the server process did not answer /healthz within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the server has used less than 1% of a core in each of `quiet` seconds
+    /// in a row (at most `limit`); returns how long that took. `quiet` must outlast the
+    /// server's slowest poll (the event feed's, 5 s on SQLite) to see it at work.
+    pub async fn settle(&self, quiet: u32, limit: Duration) -> Duration {
+        let started = std::time::Instant::now();
+        let stat = format!("/proc/{}/stat", self.child.id());
+        let mut before = cpu_seconds_of(&stat);
+        let mut quiet_seconds = 0;
+        while quiet_seconds < quiet && started.elapsed() < limit {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = cpu_seconds_of(&stat);
+            quiet_seconds = if now - before < 0.01 { quiet_seconds + 1 } else { 0 };
+            before = now;
+        }
+        started.elapsed()
+    }
+
+    /// A value of the server process's /proc status in KiB (VmRSS, VmHWM, ...).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        status_kib_of(&format!("/proc/{}/status", self.child.id()), field)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A GraphQL client of the server, cheap to clone into tasks.
 #[derive(Clone)]
 pub struct Api {
@@ -211,9 +297,9 @@ impl Api {
     }
 }
 
-/// A value of /proc/self/status in KiB (VmRSS, VmHWM, ...); 0 where there is no /proc.
-pub fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// A value of a /proc status file in KiB (VmRSS, VmHWM, ...); 0 where there is no /proc.
+fn status_kib_of(path: &str, field: &str) -> u64 {
+    let status = std::fs::read_to_string(path).unwrap_or_default();
     status
         .lines()
         .find(|l| l.starts_with(field))
@@ -224,7 +310,11 @@ pub fn status_kib(field: &str) -> u64 {
 
 /// CPU time (user + system) this process has used, in seconds; 0 where there is no /proc.
 pub fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_seconds_of("/proc/self/stat")
+}
+
+fn cpu_seconds_of(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // The command name (field 2) may hold spaces: count fields after its closing ')'.
     // There field 3 (state) comes first, so utime (14) and stime (15) are at 11 and 12.
     let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");

@@ -7,14 +7,15 @@
 //!    Fortnox's limit allows, import → VALIDATED latency, pipeline jobs per second against
 //!    apalis draining no-op tasks on the same database, 429s, and CPU.
 //! 2. `lists`: the order lists the API serves with 100,000 stored orders, each against the
-//!    same SQL run on the pool, and this process's resident memory.
+//!    same SQL run on a pool, and the resident memory of the server, which this scenario
+//!    runs as a process of its own (the binary `fortnox-fulfilment serve`).
 //! 3. `idle` (PostgreSQL): transactions per second of an idle server, against the same
 //!    server polling every 250 ms.
 //!
 //! `cargo bench --bench throughput` runs both on SQLite (a temp file), and also on
 //! PostgreSQL when `BENCH_DATABASE_URL` points at a server where the user may create
-//! databases (each scenario creates its own and drops it). The server, the Fortnox
-//! sandbox and the warehouse all run in this process. Knobs (environment):
+//! databases (each scenario creates its own and drops it). The server (but for `lists`),
+//! the Fortnox sandbox and the warehouse all run in this process. Knobs (environment):
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
@@ -32,7 +33,8 @@
 //! | `BENCH_WAREHOUSE_CONCURRENCY` | `4` | shipments the warehouse confirms at a time |
 //! | `BENCH_LIST_ORDERS` | `100000` | orders stored for the lists scenario |
 //! | `BENCH_LIST_MERCHANTS` | `20` | merchants they are spread over |
-//! | `BENCH_LIST_RUNS` | `20` | runs per list query (the p50 is printed) |
+//! | `BENCH_LIST_RUNS` | `200` | runs per list query (the p50 is printed) |
+//! | `BENCH_SERVER_LOG` | `warn` | `RUST_LOG` of the lists scenario's server process (its log goes to stderr) |
 mod drain;
 mod harness;
 mod idle;
@@ -191,14 +193,15 @@ async fn lists(backend: &Backend) -> anyhow::Result<()> {
     let settings = lists::ListSettings {
         orders: env_parse("BENCH_LIST_ORDERS", 100_000),
         merchants: env_parse("BENCH_LIST_MERCHANTS", 20),
-        runs: env_parse("BENCH_LIST_RUNS", 20),
+        runs: env_parse("BENCH_LIST_RUNS", 200),
     };
     let f = lists::run(backend, &settings).await?;
     println!(
-        "### Lists at {} stored orders, {} (inserted in {:.1} s; p50 of {} runs; page of 50)\n",
+        "### Lists at {} stored orders, {} (inserted in {:.1} s, server quiet {:.0} s later; p50 of {} runs; page of 50)\n",
         f.orders,
         backend.name(),
         f.insert.as_secs_f64(),
+        f.settled.as_secs_f64(),
         settings.runs
     );
     println!("| list | GraphQL p50 | same SQL on the pool p50 (rows) | ratio |");
@@ -215,16 +218,22 @@ async fn lists(backend: &Backend) -> anyhow::Result<()> {
     }
     let mib = |kib: u64| kib as f64 / 1024.0;
     println!(
-        "| process RSS (VmRSS) after the queries | {:.1} MiB | at idle, before inserting: {:.1} MiB | {:.2} |",
+        "| server process RSS after the queries | {:.1} MiB | at idle, empty database, after one request: {:.1} MiB | {:.2} |",
         mib(f.rss_after_kib),
         mib(f.rss_idle_kib),
         f.rss_after_kib as f64 / f.rss_idle_kib.max(1) as f64
     );
     println!(
-        "| process RSS after the queries | {:.1} MiB | after the bulk insert, before the queries: {:.1} MiB | {:.2} |",
-        mib(f.rss_after_kib),
-        mib(f.rss_inserted_kib),
-        f.rss_after_kib as f64 / f.rss_inserted_kib.max(1) as f64
+        "| server process RSS with the orders stored, before the queries | {:.1} MiB | at idle: {:.1} MiB | {:.2} |",
+        mib(f.rss_stored_kib),
+        mib(f.rss_idle_kib),
+        f.rss_stored_kib as f64 / f.rss_idle_kib.max(1) as f64
+    );
+    println!(
+        "| server process peak RSS (VmHWM) | {:.1} MiB | at idle: {:.1} MiB | {:.2} |",
+        mib(f.rss_peak_kib),
+        mib(f.rss_idle_kib),
+        f.rss_peak_kib as f64 / f.rss_idle_kib.max(1) as f64
     );
     println!();
     Ok(())

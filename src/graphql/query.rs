@@ -44,13 +44,19 @@ impl OrderQuery {
             states: states.unwrap_or_default(),
         };
         let store = store(ctx);
+        let selection = ctx.look_ahead();
         let fetch = |after_id, limit| async move {
-            Ok(store.orders_page(&scope, &filter, after_id, limit).await?)
+            let rows = store.orders_page(&scope, &filter, after_id, limit).await?;
+            let mut orders = rows
+                .into_iter()
+                .map(Order::from_model)
+                .collect::<Result<Vec<_>>>()?;
+            // A page's orders are selected as `edges { node }` or as `nodes`.
+            Order::prefetch(store, selection.field("edges").field("node"), &mut orders).await?;
+            Order::prefetch(store, selection.field("nodes"), &mut orders).await?;
+            Ok(orders)
         };
-        page_by_id(after, first, fetch, |row| {
-            Ok((row.id, Order::from_model(row)?))
-        })
-        .await
+        page_by_id(after, first, fetch, |order| Ok((order.db_id, order))).await
     }
 
     /// One order with its lines and events; another tenant's order is `null`, like a missing one.
@@ -59,8 +65,14 @@ impl OrderQuery {
         let Ok(id) = parse_id(&id, "order") else {
             return Ok(None);
         };
-        match store(ctx).order(scope, id).await? {
-            Some(model) => Ok(Some(Order::from_model(model)?)),
+        let store = store(ctx);
+        match store.order(scope, id).await? {
+            Some(model) => {
+                let mut order = [Order::from_model(model)?];
+                Order::prefetch(store, ctx.look_ahead(), &mut order).await?;
+                let [order] = order;
+                Ok(Some(order))
+            }
             None => Ok(None),
         }
     }

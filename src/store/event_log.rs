@@ -110,6 +110,7 @@ type Row = (
     Option<sqlx::types::Json<EventPayload>>,
 );
 
+#[derive(Clone)]
 enum Bind {
     Int(i64),
     Text(&'static str),
@@ -123,41 +124,82 @@ impl Store {
         after: Position,
         limit: u64,
     ) -> Result<Vec<order_event::Model>, StoreError> {
-        let mut sql =
-            format!("SELECT {COLUMNS} FROM order_events WHERE (tx_position, id) > (?, ?)");
-        let mut binds = vec![Bind::Int(after.tx), Bind::Int(after.id)];
+        let mut conditions = String::new();
+        let mut binds = Vec::new();
         if let Some(TenantScope::Merchants(ids)) = &filter.scope {
             if ids.is_empty() {
                 return Ok(Vec::new());
             }
-            sql.push_str(&format!(
+            conditions.push_str(&format!(
                 " AND merchant_id IN ({})",
                 placeholders(ids.len())
             ));
             binds.extend(ids.iter().map(|id| Bind::Int(*id)));
         }
         if let Some(merchant_id) = filter.merchant_id {
-            sql.push_str(" AND merchant_id = ?");
+            conditions.push_str(" AND merchant_id = ?");
             binds.push(Bind::Int(merchant_id));
         }
         if let Some(order_id) = filter.order_id {
-            sql.push_str(" AND order_id = ?");
+            conditions.push_str(" AND order_id = ?");
             binds.push(Bind::Int(order_id));
         }
         if !filter.kinds.is_empty() {
-            sql.push_str(&format!(
+            conditions.push_str(&format!(
                 " AND kind IN ({})",
                 placeholders(filter.kinds.len())
             ));
             binds.extend(filter.kinds.iter().map(|kind| Bind::Text(kind.as_str())));
         }
         if self.is_postgres() {
-            sql.push_str(&format!(" AND tx_position < {PG_HORIZON}"));
+            conditions.push_str(&format!(" AND tx_position < {PG_HORIZON}"));
         }
-        sql.push_str(" ORDER BY tx_position, id LIMIT ?");
-        binds.push(Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let (sql, binds) = self.after_position(COLUMNS, &conditions, binds, after, limit);
         let rows: Vec<Row> = self.fetch_rows(&sql, binds).await?;
         rows.into_iter().map(decode).collect()
+    }
+
+    /// `SELECT <columns> FROM order_events` of the events after `after` that meet
+    /// `conditions` (`AND ...`, with `binds`), in log order, at most `limit`; with its binds.
+    /// PostgreSQL reads `(tx_position, id) > (?, ?)` as one index range. SQLite takes only
+    /// its first column as the range, and there every event has tx_position 0, so it would
+    /// read the whole log up to the position (40 ms at 600,000 events, on every poll):
+    /// there the two halves of the comparison are two ranges, each one index search.
+    fn after_position(
+        &self,
+        columns: &str,
+        conditions: &str,
+        binds: Vec<Bind>,
+        after: Position,
+        limit: u64,
+    ) -> (String, Vec<Bind>) {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        if self.is_postgres() {
+            let sql = format!(
+                "SELECT {columns} FROM order_events WHERE (tx_position, id) > (?, ?){conditions} \
+                 ORDER BY tx_position, id LIMIT ?"
+            );
+            let mut all = vec![Bind::Int(after.tx), Bind::Int(after.id)];
+            all.extend(binds);
+            all.push(Bind::Int(limit));
+            return (sql, all);
+        }
+        let sql = format!(
+            "SELECT * FROM (SELECT {columns} FROM order_events \
+                 WHERE tx_position = ? AND id > ?{conditions} ORDER BY tx_position, id LIMIT ?) \
+             UNION ALL \
+             SELECT * FROM (SELECT {columns} FROM order_events \
+                 WHERE tx_position > ?{conditions} ORDER BY tx_position, id LIMIT ?) \
+             ORDER BY tx_position, id LIMIT ?"
+        );
+        let mut all = vec![Bind::Int(after.tx), Bind::Int(after.id)];
+        all.extend(binds.iter().cloned());
+        all.push(Bind::Int(limit));
+        all.push(Bind::Int(after.tx));
+        all.extend(binds);
+        all.push(Bind::Int(limit));
+        all.push(Bind::Int(limit));
+        (sql, all)
     }
 
     /// One event by its id, settled or not.
@@ -175,15 +217,13 @@ impl Store {
         } else {
             "NULL"
         };
-        let sql = format!(
-            "SELECT {COLUMNS}, {horizon} FROM order_events WHERE (tx_position, id) > (?, ?) \
-             ORDER BY tx_position, id LIMIT ?"
+        let (sql, binds) = self.after_position(
+            &format!("{COLUMNS}, {horizon} AS horizon"),
+            "",
+            Vec::new(),
+            after,
+            limit,
         );
-        let binds = vec![
-            Bind::Int(after.tx),
-            Bind::Int(after.id),
-            Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
-        ];
         let rows: Vec<RowWithHorizon> = self.fetch_rows(&sql, binds).await?;
         let mut events = Vec::with_capacity(rows.len());
         let mut held_back = false;

@@ -64,6 +64,11 @@ pub const JOB_POOL_CONNECTIONS: u32 = 16;
 const SQLITE_API_POOL_CONNECTIONS: u32 = 2;
 const SQLITE_JOB_POOL_CONNECTIONS: u32 = 6;
 
+/// Rows a SQLite connection's thread may read ahead of the task taking them (sqlx's default
+/// is 50): a page of the API is up to 201 rows, and lines twice that; with room for all of
+/// them the thread never waits for the task mid-query.
+const SQLITE_ROW_BUFFER: usize = 512;
+
 /// (API, jobs) pool sizes for the database at `url`.
 pub fn pool_sizes(url: &str) -> (u32, u32) {
     if url.starts_with("sqlite:") {
@@ -85,7 +90,8 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                .row_buffer_size(SQLITE_ROW_BUFFER);
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.clamp(1, 8))
                 .connect_with(options)

@@ -112,19 +112,6 @@ const UPDATE_STATE: &str = "UPDATE orders SET state = ?, reasons = ?, \
     delivery_address = CASE WHEN ? THEN ? ELSE delivery_address END \
     WHERE id = ? AND state = ? RETURNING merchant_id";
 
-/// One statement setting a column of several of an order's lines, each to its own value:
-/// `UPDATE order_lines SET <column> = CASE <key> WHEN ? THEN ? ... ELSE <otherwise> END
-/// WHERE order_id = ?`. One round trip instead of one per line.
-fn set_per_line(column: &str, key: &str, lines: usize, otherwise: &str) -> String {
-    if lines == 0 {
-        return format!("UPDATE order_lines SET {column} = {otherwise} WHERE order_id = ?");
-    }
-    let whens = " WHEN ? THEN ?".repeat(lines);
-    format!(
-        "UPDATE order_lines SET {column} = CASE {key}{whens} ELSE {otherwise} END WHERE order_id = ?"
-    )
-}
-
 fn jobs_for(order_id: i64, state: OrderState) -> Result<Vec<QueuedTask>, StoreError> {
     match JobKind::queued_in(state) {
         Some(kind) => Ok(vec![jobs_table::order_task(
@@ -149,6 +136,36 @@ pub struct Applied {
 }
 
 impl WriteTx {
+    /// Sets `column` of an order's lines in one statement, each line found by `key` (a
+    /// column) to its value, and every line not listed to `otherwise` (an SQL expression):
+    /// `UPDATE order_lines SET <column> = CASE <key> WHEN ? THEN ? ... ELSE <otherwise> END
+    /// WHERE order_id = ?`. One round trip instead of one per line.
+    async fn set_per_line(
+        &mut self,
+        order_id: i64,
+        column: &str,
+        key: &str,
+        values: &[(i64, &str)],
+        otherwise: &str,
+    ) -> Result<(), StoreError> {
+        let sql_text = if values.is_empty() {
+            format!("UPDATE order_lines SET {column} = {otherwise} WHERE order_id = ?")
+        } else {
+            let whens = " WHEN ? THEN ?".repeat(values.len());
+            format!(
+                "UPDATE order_lines SET {column} = CASE {key}{whens} ELSE {otherwise} END WHERE order_id = ?"
+            )
+        };
+        on_tx!(self, |conn, sql| {
+            let mut query = sqlx::query(sql(&sql_text));
+            for (key_value, value) in values {
+                query = query.bind(*key_value).bind(*value);
+            }
+            query.bind(order_id).execute(conn).await?.rows_affected()
+        });
+        Ok(())
+    }
+
     /// The state change, inside the caller's transaction: check the table, compare-and-set,
     /// save what comes with it (check results, shipped quantities), append the event and
     /// queue the job the new state needs.
@@ -194,38 +211,29 @@ impl WriteTx {
             });
         };
         if !req.shipped_quantities.is_empty() {
-            let sql_text = set_per_line(
+            let quantities: Vec<(i64, &str)> = req
+                .shipped_quantities
+                .iter()
+                .map(|(line_id, quantity)| (*line_id, quantity.as_str()))
+                .collect();
+            self.set_per_line(
+                req.order_id,
                 "shipped_quantity",
                 "id",
-                req.shipped_quantities.len(),
+                &quantities,
                 "shipped_quantity",
-            );
-            on_tx!(self, |conn, sql| {
-                let mut query = sqlx::query(sql(&sql_text));
-                for (line_id, quantity) in &req.shipped_quantities {
-                    query = query.bind(*line_id).bind(quantity.as_str());
-                }
-                query
-                    .bind(req.order_id)
-                    .execute(conn)
-                    .await?
-                    .rows_affected()
-            });
+            )
+            .await?;
         }
         if let Some(results) = checks {
             // Lines not listed are not shipped: their pick is cleared in the same write.
-            let sql_text = set_per_line("pick_quantity", "position", results.picks.len(), "NULL");
-            on_tx!(self, |conn, sql| {
-                let mut query = sqlx::query(sql(&sql_text));
-                for (position, quantity) in &results.picks {
-                    query = query.bind(*position).bind(quantity.as_str());
-                }
-                query
-                    .bind(req.order_id)
-                    .execute(conn)
-                    .await?
-                    .rows_affected()
-            });
+            let picks: Vec<(i64, &str)> = results
+                .picks
+                .iter()
+                .map(|(position, quantity)| (i64::from(*position), quantity.as_str()))
+                .collect();
+            self.set_per_line(req.order_id, "pick_quantity", "position", &picks, "NULL")
+                .await?;
         }
         let entered_reserved = req.to == OrderState::Reserved && !req.reasons.is_empty();
         let event = NewEvent {

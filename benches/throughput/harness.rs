@@ -199,7 +199,11 @@ impl ServerProcess {
         while quiet_seconds < quiet && started.elapsed() < limit {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let now = cpu_seconds_of(&stat);
-            quiet_seconds = if now - before < 0.01 { quiet_seconds + 1 } else { 0 };
+            quiet_seconds = if now - before < 0.01 {
+                quiet_seconds + 1
+            } else {
+                0
+            };
             before = now;
         }
         started.elapsed()

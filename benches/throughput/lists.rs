@@ -9,8 +9,7 @@ use fortnox_fulfilment::domain::OrderState;
 use fortnox_fulfilment::store::orders::{OrderFilter, OrderSummary, TenantScope};
 use fortnox_fulfilment::store::{numbered_placeholders, Pool, Store};
 use sea_orm::{
-    ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait,
+    ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use serde_json::{json, Value};
 

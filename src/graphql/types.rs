@@ -155,8 +155,7 @@ impl Order {
             }
         }
         if node.field("events").exists() {
-            let mut by_order =
-                group_by_order(store.events_of_orders(&ids).await?, |e| e.order_id);
+            let mut by_order = group_by_order(store.events_of_orders(&ids).await?, |e| e.order_id);
             for order in orders.iter_mut() {
                 order.prefetched_events = Some(by_order.remove(&order.db_id).unwrap_or_default());
             }

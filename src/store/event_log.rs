@@ -357,6 +357,63 @@ pub fn feed_wakeups() -> watch::Receiver<u64> {
 mod tests {
     use super::*;
 
+    /// On SQLite every event has tx_position 0: a read of the log after a position must
+    /// still be index searches, not a walk of the log up to it.
+    #[tokio::test]
+    async fn sqlite_reads_the_log_after_a_position_by_index_searches() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let url = format!("sqlite://{}", dir.path().join("log.db").display());
+        let store = Store::connect(&url).await.expect("open SQLite");
+        store.migrate().await.expect("migrate");
+        let filters = [
+            EventFilter::default(),
+            EventFilter {
+                merchant_id: Some(1),
+                ..EventFilter::default()
+            },
+            EventFilter {
+                order_id: Some(1),
+                ..EventFilter::default()
+            },
+        ];
+        for filter in filters {
+            let mut conditions = String::new();
+            let mut binds = Vec::new();
+            if let Some(merchant_id) = filter.merchant_id {
+                conditions.push_str(" AND merchant_id = ?");
+                binds.push(Bind::Int(merchant_id));
+            }
+            if let Some(order_id) = filter.order_id {
+                conditions.push_str(" AND order_id = ?");
+                binds.push(Bind::Int(order_id));
+            }
+            let (sql, binds) = store.after_position(
+                "id, tx_position",
+                &conditions,
+                binds,
+                Position { tx: 0, id: 5 },
+                500,
+            );
+            let plan: Vec<(i64, i64, i64, String)> = store
+                .fetch_rows(&format!("EXPLAIN QUERY PLAN {sql}"), binds)
+                .await
+                .expect("explain");
+            let plan: Vec<String> = plan.into_iter().map(|row| row.3).collect();
+            assert!(
+                plan.iter()
+                    .any(|line| line.contains("tx_position=? AND id>?")),
+                "the first range is one index search: {plan:#?}"
+            );
+            assert!(
+                !plan
+                    .iter()
+                    .any(|line| line.starts_with("SCAN") && !line.contains("subquery")),
+                "no step walks the table or an index (a branch's own result is bounded by \
+                 its LIMIT): {plan:#?}"
+            );
+        }
+    }
+
     #[test]
     fn cursors_compare_as_text_like_positions_and_parse_back() {
         let positions = [

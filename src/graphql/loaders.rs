@@ -21,11 +21,7 @@ impl Loader<i64> for OrderLinesLoader {
             .lines_of_orders(order_ids)
             .await
             .map_err(std::sync::Arc::new)?;
-        let mut by_order: HashMap<i64, Self::Value> = HashMap::new();
-        for line in lines {
-            by_order.entry(line.order_id).or_default().push(line);
-        }
-        Ok(by_order)
+        Ok(group_by_order(lines, |line| line.order_id))
     }
 }
 
@@ -39,11 +35,7 @@ impl Loader<i64> for OrderEventsLoader {
             .events_of_orders(order_ids)
             .await
             .map_err(std::sync::Arc::new)?;
-        let mut by_order: HashMap<i64, Self::Value> = HashMap::new();
-        for event in events {
-            by_order.entry(event.order_id).or_default().push(event);
-        }
-        Ok(by_order)
+        Ok(group_by_order(events, |event| event.order_id))
     }
 }
 
@@ -57,13 +49,18 @@ impl Loader<i64> for DuplicateInvoicesLoader {
             .duplicate_invoices_of(order_ids)
             .await
             .map_err(std::sync::Arc::new)?;
-        let mut by_order: HashMap<i64, Self::Value> = HashMap::new();
-        for duplicate in duplicates {
-            by_order
-                .entry(duplicate.order_id)
-                .or_default()
-                .push(duplicate);
-        }
-        Ok(by_order)
+        Ok(group_by_order(duplicates, |duplicate| duplicate.order_id))
     }
+}
+
+/// Rows grouped by their order, each order's in the order they were read.
+pub(super) fn group_by_order<T>(
+    rows: Vec<T>,
+    order_id: impl Fn(&T) -> i64,
+) -> HashMap<i64, Vec<T>> {
+    let mut by_order: HashMap<i64, Vec<T>> = HashMap::new();
+    for row in rows {
+        by_order.entry(order_id(&row)).or_default().push(row);
+    }
+    by_order
 }

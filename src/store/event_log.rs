@@ -124,11 +124,22 @@ impl Store {
         after: Position,
         limit: u64,
     ) -> Result<Vec<order_event::Model>, StoreError> {
+        let Some((conditions, binds)) = self.filter_conditions(filter) else {
+            return Ok(Vec::new());
+        };
+        let (sql, binds) = self.after_position(COLUMNS, &conditions, binds, after, limit);
+        let rows: Vec<Row> = self.fetch_rows(&sql, binds).await?;
+        rows.into_iter().map(decode).collect()
+    }
+
+    /// `filter` as conditions on `order_events` (`AND ...`) with their binds, settled events
+    /// only; `None` when it can match nothing (a scope of no merchants).
+    fn filter_conditions(&self, filter: &EventFilter) -> Option<(String, Vec<Bind>)> {
         let mut conditions = String::new();
         let mut binds = Vec::new();
         if let Some(TenantScope::Merchants(ids)) = &filter.scope {
             if ids.is_empty() {
-                return Ok(Vec::new());
+                return None;
             }
             conditions.push_str(&format!(
                 " AND merchant_id IN ({})",
@@ -154,9 +165,7 @@ impl Store {
         if self.is_postgres() {
             conditions.push_str(&format!(" AND tx_position < {PG_HORIZON}"));
         }
-        let (sql, binds) = self.after_position(COLUMNS, &conditions, binds, after, limit);
-        let rows: Vec<Row> = self.fetch_rows(&sql, binds).await?;
-        rows.into_iter().map(decode).collect()
+        Some((conditions, binds))
     }
 
     /// `SELECT <columns> FROM order_events` of the events after `after` that meet
@@ -377,16 +386,7 @@ mod tests {
             },
         ];
         for filter in filters {
-            let mut conditions = String::new();
-            let mut binds = Vec::new();
-            if let Some(merchant_id) = filter.merchant_id {
-                conditions.push_str(" AND merchant_id = ?");
-                binds.push(Bind::Int(merchant_id));
-            }
-            if let Some(order_id) = filter.order_id {
-                conditions.push_str(" AND order_id = ?");
-                binds.push(Bind::Int(order_id));
-            }
+            let (conditions, binds) = store.filter_conditions(&filter).expect("a filter");
             let (sql, binds) = store.after_position(
                 "id, tx_position",
                 &conditions,

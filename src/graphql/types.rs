@@ -145,17 +145,18 @@ impl Order {
         node: async_graphql::Lookahead<'_>,
         orders: &mut [Order],
     ) -> Result<()> {
-        if orders.is_empty() {
+        let (lines, events) = (node.field("lines").exists(), node.field("events").exists());
+        if orders.is_empty() || !(lines || events) {
             return Ok(());
         }
         let ids: Vec<i64> = orders.iter().map(|o| o.db_id).collect();
-        if node.field("lines").exists() {
+        if lines {
             let mut by_order = group_by_order(store.lines_of_orders(&ids).await?, |l| l.order_id);
             for order in orders.iter_mut() {
                 order.prefetched_lines = Some(by_order.remove(&order.db_id).unwrap_or_default());
             }
         }
-        if node.field("events").exists() {
+        if events {
             let mut by_order = group_by_order(store.events_of_orders(&ids).await?, |e| e.order_id);
             for order in orders.iter_mut() {
                 order.prefetched_events = Some(by_order.remove(&order.db_id).unwrap_or_default());

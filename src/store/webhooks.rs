@@ -417,20 +417,14 @@ impl Store {
         Ok(found)
     }
 
-    /// With no endpoint registered no event becomes a delivery: the cursor moves to the
-    /// log's head in one step instead of reading every event on the way (after a restart
-    /// on a large log, that was minutes of work for nothing). Checked and moved in one
-    /// transaction holding the cursor, as a registration does (it starts a new endpoint at
-    /// the cursor), so an endpoint registered meanwhile keeps every event after its start.
-    /// True when there was no endpoint.
-    async fn skip_fan_out_without_endpoints(&self, cursor: Position) -> Result<bool, StoreError> {
-        // Reads first: the write (and its lock) only when there is something to skip.
-        let mut read = self.begin_read().await?;
-        let any_endpoint = any_webhook_endpoint(&mut read).await?;
-        read.commit().await?;
-        if any_endpoint {
-            return Ok(false);
-        }
+    /// With no endpoint registered (as the caller read with the cursor) no event becomes a
+    /// delivery: the cursor moves to the log's head in one step instead of reading every
+    /// event on the way (after a restart on a large log, that was minutes of work for
+    /// nothing). Checked again and moved in one transaction holding the cursor, as a
+    /// registration does (it starts a new endpoint at the cursor), so an endpoint
+    /// registered meanwhile keeps every event after its start. False when the cursor moved
+    /// or an endpoint came meanwhile: then the events are fanned out as usual.
+    async fn skip_to_log_head(&self, cursor: Position) -> Result<bool, StoreError> {
         let head = self.event_log_head().await?;
         if head <= cursor {
             return Ok(true);
@@ -471,19 +465,21 @@ impl Store {
     /// transaction; returns how many events it went through.
     pub async fn fan_out_webhooks(&self) -> Result<usize, StoreError> {
         let mut read = self.begin_read().await?;
-        let (cursor_tx, cursor_id): (i64, i64) = on_tx!(&mut read, |conn, sql| {
-            sqlx::query_as(sql(
-                "SELECT tx_position, event_id FROM webhook_fanout WHERE id = 1",
-            ))
-            .fetch_one(&mut *conn)
-            .await?
-        });
+        let (cursor_tx, cursor_id, any_endpoint): (i64, i64, bool) =
+            on_tx!(&mut read, |conn, sql| {
+                sqlx::query_as(sql(
+                    "SELECT tx_position, event_id, EXISTS (SELECT 1 FROM webhook_endpoints) \
+                     FROM webhook_fanout WHERE id = 1",
+                ))
+                .fetch_one(&mut *conn)
+                .await?
+            });
         read.commit().await?;
         let cursor = Position {
             tx: cursor_tx,
             id: cursor_id,
         };
-        if self.skip_fan_out_without_endpoints(cursor).await? {
+        if !any_endpoint && self.skip_to_log_head(cursor).await? {
             return Ok(0);
         }
         // Read before the transaction: settled events are final, whoever reads them, and

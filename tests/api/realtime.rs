@@ -156,6 +156,8 @@ async fn orders_marked_done_and_cancelled_in_fortnox_arrive_within_seconds() {
 
 #[tokio::test]
 async fn the_happy_path_stays_within_its_fortnox_calls_and_an_idle_merchant_is_not_polled() {
+    // Calls per order within a deadline, against Fortnox's rate limit.
+    let _gate = crate::common::timing_gate().await;
     let logs = crate::common::CapturedLogs::start("info,sqlx=warn,apalis=warn");
     let flow = realtime_flow(|config| {
         // The normal poll would list every second; a live merchant is polled only hourly.

@@ -16,6 +16,7 @@ pub mod orders;
 pub mod pipeline;
 pub mod product_sync;
 pub mod realtime;
+mod sqlite_busy;
 pub mod transitions;
 pub mod webhooks;
 pub mod write;
@@ -93,7 +94,8 @@ impl Store {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(30))
+                // While the connection is set up; then `sqlite_busy` waits in finer steps.
+                .busy_timeout(sqlite_busy::BUSY_TIMEOUT)
                 .foreign_keys(true)
                 .pragma("cache_size", format!("-{SQLITE_PAGE_CACHE_KIB}"))
                 // The write-ahead log is emptied at each checkpoint but keeps its size on
@@ -103,6 +105,7 @@ impl Store {
                 .row_buffer_size(SQLITE_ROW_BUFFER);
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.clamp(1, 8))
+                .after_connect(|connection, _| Box::pin(sqlite_busy::install(connection)))
                 .connect_with(options)
                 .await?;
             Ok(Store {

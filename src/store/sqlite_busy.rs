@@ -37,6 +37,9 @@ pub fn may_wait_more(attempt: u32) -> bool {
     LONGEST_PAUSE.saturating_mul(attempt) < BUSY_TIMEOUT.saturating_sub(doubling)
 }
 
+/// Tries made after finding the lock held, since the process started (read by the tests).
+static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// SQLite calls this on the connection's own thread (sqlx runs each SQLite connection on
 /// a thread of its own), so sleeping blocks no async task.
 extern "C" fn wait_for_lock(_: *mut c_void, attempt: c_int) -> c_int {
@@ -45,6 +48,7 @@ extern "C" fn wait_for_lock(_: *mut c_void, attempt: c_int) -> c_int {
         return 0;
     }
     std::thread::sleep(pause(attempt));
+    RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     1
 }
 
@@ -67,6 +71,48 @@ pub async fn install(connection: &mut sqlx::SqliteConnection) -> Result<(), sqlx
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write that finds the lock held waits in this handler and goes through once the
+    /// holder commits.
+    #[tokio::test]
+    async fn a_writer_finding_the_lock_held_retries_until_it_is_free() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let url = format!("sqlite://{}", dir.path().join("busy.db").display());
+        let store = crate::store::Store::connect_with(&url, 2)
+            .await
+            .expect("open SQLite");
+        let crate::store::Pool::Sqlite(pool) = &store.pool else {
+            unreachable!("a SQLite url")
+        };
+        sqlx::query("CREATE TABLE t (v INTEGER)")
+            .execute(pool)
+            .await
+            .expect("create");
+        let mut lock = pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .expect("take the lock");
+        sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut *lock)
+            .await
+            .expect("write while holding");
+        let before = RETRIES.load(std::sync::atomic::Ordering::Relaxed);
+        let waiter = {
+            let pool = pool.clone();
+            tokio::spawn(
+                async move { sqlx::query("INSERT INTO t VALUES (2)").execute(&pool).await },
+            )
+        };
+        // Long enough for the waiter to find the lock held a few times.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        lock.commit().await.expect("release the lock");
+        waiter
+            .await
+            .expect("the waiter ran")
+            .expect("the write went through");
+        assert!(RETRIES.load(std::sync::atomic::Ordering::Relaxed) > before);
+        store.close().await;
+    }
 
     #[test]
     fn pauses_double_from_twenty_microseconds_up_to_a_millisecond() {

@@ -370,10 +370,8 @@ mod tests {
     /// still be index searches, not a walk of the log up to it.
     #[tokio::test]
     async fn sqlite_reads_the_log_after_a_position_by_index_searches() {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let url = format!("sqlite://{}", dir.path().join("log.db").display());
-        let store = Store::connect(&url).await.expect("open SQLite");
-        store.migrate().await.expect("migrate");
+        let (_dir, store, _) =
+            crate::store::temp_sqlite_store(crate::store::JOB_POOL_CONNECTIONS).await;
         let filters = [
             EventFilter::default(),
             EventFilter {

@@ -225,6 +225,24 @@ pub fn numbered_placeholders(sql: &str) -> String {
     out
 }
 
+/// A migrated store on a new SQLite file with at most `connections` connections, for the
+/// store's unit tests; the file lives as long as the returned directory.
+#[cfg(test)]
+pub(crate) async fn temp_sqlite_store(
+    connections: u32,
+) -> (tempfile::TempDir, Store, sqlx::SqlitePool) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let store = Store::connect_with(&url, connections)
+        .await
+        .expect("open SQLite");
+    store.migrate().await.expect("migrate");
+    let Pool::Sqlite(pool) = store.pool.clone() else {
+        unreachable!("a SQLite url")
+    };
+    (dir, store, pool)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,14 +252,9 @@ mod tests {
     /// 250 MB page cache on the connection it ran on).
     #[tokio::test]
     async fn sqlite_connections_keep_safe_syncing_and_a_bounded_page_cache() {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let url = format!("sqlite://{}", dir.path().join("settings.db").display());
         // One connection, so that the one the migrations ran on is the one checked.
-        let store = Store::connect_with(&url, 1).await.expect("open SQLite");
-        store.migrate().await.expect("migrate");
-        let Pool::Sqlite(pool) = &store.pool else {
-            unreachable!("a SQLite url")
-        };
+        let (_dir, store, pool) = temp_sqlite_store(1).await;
+        let pool = &pool;
         let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
             .fetch_one(pool)
             .await

@@ -76,14 +76,8 @@ mod tests {
     /// holder commits.
     #[tokio::test]
     async fn a_writer_finding_the_lock_held_retries_until_it_is_free() {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let url = format!("sqlite://{}", dir.path().join("busy.db").display());
-        let store = crate::store::Store::connect_with(&url, 2)
-            .await
-            .expect("open SQLite");
-        let crate::store::Pool::Sqlite(pool) = &store.pool else {
-            unreachable!("a SQLite url")
-        };
+        let (_dir, store, pool) = crate::store::temp_sqlite_store(2).await;
+        let pool = &pool;
         sqlx::query("CREATE TABLE t (v INTEGER)")
             .execute(pool)
             .await

@@ -35,15 +35,12 @@ async fn realtime_flow(adjust: impl FnOnce(&mut fortnox_fulfilment::config::Conf
 
 /// Import tasks not yet done (waiting, fetched, or running).
 async fn unfinished_imports(flow: &Flow) -> i64 {
-    use fortnox_fulfilment::store::Pool;
-    const SQLITE: &str =
-        "SELECT COUNT(*) FROM Jobs WHERE job_type = 'import_orders' AND status IN ('Pending', 'Queued', 'Running')";
-    const POSTGRES: &str = "SELECT COUNT(*) FROM apalis.jobs WHERE job_type = 'import_orders' AND status IN ('Pending', 'Queued', 'Running')";
-    match &flow.app.store().pool {
-        Pool::Sqlite(pool) => sqlx::query_scalar(SQLITE).fetch_one(pool).await,
-        Pool::Postgres(pool) => sqlx::query_scalar(POSTGRES).fetch_one(pool).await,
-    }
-    .expect("count the import tasks")
+    unfinished_jobs(flow)
+        .await
+        .iter()
+        .filter(|(job_type, _, _)| job_type == "import_orders")
+        .map(|(_, _, count)| count)
+        .sum()
 }
 
 async fn realtime_of(flow: &Flow, merchant: i64) -> Value {
@@ -230,7 +227,7 @@ async fn unfinished_jobs(flow: &Flow) -> Vec<(String, String, i64)> {
         Pool::Sqlite(pool) => sqlx::query_as(SQLITE).fetch_all(pool).await,
         Pool::Postgres(pool) => sqlx::query_as(POSTGRES).fetch_all(pool).await,
     }
-    .unwrap_or_default()
+    .expect("count the unfinished jobs")
 }
 
 #[tokio::test]

@@ -2,17 +2,12 @@
 //! async-graphql's own checks, because those (recursion depth, validation, complexity)
 //! walk every fragment spread as often as it is spread: eight fragments that each spread
 //! the previous one ten times are 10^8 fields to them, seconds of CPU and gigabytes for a
-//! request of under 700 bytes. The check runs in `prepare_request`, which parses the
-//! query once and hands the parsed document on, since the `parse_query` hook runs only
-//! after async-graphql's recursion-depth walk.
+//! request of under 700 bytes. The check runs before the request reaches the schema
+//! (`ApiSchema`), which parses the query once and hands the parsed document on.
 //! Here each fragment's expanded size is computed once and reused, so the check costs
 //! time linear in the document, and a query over the limits is refused in microseconds.
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, Selection, SelectionSet,
 };
@@ -48,28 +43,14 @@ pub(super) fn page(first: Option<i32>) -> usize {
     super::pagination::page_limit(first.map(|f| usize::try_from(f).unwrap_or(0)))
 }
 
-pub(super) struct QuerySizeLimit;
-
-impl ExtensionFactory for QuerySizeLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(QuerySizeLimit)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for QuerySizeLimit {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        let mut request = next.run(ctx, request).await?;
-        // A syntax error is left to async-graphql, which reports it as usual.
-        if let Ok(document) = request.parsed_query() {
-            check(document)?;
-        }
-        Ok(request)
+/// Checks a request's size before async-graphql sees it: parses the query once (the
+/// parsed document stays in the request, so async-graphql does not parse it again) and
+/// refuses it when it is too large. A syntax error is left to async-graphql, which reports
+/// it as usual.
+pub(super) fn check_request(request: &mut Request) -> ServerResult<()> {
+    match request.parsed_query() {
+        Ok(document) => check(document),
+        Err(_) => Ok(()),
     }
 }
 

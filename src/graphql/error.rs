@@ -9,12 +9,7 @@
 //! and no code, and that must not happen by accident.
 use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe,
-};
 use async_graphql::{ErrorExtensions, Response, ServerError, ID};
-use futures::stream::BoxStream;
-use futures::StreamExt;
 
 use crate::auth::AuthError;
 use crate::domain::state_machine::UnknownState;
@@ -355,31 +350,7 @@ impl From<AuthError> for ApiError {
 /// Gives every error without a code one. Resolver errors all have codes (they go through
 /// `ApiError`); what is left comes from async-graphql checking the request itself (syntax,
 /// unknown fields, argument types, depth and complexity limits): the client's input.
-pub(crate) struct DefaultErrorCode;
-
-impl ExtensionFactory for DefaultErrorCode {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DefaultErrorCode)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for DefaultErrorCode {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        with_codes(next.run(ctx).await)
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream).map(with_codes).boxed()
-    }
-}
-
-fn with_codes(mut response: Response) -> Response {
+pub(super) fn with_codes(mut response: Response) -> Response {
     for error in &mut response.errors {
         // async-graphql's words for its own limits say neither the limit nor the way out.
         if error.message == "Query is too complex." {

@@ -7,6 +7,8 @@ use axum::extract::{FromRequest, FromRequestParts, State, WebSocketUpgrade};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
+// `AppSchema::execute` (the size check and the error codes around the schema).
+use async_graphql::Executor;
 
 use super::App;
 use crate::graphql::ApiError;

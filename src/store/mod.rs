@@ -12,6 +12,7 @@ pub mod job_wakeups;
 pub mod jobs_table;
 pub mod leases;
 pub mod order_counts;
+mod order_page;
 pub mod orders;
 pub mod pipeline;
 pub mod product_sync;

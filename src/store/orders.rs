@@ -223,10 +223,11 @@ impl Store {
         after_id: Option<i64>,
         limit: u64,
     ) -> Result<Vec<OrderSummary>, StoreError> {
-        Ok(Self::orders_page_query(scope, filter, after_id, limit)
-            .into_partial_model::<OrderSummary>()
+        let rows = Self::orders_page_query(scope, filter, after_id, limit)
+            .into_partial_model::<super::order_page::PageRow>()
             .all(&self.db)
-            .await?)
+            .await?;
+        Ok(rows.into_iter().map(|row| row.0).collect())
     }
 
     /// The query of [`Store::orders_page`] (public for the benchmark, which runs the same

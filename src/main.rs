@@ -8,6 +8,13 @@ use fortnox_fulfilment::store::Store;
 use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
 
+/// The server allocates and frees many small values per request (rows, GraphQL values,
+/// JSON); glibc's malloc and free took about a sixth of its CPU for a page of 50 orders.
+/// jemalloc cut a list's time by about a tenth at the same resident memory (mimalloc was
+/// as fast but held some 20 MiB more at idle). docs/throughput.md has the figures.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()

@@ -3,7 +3,7 @@
 //! walk every fragment spread as often as it is spread: eight fragments that each spread
 //! the previous one ten times are 10^8 fields to them, seconds of CPU and gigabytes for a
 //! request of under 700 bytes. The check runs before the request reaches the schema
-//! (`ApiSchema`), which parses the query once and hands the parsed document on.
+//! (`AppSchema`), which parses the query once and hands the parsed document on.
 //! Here each fragment's expanded size is computed once and reused, so the check costs
 //! time linear in the document, and a query over the limits is refused in microseconds.
 use std::collections::HashMap;

@@ -34,6 +34,7 @@
 //! | `BENCH_LIST_ORDERS` | `100000` | orders stored for the lists scenario |
 //! | `BENCH_LIST_MERCHANTS` | `20` | merchants they are spread over |
 //! | `BENCH_LIST_RUNS` | `200` | runs per list query (the p50 is printed) |
+//! | `BENCH_LOG` | unset | log filter of the in-process server (e.g. `apalis_core=debug`), to stderr |
 //! | `BENCH_SERVER_LOG` | `warn` | `RUST_LOG` of the lists scenario's server process (its log goes to stderr) |
 mod drain;
 mod harness;
@@ -47,6 +48,13 @@ use harness::{ms, Backend};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if let Ok(filter) = std::env::var("BENCH_LOG") {
+        // The in-process server's log (e.g. `apalis_core=debug`), to stderr.
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let only = env_list("BENCH_ONLY", &["throughput", "lists", "idle"]);
     let mut backends = Vec::new();
     if std::env::var("BENCH_SKIP_SQLITE").ok().as_deref() != Some("1") {

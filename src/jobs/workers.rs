@@ -123,6 +123,12 @@ impl WakeOrPoll {
 }
 
 impl PollStrategy for WakeOrPoll {
+    /// apalis ignores what this returns: it only needs the worker's waker registered, and
+    /// then asks the backend, which fetches only when its last batch is done. So both the
+    /// wake-ups and the timer must hold the waker after every call. (Returning at the first
+    /// wake-up without listening again or arming the timer lost the worker: when the backend
+    /// had just found nothing, it answered Pending, and the worker slept until its next
+    /// heartbeat, 15 s, while tasks piled up; on PostgreSQL validations waited 10 s.)
     fn poll_drive(
         &mut self,
         cx: &mut std::task::Context<'_>,
@@ -130,22 +136,35 @@ impl PollStrategy for WakeOrPoll {
     ) -> std::task::Poll<Option<()>> {
         use futures::{FutureExt, StreamExt};
         use std::task::Poll;
-        if let Poll::Ready(Some(())) = self.wakeups.poll_next_unpin(cx) {
+        // Until Pending, so that the stream holds the waker for the next wake-up.
+        let mut woken = false;
+        while let Poll::Ready(Some(())) = self.wakeups.poll_next_unpin(cx) {
+            woken = true;
+        }
+        if woken {
             self.next = self.busy;
             self.timer = None;
-            return Poll::Ready(Some(()));
         }
         let next = self.next;
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(next)));
-        match timer.poll_unpin(cx) {
-            Poll::Ready(()) => {
-                self.timer = None;
+        let timed_out = timer.poll_unpin(cx).is_ready();
+        if timed_out {
+            if !woken {
                 self.next = (self.next * 2).min(self.idle);
-                Poll::Ready(Some(()))
             }
-            Poll::Pending => Poll::Pending,
+            // Armed again and polled once, so that it holds the waker.
+            let next = self.next;
+            let _ = self
+                .timer
+                .insert(Box::pin(tokio::time::sleep(next)))
+                .poll_unpin(cx);
+        }
+        if woken || timed_out {
+            Poll::Ready(Some(()))
+        } else {
+            Poll::Pending
         }
     }
 
@@ -356,9 +375,13 @@ pub async fn run_workers(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Context;
     use std::time::{Duration, Instant};
 
     use apalis::prelude::{PollSnapshot, PollStrategy};
+    use futures::task::ArcWake;
 
     use super::WakeOrPoll;
     use crate::store::job_wakeups::{wake, Wakeups};
@@ -387,6 +410,53 @@ mod tests {
         let woken = next_look(&mut strategy).await;
         assert!(woken < busy, "a wake-up asks at once: {woken:?}");
         let after = next_look(&mut strategy).await;
-        assert!(after >= busy && after < idle, "back to `busy`: {after:?}");
+        // The timer is armed when the wake-up is taken, a moment before this look began.
+        let armed_early = Duration::from_millis(5);
+        assert!(
+            after + armed_early >= busy && after < idle,
+            "back to `busy`: {after:?}"
+        );
+    }
+
+    /// A waker that counts how often it is woken.
+    struct Counter(AtomicUsize);
+
+    impl ArcWake for Counter {
+        fn wake_by_ref(counter: &Arc<Self>) {
+            counter.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The worker takes a wake-up, and its backend, having just found nothing, answers
+    /// Pending without fetching: the worker now waits for its waker alone. The next
+    /// wake-up must reach it, and so must the timer.
+    #[tokio::test]
+    async fn after_a_wake_up_is_taken_the_next_one_and_the_timer_still_wake_the_worker() {
+        let queue = "test-wake-again";
+        let busy = Duration::from_millis(50);
+        let mut strategy = WakeOrPoll::new(Wakeups::of(queue), busy, Duration::from_secs(3600));
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        let waker = futures::task::waker(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+
+        wake(queue);
+        assert!(strategy
+            .poll_drive(&mut cx, &PollSnapshot::default())
+            .is_ready());
+        wake(queue);
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            1,
+            "the next wake-up reached the worker"
+        );
+
+        assert!(strategy
+            .poll_drive(&mut cx, &PollSnapshot::default())
+            .is_ready());
+        tokio::time::sleep(busy * 4).await;
+        assert!(
+            counter.0.load(Ordering::SeqCst) >= 2,
+            "the timer woke the worker"
+        );
     }
 }

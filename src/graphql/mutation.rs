@@ -70,6 +70,7 @@ impl OrderMutation {
 
     /// The warehouse reports a shipment: tracking numbers and the quantity shipped per
     /// line (lines left out shipped nothing). The order becomes SHIPPED and is invoiced.
+    /// The answer is the order as it stands then: already INVOICED if the invoice was quick.
     #[graphql(guard = "RoleGuard::warehouse_or_admin()")]
     async fn confirm_shipment(
         &self,

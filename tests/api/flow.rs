@@ -283,8 +283,10 @@ impl Flow {
                     json!({ "id": node["id"], "t": [format!("TRACK-{}", node["id"].as_str().unwrap())], "l": lines }),
                 )
                 .await;
-            if result["data"]["confirmShipment"]["state"] == "SHIPPED" {
+            if report_taken(&result) {
                 shipped += 1;
+            } else {
+                eprintln!("the warehouse's report was not taken: {result}");
             }
         }
         shipped
@@ -358,4 +360,14 @@ impl Flow {
             response.text().await.unwrap_or_default()
         );
     }
+}
+
+/// Whether a `confirmShipment` answer took the report: the order is SHIPPED, or already
+/// INVOICED when the invoice job the report queued finished before the answer re-read it.
+fn report_taken(answer: &Value) -> bool {
+    answer["errors"].is_null()
+        && matches!(
+            answer["data"]["confirmShipment"]["state"].as_str(),
+            Some("SHIPPED" | "INVOICED")
+        )
 }

@@ -70,7 +70,12 @@ async fn ship_sent(server: &ServerProcess, token: &str) -> usize {
                 json!({ "id": node["id"], "l": lines }),
             )
             .await;
-        if result["data"]["confirmShipment"]["state"] == "SHIPPED" {
+        // INVOICED when the invoice job the report queued finished before the answer
+        // re-read the order.
+        if matches!(
+            result["data"]["confirmShipment"]["state"].as_str(),
+            Some("SHIPPED" | "INVOICED")
+        ) {
             shipped += 1;
         }
     }

@@ -207,6 +207,9 @@ async fn only_admins_force_states_or_create_merchants_and_partners_only_read() {
     let app = TestApp::spawn().await;
     let merchant_id = create_merchant(app.store(), "M").await;
     let order = insert_order(app.store(), merchant_id, "1").await;
+    // In a state no job moves: the check the import queued cannot change the order under
+    // the forced change below (a CONFLICT).
+    put_in_state(&app, order, OrderState::Reserved).await;
     let vars = json!({ "id": order.to_string(), "state": "CANCELLED", "reason": "test" });
     let create = "mutation { createMerchant(name: \"New\") { id } }";
 
@@ -412,17 +415,7 @@ async fn only_the_warehouse_cancels_an_order_it_holds() {
     let app = TestApp::spawn().await;
     let merchant_id = create_merchant(app.store(), "M").await;
     let order = insert_order(app.store(), merchant_id, "1").await;
-    let mut sent = fortnox_fulfilment::store::transitions::TransitionRequest::new(
-        order,
-        None,
-        fortnox_fulfilment::domain::OrderState::Sent,
-        "setup",
-        "test",
-    );
-    sent.forced = true;
-    fortnox_fulfilment::store::transitions::apply_transition(app.store(), sent)
-        .await
-        .expect("setup");
+    put_in_state(&app, order, OrderState::Sent).await;
     let cancel = "mutation($id: ID!) { cancelOrder(orderId: $id, reason: \"customer changed their mind\") { state } }";
     let vars = json!({ "id": order.to_string() });
     for t in [token(Role::Merchant, vec![merchant_id]), admin_token()] {
@@ -457,8 +450,9 @@ async fn on_postgresql_a_subscriber_sees_changes_made_by_another_process() {
 
     let merchant_id = create_merchant(app.store(), "M").await;
     let order = insert_order(app.store(), merchant_id, "1").await;
-    // Only the forced change may move the order: drop the check the import queued.
-    common::delete_order_tasks(app.store(), order).await;
+    // Only the forced change may move the order: first into a state no job moves, so that
+    // the check the import queued cannot change it under the forced change (a CONFLICT).
+    put_in_state(&app, order, OrderState::Reserved).await;
     let mut subscriber = Subscriber::connect(&app, &admin_token())
         .await
         .expect("subscribe on the first process");
@@ -484,8 +478,7 @@ async fn on_postgresql_a_subscriber_sees_changes_made_by_another_process() {
         body["data"]["forceOrderState"]["state"], "CANCELLED",
         "{body}"
     );
-    // The import's check may have run before its task was deleted (RESERVED first): the
-    // forced change is the one this test is about.
+    // The setup change may come first: the forced change is the one this test is about.
     let mut seen = Vec::new();
     while let Some(msg) = subscriber.next_json().await {
         let to = msg["payload"]["data"]["orderStateChanged"]["toState"].clone();

@@ -19,6 +19,9 @@ pub struct ListSettings {
     pub orders: usize,
     pub merchants: usize,
     pub runs: usize,
+    /// All runs of the API first, then all of the SQL (the method before 2026-11-30),
+    /// instead of the two taking turns.
+    pub serial: bool,
 }
 
 /// The API's page when `first` is not given (src/graphql/pagination.rs), read with one
@@ -118,6 +121,7 @@ async fn measure(database_url: &str, settings: &ListSettings) -> anyhow::Result<
         api: &server.api,
         pool,
         runs: settings.runs,
+        serial: settings.serial,
     };
     let mut rows = Vec::new();
     // What any request costs (HTTP, the token, GraphQL) against the cheapest statement: the
@@ -343,9 +347,31 @@ struct Probe<'a> {
     api: &'a Api,
     pool: &'a Pool,
     runs: usize,
+    serial: bool,
 }
 
 impl Probe<'_> {
+    async fn time_api(
+        &self,
+        token: &str,
+        query: &str,
+        variables: &Value,
+    ) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        self.api.graphql_ok(token, query, variables.clone()).await?;
+        Ok(started.elapsed())
+    }
+
+    /// How long the statements took together, and the rows they read.
+    async fn time_sql(&self, sql: &[Sql]) -> anyhow::Result<(Duration, usize)> {
+        let started = Instant::now();
+        let mut rows = 0;
+        for statement in sql {
+            rows += run_sql(self.pool, statement).await?;
+        }
+        Ok((started.elapsed(), rows))
+    }
+
     async fn row(
         &self,
         name: &str,
@@ -361,21 +387,31 @@ impl Probe<'_> {
                 run_sql(self.pool, statement).await?;
             }
         }
+        // The two sides take turns, so that a slow moment of the machine falls on both
+        // alike (in two separate series of runs, the figures of one list moved by half
+        // between runs of the benchmark on a noisy machine). Taking turns also means that
+        // neither side runs with the caches and the database connection the previous run
+        // of the same statement left warm: both answer as to a client that asks now and
+        // then, and the SQL's figure is higher than in a series of its own.
         let mut graphql = Vec::with_capacity(self.runs);
-        for _ in 0..self.runs {
-            let started = Instant::now();
-            self.api.graphql_ok(token, query, variables.clone()).await?;
-            graphql.push(started.elapsed());
-        }
         let mut direct = Vec::with_capacity(self.runs);
         let mut sql_rows = 0;
-        for _ in 0..self.runs {
-            let started = Instant::now();
-            sql_rows = 0;
-            for statement in sql {
-                sql_rows += run_sql(self.pool, statement).await?;
+        if self.serial {
+            for _ in 0..self.runs {
+                graphql.push(self.time_api(token, query, &variables).await?);
             }
-            direct.push(started.elapsed());
+            for _ in 0..self.runs {
+                let (took, rows) = self.time_sql(sql).await?;
+                direct.push(took);
+                sql_rows = rows;
+            }
+        } else {
+            for _ in 0..self.runs {
+                graphql.push(self.time_api(token, query, &variables).await?);
+                let (took, rows) = self.time_sql(sql).await?;
+                direct.push(took);
+                sql_rows = rows;
+            }
         }
         graphql.sort();
         direct.sort();

@@ -34,6 +34,7 @@
 //! | `BENCH_LIST_ORDERS` | `100000` | orders stored for the lists scenario |
 //! | `BENCH_LIST_MERCHANTS` | `20` | merchants they are spread over |
 //! | `BENCH_LIST_RUNS` | `200` | runs per list query (the p50 is printed) |
+//! | `BENCH_LIST_SERIAL` | `0` | `1`: all of a list's GraphQL runs, then all its SQL runs (by default the two take turns) |
 //! | `BENCH_LOG` | unset | log filter of the in-process server (e.g. `apalis_core=debug`), to stderr |
 //! | `BENCH_SERVER_LOG` | `warn` | `RUST_LOG` of the lists scenario's server process (its log goes to stderr) |
 mod drain;
@@ -202,15 +203,21 @@ async fn lists(backend: &Backend) -> anyhow::Result<()> {
         orders: env_parse("BENCH_LIST_ORDERS", 100_000),
         merchants: env_parse("BENCH_LIST_MERCHANTS", 20),
         runs: env_parse("BENCH_LIST_RUNS", 200),
+        serial: env_parse("BENCH_LIST_SERIAL", 0) != 0,
     };
     let f = lists::run(backend, &settings).await?;
     println!(
-        "### Lists at {} stored orders, {} (inserted in {:.1} s, server quiet {:.0} s later; p50 of {} runs; page of 50)\n",
+        "### Lists at {} stored orders, {} (inserted in {:.1} s, server quiet {:.0} s later; p50 of {} runs, {}; page of 50)\n",
         f.orders,
         backend.name(),
         f.insert.as_secs_f64(),
         f.settled.as_secs_f64(),
-        settings.runs
+        settings.runs,
+        if settings.serial {
+            "GraphQL's in a row, then the SQL's"
+        } else {
+            "GraphQL and SQL taking turns"
+        }
     );
     println!("| list | GraphQL p50 | same SQL on the pool p50 (rows) | ratio |");
     println!("|---|---|---|---|");

@@ -12,6 +12,7 @@ mod m20261129_000004_webhooks;
 mod m20261129_000005_realtime;
 mod m20261129_000006_rate_log_late_answers;
 mod m20261129_000007_order_state_deltas;
+mod m20261130_000001_catalog_version;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_realtime::Migration),
             Box::new(m20261129_000006_rate_log_late_answers::Migration),
             Box::new(m20261129_000007_order_state_deltas::Migration),
+            Box::new(m20261130_000001_catalog_version::Migration),
         ]
     }
 }

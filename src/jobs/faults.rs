@@ -10,6 +10,8 @@
 //!   lease, as a process paused by SIGSTOP or a VM freeze would.
 //! - `FaultPoints::delay_release`: order jobs wait after their step before giving the
 //!   order's lease back, as a busy process would between commit and release.
+//! - `FaultPoints::hold_next_check`: the next order check waits right after reading the
+//!   catalogue until the test lets it go, so a test can change the catalogue meanwhile.
 //! - In debug builds, the environment variable `FF_TEST_SIGSTOP_AT=<point>[,<point>...]`
 //!   makes the process stop itself with SIGSTOP the first time it reaches each named step,
 //!   so a test of the real binary can pause it exactly there and resume it with SIGCONT.
@@ -45,7 +47,7 @@ impl InvoicePoint {
 }
 
 #[cfg(feature = "test-faults")]
-pub use points::FaultPoints;
+pub use points::{FaultPoints, HeldCheck};
 
 /// Whether a test made this kind of job fail.
 pub(super) fn should_fail(ctx: &JobContext, kind: JobKind) -> bool {
@@ -79,6 +81,14 @@ pub(super) async fn before_release(ctx: &JobContext) {
     let _ = ctx;
 }
 
+/// Holds an order check that has read the catalogue, if a test asked for it.
+pub(super) async fn after_catalog_read(ctx: &JobContext, order_id: i64) {
+    #[cfg(feature = "test-faults")]
+    ctx.faults.hold_check(order_id).await;
+    #[cfg(not(feature = "test-faults"))]
+    let _ = (ctx, order_id);
+}
+
 /// Freezes the invoice job at `point` if a test asked for it.
 pub(super) async fn at(ctx: &JobContext, lease: &mut Lease, point: InvoicePoint) {
     #[cfg(feature = "test-faults")]
@@ -107,6 +117,8 @@ mod points {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
+    use tokio::sync::oneshot;
+
     use super::InvoicePoint;
     use crate::domain::JobKind;
 
@@ -118,6 +130,35 @@ mod points {
         crash_after_invoice: Arc<AtomicUsize>,
         freezes: Arc<Mutex<HashMap<InvoicePoint, Duration>>>,
         release_delay: Arc<Mutex<Option<Duration>>>,
+        held_check: Arc<Mutex<Option<CheckGate>>>,
+    }
+
+    /// The job's side of `HeldCheck`.
+    struct CheckGate {
+        reached: oneshot::Sender<i64>,
+        release: oneshot::Receiver<()>,
+    }
+
+    /// A check held after its catalogue read (`FaultPoints::hold_next_check`). Dropping it
+    /// lets the check go too.
+    pub struct HeldCheck {
+        reached: oneshot::Receiver<i64>,
+        release: oneshot::Sender<()>,
+    }
+
+    impl HeldCheck {
+        /// Waits until a check is held; returns its order's id, or None after `timeout`.
+        pub async fn reached(&mut self, timeout: Duration) -> Option<i64> {
+            tokio::time::timeout(timeout, &mut self.reached)
+                .await
+                .ok()?
+                .ok()
+        }
+
+        /// Lets the held check go on.
+        pub fn release(self) {
+            let _ = self.release.send(());
+        }
     }
 
     impl FaultPoints {
@@ -151,6 +192,36 @@ mod points {
         pub fn delay_release(&self, delay: Duration) {
             if let Ok(mut slot) = self.release_delay.lock() {
                 *slot = Some(delay);
+            }
+        }
+
+        /// The next order check waits after reading the catalogue until the returned
+        /// handle is released or dropped (at most a minute, so a failed test cannot hang
+        /// a worker for good).
+        pub fn hold_next_check(&self) -> HeldCheck {
+            let (reached_tx, reached_rx) = oneshot::channel();
+            let (release_tx, release_rx) = oneshot::channel();
+            if let Ok(mut slot) = self.held_check.lock() {
+                *slot = Some(CheckGate {
+                    reached: reached_tx,
+                    release: release_rx,
+                });
+            }
+            HeldCheck {
+                reached: reached_rx,
+                release: release_tx,
+            }
+        }
+
+        pub(super) async fn hold_check(&self, order_id: i64) {
+            let gate = self.held_check.lock().ok().and_then(|mut slot| slot.take());
+            if let Some(gate) = gate {
+                tracing::warn!(
+                    order_id,
+                    "fault injected: check held after its catalogue read"
+                );
+                let _ = gate.reached.send(order_id);
+                let _ = tokio::time::timeout(Duration::from_secs(60), gate.release).await;
             }
         }
 

@@ -23,6 +23,9 @@ pub(super) async fn run(
     order: order::Model,
     state: OrderState,
 ) -> Result<StepOutcome, JobError> {
+    // Read before the catalogue: a change committed after this read is either seen by the
+    // reads below or moves the version, and reserving the order then checks it again.
+    let catalog_version = ctx.store.catalog_version(order.merchant_id).await?;
     // The reads are independent: made at once, the step waits for the slowest, not the sum.
     let (integration, product_skus, shipping_rules) = tokio::try_join!(
         ctx.store.integration(order.merchant_id),
@@ -72,7 +75,8 @@ pub(super) async fn run(
         check_ctx.way_of_delivery_descriptions = catalog.way_of_delivery_descriptions.clone();
         outcome = check_order(&to_check, &check_ctx);
     }
-    decide(&order, &lines, state, outcome, &check_ctx)
+    super::faults::after_catalog_read(ctx, order.id).await;
+    decide(&order, &lines, state, outcome, &check_ctx, catalog_version)
 }
 
 fn decide(
@@ -81,6 +85,7 @@ fn decide(
     state: OrderState,
     outcome: CheckOutcome,
     check_ctx: &CheckContext,
+    catalog_version: i64,
 ) -> Result<StepOutcome, JobError> {
     if outcome.passes() {
         let results = CheckResults {
@@ -117,6 +122,7 @@ fn decide(
     )
     .message(outcome.reasons.join("; "));
     request.reasons = outcome.reasons;
+    request.catalog_version_seen = Some(catalog_version);
     Ok(StepOutcome::Transition(request))
 }
 

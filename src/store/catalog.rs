@@ -8,10 +8,11 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use chrono::Utc;
-use entity::{product, shipping_method, shipping_rule};
+use entity::{merchant, product, shipping_method, shipping_rule};
 use rust_decimal::Decimal;
 use sea_orm::prelude::*;
-use sea_orm::{ActiveValue::Set, QueryOrder, QuerySelect, SqlErr};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect, SqlErr};
 
 use super::orders::TenantScope;
 use super::{Store, StoreError};
@@ -50,6 +51,40 @@ pub enum CatalogError {
 impl From<DbErr> for CatalogError {
     fn from(e: DbErr) -> Self {
         CatalogError::Store(StoreError::Orm(e))
+    }
+}
+
+// ------------------------------------------------------------------------- version
+
+/// Bumps the merchant's catalogue version inside the transaction that changes the
+/// catalogue, so that both commit together: an order's checks that read the catalogue
+/// before the change see the version move when they reserve the order, and check it again
+/// (`TransitionRequest::catalog_version_seen`).
+pub(super) async fn bump_catalog_version(
+    txn: &impl ConnectionTrait,
+    merchant_id: i64,
+) -> Result<(), DbErr> {
+    merchant::Entity::update_many()
+        .col_expr(
+            merchant::Column::CatalogVersion,
+            Expr::col(merchant::Column::CatalogVersion).add(1),
+        )
+        .filter(merchant::Column::Id.eq(merchant_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// The merchant's catalogue version now (0 for a merchant that does not exist).
+    pub async fn catalog_version(&self, merchant_id: i64) -> Result<i64, StoreError> {
+        let version: Option<i64> = merchant::Entity::find_by_id(merchant_id)
+            .select_only()
+            .column(merchant::Column::CatalogVersion)
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(version.unwrap_or(0))
     }
 }
 
@@ -235,11 +270,15 @@ impl Store {
             updated_at: Set(now),
             ..Default::default()
         };
+        let txn = self.begin_write().await?;
         // The unique index settles a race between two creations of the same SKU.
-        model
-            .insert(&self.db)
+        let product = model
+            .insert(&txn)
             .await
-            .map_err(|e| duplicate_sku_or(e, &new.sku))
+            .map_err(|e| duplicate_sku_or(e, &new.sku))?;
+        bump_catalog_version(&txn, new.merchant_id).await?;
+        txn.commit().await?;
+        Ok(product)
     }
 
     /// Changes the given fields of a product in the caller's scope.
@@ -385,6 +424,7 @@ impl Store {
                 method_code: same.method.code.clone(),
             });
         }
+        let txn = self.begin_write().await?;
         let rule = shipping_rule::ActiveModel {
             merchant_id: Set(merchant_id),
             pattern: Set(pattern),
@@ -392,8 +432,10 @@ impl Store {
             created_at: Set(Utc::now()),
             ..Default::default()
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await?;
+        bump_catalog_version(&txn, merchant_id).await?;
+        txn.commit().await?;
         Ok(RuleWithMethod { rule, method })
     }
 
@@ -417,13 +459,16 @@ impl Store {
                     rule.id
                 ))
             })?;
+        let txn = self.begin_write().await?;
         let deleted = shipping_rule::Entity::delete_by_id(rule.id)
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         if deleted.rows_affected == 0 {
             // Removed concurrently: the caller's intent holds, but say so as for a missing one.
             return Err(CatalogError::NotFound("shipping rule"));
         }
+        bump_catalog_version(&txn, rule.merchant_id).await?;
+        txn.commit().await?;
         Ok(RuleWithMethod { rule, method })
     }
 

@@ -245,7 +245,14 @@ impl Store {
                 .filter(|l| !l.is_empty()));
         }
         active.updated_at = Set(Utc::now());
-        Ok(active.update(&self.db).await?)
+        let txn = self.begin_write().await?;
+        let row = active.update(&txn).await?;
+        if update.ignore_missing_products.is_some() {
+            // Whether missing products are ignored is part of what the checks read.
+            super::catalog::bump_catalog_version(&txn, merchant_id).await?;
+        }
+        txn.commit().await?;
+        Ok(row)
     }
 
     /// Forgets the tokens; orders already imported stay.

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use chrono::Utc;
 use entity::{order, product, shipping_method, shipping_rule};
 use sea_orm::prelude::*;
-use sea_orm::QueryOrder;
+use sea_orm::{QueryOrder, QuerySelect};
 
 use super::orders::NewOrderLine;
 use super::write::{on_tx, EventKind, EventPayload, NewEvent};
@@ -24,11 +24,15 @@ pub struct CheckResults {
 
 impl Store {
     pub async fn product_skus(&self, merchant_id: i64) -> Result<HashSet<String>, StoreError> {
-        let products = product::Entity::find()
+        // Only the SKUs: a catalogue of thousands of products is read for every check.
+        let skus: Vec<String> = product::Entity::find()
+            .select_only()
+            .column(product::Column::Sku)
             .filter(product::Column::MerchantId.eq(merchant_id))
+            .into_tuple()
             .all(&self.db)
             .await?;
-        Ok(products.into_iter().map(|p| p.sku).collect())
+        Ok(skus.into_iter().collect())
     }
 
     pub async fn rules_for_checks(

@@ -42,6 +42,10 @@ pub struct TransitionRequest {
     /// write, so the job the new state queues can take the order at once instead of
     /// waiting for a lease its predecessor no longer needs.
     pub lease_token: Option<String>,
+    /// The merchant's catalogue version the checks read before reserving the order. If a
+    /// product or rule was saved since, the order is checked again at once: the re-check
+    /// that change queued covered only orders already RESERVED, which this one was not yet.
+    pub catalog_version_seen: Option<i64>,
 }
 
 impl TransitionRequest {
@@ -67,6 +71,7 @@ impl TransitionRequest {
             shipped_quantities: Vec::new(),
             check_results: None,
             lease_token: None,
+            catalog_version_seen: None,
         }
     }
 
@@ -284,12 +289,52 @@ impl WriteTx {
             ))
             .await?;
         }
-        self.push_jobs(jobs_for(req.order_id, req.to)?).await?;
+        let mut jobs = jobs_for(req.order_id, req.to)?;
+        if let Some(seen) = req
+            .catalog_version_seen
+            .filter(|_| req.to == OrderState::Reserved)
+        {
+            let now_version = self.catalog_version_locked(merchant_id).await?;
+            if now_version != seen {
+                tracing::info!(
+                    order_id = req.order_id,
+                    seen,
+                    now_version,
+                    "the catalogue changed while the order was checked: checking it again"
+                );
+                jobs.push(jobs_table::order_task(
+                    JobKind::ValidateOrder,
+                    &OrderJob {
+                        order_id: req.order_id,
+                        attempt: 0,
+                    },
+                    None,
+                )?);
+            }
+        }
+        self.push_jobs(jobs).await?;
         Ok(Applied {
             from: current,
             merchant_id,
             event_id,
         })
+    }
+
+    /// The merchant's catalogue version, read so that a catalogue change cannot commit
+    /// between this read and this transaction's commit: on PostgreSQL the row is share
+    /// locked (the change's bump waits for this commit, and its re-check of RESERVED
+    /// orders then sees this one); SQLite's write transactions run one at a time.
+    async fn catalog_version_locked(&mut self, merchant_id: i64) -> Result<i64, StoreError> {
+        let lock = if self.is_postgres() { " FOR SHARE" } else { "" };
+        let version: Option<i64> = on_tx!(self, |conn, sql| {
+            sqlx::query_scalar(sql(&format!(
+                "SELECT catalog_version FROM merchants WHERE id = ?{lock}"
+            )))
+            .bind(merchant_id)
+            .fetch_optional(conn)
+            .await?
+        });
+        Ok(version.unwrap_or(0))
     }
 
     /// The order's state now, inside the transaction.

@@ -3,6 +3,7 @@
 //! revalidation of RESERVED orders that a new product or rule queues.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use crate::common::{
     admin_token, assert_code, create_merchant, error_code, error_message, error_reason,
@@ -557,6 +558,106 @@ async fn a_new_product_or_rule_queues_a_recheck_of_reserved_orders() {
             .len(),
         other_before
     );
+    app.stop().await;
+}
+
+const HISTORY: &str =
+    "query($id: ID!) { order(id: $id) { state events { kind fromState toState cause message } } }";
+
+/// Holds the next order check after its catalogue read, inserts an order (ART-1, way of
+/// delivery DHL), makes `change` while its check is held, lets the check go, and returns
+/// the order's transitions once it has been VALIDATED (or the test fails).
+async fn check_racing(app: &TestApp, me: &str, merchant: i64, document: &str, change: Value) {
+    let mut held = app.app.faults.hold_next_check();
+    let order = insert_order(app.store(), merchant, document).await;
+    assert_eq!(
+        held.reached(Duration::from_secs(60)).await,
+        Some(order),
+        "the order's check read the catalogue and was held"
+    );
+    let (query, variables) = (
+        change["query"].as_str().unwrap_or_default(),
+        &change["variables"],
+    );
+    let body = app.graphql(me, query, variables.clone()).await;
+    assert!(body["errors"].is_null(), "{body}");
+    held.release();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (history, validated) = loop {
+        let history = app
+            .graphql(&admin_token(), HISTORY, json!({ "id": order.to_string() }))
+            .await;
+        let validated = history["data"]["order"]["events"]
+            .as_array()
+            .is_some_and(|events| events.iter().any(|e| e["toState"] == "VALIDATED"));
+        if validated || tokio::time::Instant::now() >= deadline {
+            break (history, validated);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        validated,
+        "the order is checked again with the changed catalogue, not left RESERVED: {history}"
+    );
+    let transitions: Vec<(&str, &str)> = history["data"]["order"]["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["kind"] == "TRANSITION")
+        .map(|e| {
+            (
+                e["toState"].as_str().unwrap_or("?"),
+                e["cause"].as_str().unwrap_or("?"),
+            )
+        })
+        .take(3)
+        .collect();
+    // The held check read the catalogue before the change: its verdict stands in the
+    // history, and the check made again with the change passes.
+    assert_eq!(
+        transitions,
+        [
+            ("IMPORTED", "imported"),
+            ("RESERVED", "checks_failed"),
+            ("VALIDATED", "revalidated")
+        ],
+        "{history}"
+    );
+}
+
+/// A product created or a shipping rule added while an order's check is between reading
+/// the catalogue and reserving the order: the re-check that the change queues for RESERVED
+/// orders cannot see this one yet, so reserving it notices the catalogue moved and checks
+/// it again.
+#[tokio::test]
+async fn a_catalogue_change_during_a_check_is_not_missed() {
+    let app = TestApp::spawn().await;
+    let merchant = create_merchant(app.store(), "Mine").await;
+    let me = token(Role::Merchant, vec![merchant]);
+    let body = app
+        .graphql(
+            &me,
+            ADD_RULE,
+            json!({ "m": merchant.to_string(), "p": "DHL", "c": "DHL_PARCEL_CONNECT" }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let rule_id = body["data"]["addShippingRule"]["id"].clone();
+
+    // The product the order needs is created while its check is held.
+    let create_product = json!({ "query": CREATE, "variables": {
+        "m": merchant.to_string(), "sku": "ART-1", "name": "T-shirt", "price": "10.00" } });
+    check_racing(&app, &me, merchant, "1", create_product).await;
+
+    // The rule the next order needs is added while its check is held.
+    let body = app
+        .graphql(&me, REMOVE_RULE, json!({ "id": rule_id }))
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let add_rule = json!({ "query": ADD_RULE, "variables": {
+        "m": merchant.to_string(), "p": "DHL", "c": "DHL_PARCEL_CONNECT" } });
+    check_racing(&app, &me, merchant, "2", add_rule).await;
     app.stop().await;
 }
 

@@ -346,18 +346,40 @@ const SQLITE_KEY_INDEX: &str =
 const POSTGRES_KEY_INDEX: &str = "CREATE INDEX IF NOT EXISTS ix_jobs_idempotency_key_prefix \
     ON apalis.jobs (idempotency_key text_pattern_ops)";
 
-pub async fn ensure_key_index(pool: &Pool) -> Result<(), StoreError> {
+/// apalis' SQLite index on `lock_by`, which its acknowledgement of finished tasks
+/// (`UPDATE Jobs ... FROM json_each(?) WHERE Jobs.id = j.task_id AND Jobs.lock_by = ?`)
+/// should not use. Without statistics SQLite takes it for selective and walks every task
+/// the worker ever ran (finished ones keep their `lock_by`), parsing the acknowledged
+/// batch's JSON again for each: a cost that grew with every task done and took a fifth of
+/// the process's CPU in a 100-merchant drain. Without it the acknowledgement looks each
+/// task up by id. No other query of apalis' (or ours) uses it.
+const SQLITE_UNUSED_LOCK_INDEX: &str = "LIdx";
+
+/// Our changes to the indexes of apalis' table, made after apalis' own setup: an index on
+/// the idempotency key, and on each database one index on `lock_by` less.
+pub async fn tune_job_indexes(pool: &Pool) -> Result<(), StoreError> {
     // Asked of the catalogue first: CREATE INDEX locks the table even when the index
     // exists, and would wait for ever behind a process frozen inside a job's transaction.
     match pool {
         Pool::Sqlite(pool) => {
-            let made: Option<i32> = sqlx::query_scalar(
-                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'ix_jobs_idempotency_key'",
-            )
-            .fetch_optional(pool)
-            .await?;
-            if made.is_none() {
+            let index_exists = |name: &'static str| async move {
+                sqlx::query_scalar::<_, i32>(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+                )
+                .bind(name)
+                .fetch_optional(pool)
+                .await
+                .map(|found| found.is_some())
+            };
+            if !index_exists("ix_jobs_idempotency_key").await? {
                 sqlx::query(SQLITE_KEY_INDEX).execute(pool).await?;
+            }
+            if index_exists(SQLITE_UNUSED_LOCK_INDEX).await? {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP INDEX IF EXISTS {SQLITE_UNUSED_LOCK_INDEX}"
+                )))
+                .execute(pool)
+                .await?;
             }
         }
         Pool::Postgres(pool) => {
@@ -376,9 +398,44 @@ pub async fn ensure_key_index(pool: &Pool) -> Result<(), StoreError> {
                     }
                 }
             }
+            drop_duplicate_postgres_lock_index(pool).await;
         }
     }
     Ok(())
+}
+
+/// apalis' first PostgreSQL migration indexed `lock_by` as `lidx`, and a later one again
+/// as `idx_apalis_jobs_lock_by` without dropping the first: every task fetched, started
+/// and finished wrote both. Dropped once, under a short lock timeout so that a process
+/// frozen inside a transaction on the table cannot hold up the start; if it times out,
+/// the next start tries again.
+async fn drop_duplicate_postgres_lock_index(pool: &sqlx::PgPool) {
+    const EXISTS: &str = "SELECT 1 FROM pg_indexes WHERE schemaname = 'apalis' \
+        AND indexname = 'lidx' AND indexdef LIKE '%(lock_by)'";
+    const OTHER: &str = "SELECT 1 FROM pg_indexes WHERE schemaname = 'apalis' \
+        AND indexname = 'idx_apalis_jobs_lock_by'";
+    let result: Result<(), sqlx::Error> = async {
+        let both: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 WHERE EXISTS ({EXISTS}) AND EXISTS ({OTHER})"
+        )))
+        .fetch_optional(pool)
+        .await?;
+        if both.is_none() {
+            return Ok(());
+        }
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET LOCAL lock_timeout = '5s'")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DROP INDEX IF EXISTS apalis.lidx")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(error) = result {
+        tracing::warn!(%error, "could not drop apalis' duplicate index on lock_by; the next start tries again");
+    }
 }
 
 /// The query counting an order's live tasks, and the pattern it takes.

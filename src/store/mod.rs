@@ -153,7 +153,7 @@ impl Store {
                 .await
                 .map_err(|e| StoreError::Queue(e.to_string()))?,
         }
-        jobs_table::ensure_key_index(&self.pool).await
+        jobs_table::tune_job_indexes(&self.pool).await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -201,7 +201,19 @@ async fn a_receiver_that_fails_at_first_gets_every_event_signed_verifiably() {
     );
 
     // The delivery log shows the failed attempts and the one that succeeded. The receiver
-    // has the last request before the sender records its answer: wait for the record.
+    // has the last request before the sender records its answer: wait for the record. A
+    // delivery and its log are read by separate statements, so one answer may hold a log
+    // entry committed after its delivery was read: wait until both agree too.
+    let settled = |body: &Value| -> bool {
+        body["data"]["webhookEndpoint"]["deliveries"]["edges"]
+            .as_array()
+            .is_some_and(|edges| {
+                edges.iter().all(|d| {
+                    d["node"]["attemptLog"].as_array().map(Vec::len)
+                        == d["node"]["attempts"].as_u64().map(|n| n as usize)
+                })
+            })
+    };
     let logged = |body: &Value| -> usize {
         body["data"]["webhookEndpoint"]["deliveries"]["edges"]
             .as_array()
@@ -217,7 +229,7 @@ async fn a_receiver_that_fails_at_first_gets_every_event_signed_verifiably() {
         body = app
             .graphql(&partner, ENDPOINT, json!({ "id": endpoint }))
             .await;
-        if logged(&body) >= received.len() {
+        if logged(&body) >= received.len() && settled(&body) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -46,6 +46,52 @@ async fn the_reconcilers_live_job_lookup_uses_an_index() {
     app.stop().await;
 }
 
+/// apalis' acknowledgement of finished tasks, as apalis-sqlite 1.0 writes it
+/// (`queries/task/ack.sql`).
+const SQLITE_ACK: &str = "WITH j AS (SELECT value ->> 'task_id' AS task_id, \
+    value ->> 'attempt' AS attempt, value ->> 'result' AS result, value ->> 'status' AS status \
+    FROM json_each(?1)) UPDATE Jobs SET status = j.status, attempts = j.attempt, \
+    last_result = j.result, done_at = strftime('%s', 'now') FROM j \
+    WHERE Jobs.id = j.task_id AND Jobs.lock_by = ?2";
+
+#[tokio::test]
+async fn finished_tasks_are_acknowledged_by_id_and_lock_by_is_indexed_once() {
+    // On SQLite an index on lock_by made the acknowledgement walk every task the worker
+    // ever ran; on PostgreSQL apalis had two identical ones.
+    use fortnox_fulfilment::store::Pool;
+    let app = TestApp::spawn().await;
+    match &app.store().pool {
+        Pool::Sqlite(pool) => {
+            let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN QUERY PLAN {SQLITE_ACK}"
+            )))
+            .bind("[]")
+            .bind("worker")
+            .fetch_all(pool)
+            .await
+            .expect("plan");
+            let plan: Vec<String> = plan.into_iter().map(|row| row.3).collect();
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains("SEARCH Jobs") && step.contains("(id=?)"))
+                    && !plan.iter().any(|step| step.contains("lock_by=?")),
+                "each acknowledged task is looked up by id: {plan:?}"
+            );
+        }
+        Pool::Postgres(pool) => {
+            let indexes: Vec<String> = sqlx::query_scalar(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = 'apalis' \
+                 AND tablename = 'jobs' AND indexdef LIKE '%(lock_by)'",
+            )
+            .fetch_all(pool)
+            .await
+            .expect("indexes");
+            assert_eq!(indexes, ["idx_apalis_jobs_lock_by"]);
+        }
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn imported_orders_flow_through_their_jobs() {
     let app = TestApp::spawn().await;

@@ -32,6 +32,19 @@ const REMOVE_RULE: &str = "mutation($id: ID!) { removeShippingRule(id: $id) { id
 const MAPPINGS: &str = "query($m: ID!) { wayOfDeliveryMappings(merchantId: $m) {
     code description outcome message rule { id pattern } shippingMethod { code } conflictingRules { id pattern shippingMethod { code } } } }";
 
+/// Maps the way of delivery "DHL" to DHL Parcel Connect; returns the answer, checked.
+async fn add_dhl_rule(app: &TestApp, token: &str, merchant: i64) -> Value {
+    let body = app
+        .graphql(
+            token,
+            ADD_RULE,
+            json!({ "m": merchant.to_string(), "p": "DHL", "c": "DHL_PARCEL_CONNECT" }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    body
+}
+
 async fn create(app: &TestApp, token: &str, merchant: i64, sku: &str) -> Value {
     app.graphql(token, CREATE, json!({ "m": merchant.to_string(), "sku": sku, "name": format!("Product {sku}"), "price": "10.00" })).await
 }
@@ -539,14 +552,7 @@ async fn a_new_product_or_rule_queues_a_recheck_of_reserved_orders() {
         "another merchant's order is not"
     );
 
-    let body = app
-        .graphql(
-            &me,
-            ADD_RULE,
-            json!({ "m": merchant.to_string(), "p": "DHL", "c": "DHL_PARCEL_CONNECT" }),
-        )
-        .await;
-    assert!(body["errors"].is_null(), "{body}");
+    add_dhl_rule(&app, &me, merchant).await;
     let tasks = order_tasks(app.store(), "validate_order", order).await;
     assert!(
         tasks.len() >= before + 2,
@@ -635,14 +641,7 @@ async fn a_catalogue_change_during_a_check_is_not_missed() {
     let app = TestApp::spawn().await;
     let merchant = create_merchant(app.store(), "Mine").await;
     let me = token(Role::Merchant, vec![merchant]);
-    let body = app
-        .graphql(
-            &me,
-            ADD_RULE,
-            json!({ "m": merchant.to_string(), "p": "DHL", "c": "DHL_PARCEL_CONNECT" }),
-        )
-        .await;
-    assert!(body["errors"].is_null(), "{body}");
+    let body = add_dhl_rule(&app, &me, merchant).await;
     let rule_id = body["data"]["addShippingRule"]["id"].clone();
 
     // The product the order needs is created while its check is held.

@@ -571,9 +571,16 @@ const HISTORY: &str =
     "query($id: ID!) { order(id: $id) { state events { kind fromState toState cause message } } }";
 
 /// Holds the next order check after its catalogue read, inserts an order (ART-1, way of
-/// delivery DHL), makes `change` while its check is held, lets the check go, and returns
-/// the order's transitions once it has been VALIDATED (or the test fails).
-async fn check_racing(app: &TestApp, me: &str, merchant: i64, document: &str, change: Value) {
+/// delivery DHL), sends the mutation `change` while its check is held, lets the check go,
+/// and expects the order to be checked again and VALIDATED.
+async fn check_racing(
+    app: &TestApp,
+    me: &str,
+    merchant: i64,
+    document: &str,
+    change: &str,
+    variables: Value,
+) {
     let mut held = app.app.faults.hold_next_check();
     let order = insert_order(app.store(), merchant, document).await;
     assert_eq!(
@@ -581,11 +588,7 @@ async fn check_racing(app: &TestApp, me: &str, merchant: i64, document: &str, ch
         Some(order),
         "the order's check read the catalogue and was held"
     );
-    let (query, variables) = (
-        change["query"].as_str().unwrap_or_default(),
-        &change["variables"],
-    );
-    let body = app.graphql(me, query, variables.clone()).await;
+    let body = app.graphql(me, change, variables).await;
     assert!(body["errors"].is_null(), "{body}");
     held.release();
 
@@ -645,18 +648,17 @@ async fn a_catalogue_change_during_a_check_is_not_missed() {
     let rule_id = body["data"]["addShippingRule"]["id"].clone();
 
     // The product the order needs is created while its check is held.
-    let create_product = json!({ "query": CREATE, "variables": {
-        "m": merchant.to_string(), "sku": "ART-1", "name": "T-shirt", "price": "10.00" } });
-    check_racing(&app, &me, merchant, "1", create_product).await;
+    let product =
+        json!({ "m": merchant.to_string(), "sku": "ART-1", "name": "T-shirt", "price": "10.00" });
+    check_racing(&app, &me, merchant, "1", CREATE, product).await;
 
     // The rule the next order needs is added while its check is held.
     let body = app
         .graphql(&me, REMOVE_RULE, json!({ "id": rule_id }))
         .await;
     assert!(body["errors"].is_null(), "{body}");
-    let add_rule = json!({ "query": ADD_RULE, "variables": {
-        "m": merchant.to_string(), "p": "DHL", "c": "DHL_PARCEL_CONNECT" } });
-    check_racing(&app, &me, merchant, "2", add_rule).await;
+    let rule = json!({ "m": merchant.to_string(), "p": "DHL", "c": "DHL_PARCEL_CONNECT" });
+    check_racing(&app, &me, merchant, "2", ADD_RULE, rule).await;
     app.stop().await;
 }
 
